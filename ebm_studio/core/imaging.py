@@ -1,0 +1,53 @@
+"""Reduce states for display: image batches in [-1, 1] to uint8 grids, points to 2-D histograms.
+
+Frames sent to the GUI are already reduced by these functions (in the worker), so the GUI thread only
+uploads small uint8/float arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """Map floats in [low, high] to uint8 [0, 255] (values outside are clipped)."""
+    scaled = (np.asarray(images, dtype=np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def grid_shape(n: int, ncols: int | None = None) -> tuple[int, int]:
+    """(rows, cols) of a near-square grid for ``n`` tiles."""
+    cols = ncols or max(1, math.ceil(math.sqrt(n)))
+    return max(1, math.ceil(n / cols)), cols
+
+
+def image_grid(
+    images: np.ndarray, ncols: int | None = None, pad: int = 1, low: float = -1.0, high: float = 1.0
+) -> np.ndarray:
+    """Tile an (N, C, H, W) float batch into one uint8 image (rows·(H+pad), cols·(W+pad), C).
+
+    C is 1 or 3; the result keeps a trailing channel axis. Padding pixels are black.
+    """
+    x = np.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {x.shape}")
+    n, c, h, w = x.shape
+    rows, cols = grid_shape(n, ncols)
+    tiles = to_uint8(x, low, high) if x.dtype != np.uint8 else x
+    out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
+        out[y0 : y0 + h, x0 : x0 + w] = tiles[i].transpose(1, 2, 0)
+    return out
+
+
+def histogram2d(
+    points: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float], bins: int = 256
+) -> np.ndarray:
+    """Counts of (N, 2) points on a ``bins × bins`` grid, indexed [ix, iy] (x first, as pyqtgraph)."""
+    p = np.asarray(points, dtype=np.float64)
+    h, _, _ = np.histogram2d(p[:, 0], p[:, 1], bins=bins, range=[xlim, ylim])
+    return h.astype(np.float32)
