@@ -1,0 +1,441 @@
+"""The ``ebm-studio`` command: no arguments opens the window; sub-commands run the core headless.
+
+``train``, ``sample``, ``energy`` and ``info`` use exactly the engine the GUI uses. User mistakes
+(a missing file, a bad value) print one line to stderr without a traceback: exit code 2 for bad
+usage, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ebm_studio import __version__
+
+
+class UsageError(Exception):
+    """Bad usage: exit code 2."""
+
+
+class Failure(Exception):
+    """A run that could not be done: exit code 1."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ebm-studio",
+        description="EBM Studio: train and explore energy-based models. "
+        "Without a command, opens the window.",
+    )
+    p.add_argument("--version", action="version", version=f"EBM Studio {__version__}")
+    p.add_argument("--checkpoint", metavar="CKPT", help="open this checkpoint in the window")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train an energy model headless", description=(
+        "Train an EBM by analysis by synthesis. Ctrl+C saves a resumable checkpoint and exits."))
+    t.add_argument("--data", help="built-in data set (8gaussians, digits, texture:brick, ...) or a "
+                   "file/folder of your own; default: the configuration's")
+    t.add_argument("--config", metavar="FILE.toml", help="training configuration (TOML)")
+    t.add_argument("--steps", type=_positive_int, help="number of training steps (total, when resuming)")
+    t.add_argument("--seed", type=_int, help="random seed")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (overrides the configuration)")
+    t.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
+    t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
+    t.add_argument("--every", type=_positive_int, default=100, metavar="N",
+                   help="print metrics and save the checkpoint every N steps (default 100)")
+    t.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+
+    s = sub.add_parser("sample", help="draw samples from a checkpoint",
+                       description="Run MCMC chains under a checkpoint's energy and save them.")
+    s.add_argument("checkpoint", metavar="CKPT")
+    s.add_argument("--n", type=_positive_int, default=64, help="number of chains (default 64)")
+    s.add_argument("--steps", type=_positive_int, default=None,
+                   help="MCMC steps (default: the checkpoint's training setting)")
+    s.add_argument("--sampler", choices=("langevin", "tuned", "mala", "hmc"))
+    s.add_argument("--temperature", type=_positive_float)
+    s.add_argument("--step-size", type=_positive_float)
+    s.add_argument("--noise", type=_non_negative_float, help="noise σ (tuned Langevin)")
+    s.add_argument("--init", choices=("noise", "data", "buffer"), default="noise")
+    s.add_argument("--seed", type=_int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", required=True, metavar="FILE", help=".npz (samples + energies) or .png")
+    s.add_argument("--trajectory", metavar="OUT.npz", help="also record the run to this file")
+    s.add_argument("--every", type=_positive_int, default=1, metavar="K",
+                   help="record every K-th step of the trajectory (default 1)")
+
+    e = sub.add_parser("energy", help="score points or images under a checkpoint",
+                       description="Evaluate E(x)/T of every input, written in input order.")
+    e.add_argument("checkpoint", metavar="CKPT")
+    e.add_argument("input", metavar="INPUT",
+                   help=".npy/.npz/.csv of (N, 2) points, or an image file, a folder, or an image array")
+    e.add_argument("--temperature", type=_positive_float, default=1.0)
+    e.add_argument("--batch", type=_positive_int, default=1024)
+    e.add_argument("--out", required=True, metavar="FILE.npy")
+
+    i = sub.add_parser("info", help="describe a checkpoint")
+    i.add_argument("checkpoint", metavar="CKPT")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from ebm_studio.app import run_gui
+
+        return run_gui(args.checkpoint)
+    handlers = {"train": cmd_train, "sample": cmd_sample, "energy": cmd_energy, "info": cmd_info}
+    try:
+        return handlers[args.command](args) or 0
+    except UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except Failure as exc:
+        print(f"ebm-studio {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+
+
+def _user_errors():
+    """The exception types that are the user's mistake or the data's, reported without a trace."""
+    from ebm_studio.core.checkpoint import CheckpointError
+    from ebm_studio.core.config import ConfigError
+    from ebm_studio.core.datasets import DatasetError
+
+    return (CheckpointError, ConfigError, DatasetError, ValueError, OSError)
+
+
+def _load_ckpt(path: str):
+    from ebm_studio.core.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except _user_errors() as exc:
+        raise Failure(str(exc)) from None
+
+
+def cmd_info(args) -> int:
+    print(_load_ckpt(args.checkpoint).summary())
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
+    from ebm_studio.core.config import TrainConfig, preset_for
+    from ebm_studio.core.datasets import load_dataset
+    from ebm_studio.core.training import DivergenceError, Trainer
+    from ebm_studio.core.metrics_log import MetricsLog
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    errors = _user_errors()
+    resume = _load_ckpt(args.resume) if args.resume else None
+    try:
+        if args.config:
+            config = TrainConfig.load(args.config)
+        elif resume is not None and resume.config is not None:
+            config = resume.train_config()
+        else:
+            name = args.data or "8gaussians"
+            kind = load_dataset(name).kind if Path(name).exists() else None
+            config = preset_for(name, kind)
+        if args.data:
+            config.data.name = args.data
+        if args.seed is not None:
+            config.seed = args.seed
+        if args.device:
+            config.device = args.device
+        if args.steps:
+            config.steps = args.steps
+        if args.lr:
+            config.optim.lr = args.lr
+        config.validate()
+        trainer = Trainer(config)
+        log = MetricsLog()
+        if resume is not None:
+            trainer.load_state(resume.trainer_state())
+            log = MetricsLog.from_dict(resume.metrics)
+    except errors as exc:
+        raise Failure(str(exc)) from None
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".pt":
+        raise UsageError(f"--out must name a .pt checkpoint file, got {args.out!r}")
+
+    def save() -> None:
+        save_checkpoint(trainer_checkpoint(trainer, log.to_dict()), out)
+
+    total = config.steps
+    start = trainer.step_count
+    if start >= total:
+        print(f"checkpoint is already at step {start} >= --steps {total}; nothing to do")
+        save()
+        return 0
+    print(f"training {config.data.name} ({trainer.dataset.kind}, shape {trainer.dataset.event_shape}) "
+          f"on {trainer.device} for {total - start} steps -> {out}", file=sys.stderr)
+    t0 = time.perf_counter()
+    interrupted = False
+    old_handler = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):  # finish the current step, then save
+        nonlocal interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        while trainer.step_count < total and not interrupted:
+            try:
+                m = trainer.step()
+            except DivergenceError as exc:
+                save()
+                raise Failure(f"{exc} Saved the last good state to {out}.") from None
+            log.append(m)
+            done = trainer.step_count - start
+            rate = done / (time.perf_counter() - t0)
+            eta = (total - trainer.step_count) / rate if rate > 0 else 0
+            _progress(trainer.step_count, total, rate, eta, m)
+            if trainer.step_count % args.every == 0:
+                print(file=sys.stderr)
+                save()
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+    save()
+    print(file=sys.stderr)
+    if interrupted:
+        print(f"interrupted at step {trainer.step_count}; resumable checkpoint saved to {out} "
+              f"(continue with --resume {out})", file=sys.stderr)
+        return 130
+    print(f"done: {trainer.step_count} steps in {time.perf_counter() - t0:.1f} s; saved {out}",
+          file=sys.stderr)
+    return 0
+
+
+def _progress(step: int, total: int, rate: float, eta: float, m: dict) -> None:
+    width = 24
+    filled = int(width * step / total)
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(
+        f"\r[{bar}] {step}/{total} {rate:5.1f} it/s ETA {eta:5.0f}s  loss {m['loss']:+.4f} "
+        f"E_data {m['e_data']:+.3f} E_sample {m['e_sample']:+.3f}   "
+    )
+    sys.stderr.flush()
+
+
+def _dataset_for(ckpt):
+    from ebm_studio.core.datasets import load_dataset
+
+    d = ckpt.data
+    name = d.get("source") if d.get("source") not in (None, "builtin") else d.get("name")
+    shape = d.get("shape") or []
+    size = shape[-1] if len(shape) == 3 else None
+    channels = shape[0] if len(shape) == 3 else None
+    if not name:
+        raise Failure(f"{ckpt.path}: the checkpoint names no data set, so --init data is unavailable")
+    return load_dataset(name, image_size=size, channels=channels)
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from ebm_studio.core.chains import noise
+    from ebm_studio.core.device import resolve_device
+    from ebm_studio.core.samplers import make_sampler
+
+    ckpt = _load_ckpt(args.checkpoint)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npz", ".png"):
+        raise UsageError(f"--out must end in .npz or .png, got {args.out!r}")
+    if args.trajectory and not args.trajectory.lower().endswith(".npz"):
+        raise UsageError(f"--trajectory must end in .npz, got {args.trajectory!r}")
+    errors = _user_errors()
+    try:
+        device = resolve_device(args.device)
+        energy = ckpt.build_energy(device)
+        defaults = ckpt.sampler
+        shape = tuple(energy.event_shape)
+        lo, hi = ckpt.data.get("value_range") or ((-1.0, 1.0) if len(shape) == 3 else (-4.0, 4.0))
+        gen = torch.Generator().manual_seed(args.seed)
+        if args.init == "noise":
+            x0 = noise(args.n, shape, "uniform", low=lo, high=hi, generator=gen)
+        elif args.init == "data":
+            x0 = _dataset_for(ckpt).batch(args.n, gen)
+        else:
+            if ckpt.buffer is None:
+                raise Failure(f"{args.checkpoint}: the checkpoint holds no replay buffer; use --init noise or data")
+            idx = torch.randperm(ckpt.buffer.shape[0], generator=gen)[: args.n]
+            x0 = ckpt.buffer[idx]
+        kind = args.sampler or defaults.get("kind", "langevin")
+        steps = args.steps or int(defaults.get("steps", 100))
+        sampler = make_sampler(
+            kind,
+            energy,
+            x0,
+            temperature=args.temperature or defaults.get("temperature", 1.0),
+            step_size=args.step_size or defaults.get("step_size", 0.01),
+            noise=args.noise if args.noise is not None else defaults.get("noise", 0.005),
+            n_leapfrog=int(defaults.get("n_leapfrog", 5)),
+            seed=args.seed,
+            device=device,
+            clamp=(lo, hi),
+            clip_grad=defaults.get("clip_grad"),
+            ref_sigma=defaults.get("ref_sigma"),
+        )
+    except Failure:
+        raise
+    except errors as exc:
+        raise Failure(str(exc)) from None
+
+    recorder = None
+    if args.trajectory:
+        from ebm_studio.core.trajectory import TrajectoryRecorder
+
+        recorder = TrajectoryRecorder(every=args.every, kind="images" if len(shape) == 3 else "points")
+    live = {"sampler": kind, "temperature": sampler.temperature, "step_size": sampler.step_size,
+            "noise": sampler.noise}
+    t0 = time.perf_counter()
+    try:
+        if recorder is not None:
+            recorder.record(0, sampler.x.cpu().numpy(), None, settings=live)
+        for _ in range(steps):
+            r = sampler.step()
+            if recorder is not None:
+                if recorder.wants(r.step):
+                    recorder.record(r.step, r.x.cpu().numpy(), r.energy.cpu().numpy(),
+                                    accept=r.accept_rate, settings=live)
+                else:
+                    recorder.note_settings(r.step, live)
+    except FloatingPointError as exc:
+        raise Failure(f"sampling failed: {exc}") from None
+    x = sampler.x.cpu().numpy()
+    e = sampler._current()[0].cpu().numpy()
+    acc = sampler.mean_accept_rate
+    try:
+        if out.suffix.lower() == ".npz":
+            from ebm_studio.core.fileio import atomic_path
+
+            key = "images" if len(shape) == 3 else "points"
+            with atomic_path(out) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, **{key: x, "energies": e})
+        else:
+            _save_png(x, out, (lo, hi))
+        if recorder is not None:
+            recorder.save_npz(args.trajectory)
+    except OSError as exc:
+        raise Failure(f"cannot write output: {exc}") from None
+    dt = time.perf_counter() - t0
+    msg = f"{args.n} chains x {steps} {kind} steps in {dt:.1f} s -> {out}"
+    if acc is not None:
+        msg += f" (acceptance {acc:.2f})"
+    if args.trajectory:
+        msg += f"; trajectory ({len(recorder)} steps) -> {args.trajectory}"
+    print(msg, file=sys.stderr)
+    print(f"energy: min {e.min():.4g}  median {np.median(e):.4g}  max {e.max():.4g}")
+    return 0
+
+
+def _save_png(x, out: Path, box) -> None:
+    from PIL import Image
+
+    from ebm_studio.core.export import render_points
+    from ebm_studio.core.fileio import atomic_path
+    from ebm_studio.core.imaging import image_grid
+
+    if x.ndim == 4:
+        img = image_grid(x)
+        img = img[..., 0] if img.shape[-1] == 1 else img
+    else:
+        img = render_points(x, xlim=tuple(box), ylim=tuple(box), size=512)
+    with atomic_path(out) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def cmd_energy(args) -> int:
+    import numpy as np
+    import torch
+
+    from ebm_studio.core.scoring import load_inputs
+
+    ckpt = _load_ckpt(args.checkpoint)
+    out = Path(args.out)
+    if out.suffix.lower() != ".npy":
+        raise UsageError(f"--out must end in .npy, got {args.out!r}")
+    errors = _user_errors()
+    try:
+        energy = ckpt.build_energy("cpu")
+        x = load_inputs(args.input, tuple(energy.event_shape))
+        ref = ckpt.sampler.get("ref_sigma")
+        values = []
+        with torch.no_grad():
+            for chunk in torch.split(x, args.batch):
+                e = energy(chunk)
+                if ref:
+                    e = e + (chunk.flatten(1) ** 2).sum(-1) / (2 * ref**2)
+                values.append(e / args.temperature)
+        energies = torch.cat(values).double().numpy()
+        from ebm_studio.core.fileio import atomic_path
+
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, energies)
+    except errors as exc:
+        raise Failure(str(exc)) from None
+    print(f"{len(energies)} inputs: min {energies.min():.4g}  median {np.median(energies):.4g}  "
+          f"max {energies.max():.4g}  (E/T at T={args.temperature:g}) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Training configuration: dataclasses that round-trip through TOML, and the built-in presets.
+
+A configuration says everything a run needs (data, model, sampler, optimiser, seed, device), so a
+GUI session can be exported and rerun headless with ``ebm-studio train --config FILE.toml``.
+Optional fields default to ``None`` and are left out of the TOML file (TOML has no null).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    #: a built-in name (``8gaussians``, ``digits``, ``texture:brick``...) or a file/folder path
+    name: str = "8gaussians"
+    #: image side in pixels for image sets (None: the set's own size)
+    image_size: int | None = None
+    #: 1 (grey) or 3 (RGB) for user images (None: as the files are)
+    channels: int | None = None
+    #: std of Gaussian noise added to each data batch (smooths the data distribution)
+    data_noise: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    #: ``mlp`` for points, ``conv`` for images
+    kind: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128, 128, 128])
+    width: int = 16
+    spectral_norm: bool = False
+    #: σ of the Gaussian reference q(x) = N(0, σ²I); None for no reference
+    ref_sigma: float | None = None
+
+
+@dataclass
+class SamplerConfig:
+    #: ``langevin``, ``tuned``, ``mala`` or ``hmc``
+    kind: str = "langevin"
+    #: chain initialisation: ``buffer`` (persistent), ``data`` (contrastive divergence), ``noise`` (short-run)
+    init: str = "buffer"
+    steps: int = 30
+    step_size: float = 0.01
+    noise: float = 0.005
+    temperature: float = 1.0
+    n_leapfrog: int = 5
+    #: element-wise clip of ∇U (None: no clipping)
+    clip_grad: float | None = None
+    #: keep chains inside the data box
+    clamp: bool = True
+    buffer_size: int = 8192
+    reseed_fraction: float = 0.05
+    #: ``uniform`` on the data box or ``gaussian``
+    noise_kind: str = "uniform"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    beta1: float = 0.0
+    beta2: float = 0.999
+    #: weight of the energy-magnitude regulariser α·(E_data² + E_sample²)
+    alpha: float = 0.1
+    batch_size: int = 128
+    #: clip of the parameter-gradient norm (None: no clipping)
+    grad_clip: float | None = None
+    #: |E| above this stops the run as diverged
+    energy_limit: float = 1e4
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    #: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``
+    device: str = "auto"
+    #: default number of training steps for a run
+    steps: int = 2000
+
+    # --- validation --------------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`ConfigError` naming the first bad value; returns self."""
+        s, o, m = self.sampler, self.optim, self.model
+        checks = [
+            ("sampler.kind", s.kind in ("langevin", "tuned", "mala", "hmc"), s.kind),
+            ("sampler.init", s.init in ("buffer", "data", "noise"), s.init),
+            ("sampler.noise_kind", s.noise_kind in ("uniform", "gaussian"), s.noise_kind),
+            ("sampler.steps", s.steps >= 1, s.steps),
+            ("sampler.step_size", _pos(s.step_size), s.step_size),
+            ("sampler.noise", _nonneg(s.noise), s.noise),
+            ("sampler.temperature", _pos(s.temperature), s.temperature),
+            ("sampler.n_leapfrog", s.n_leapfrog >= 1, s.n_leapfrog),
+            ("sampler.clip_grad", s.clip_grad is None or _pos(s.clip_grad), s.clip_grad),
+            ("sampler.buffer_size", s.buffer_size >= 1, s.buffer_size),
+            ("sampler.reseed_fraction", 0 <= s.reseed_fraction <= 1, s.reseed_fraction),
+            ("model.kind", m.kind in ("mlp", "conv"), m.kind),
+            ("model.hidden", len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden), m.hidden),
+            ("model.width", m.width >= 1, m.width),
+            ("model.ref_sigma", m.ref_sigma is None or _pos(m.ref_sigma), m.ref_sigma),
+            ("optim.lr", _pos(o.lr), o.lr),
+            ("optim.beta1", 0 <= o.beta1 < 1, o.beta1),
+            ("optim.beta2", 0 <= o.beta2 < 1, o.beta2),
+            ("optim.alpha", _nonneg(o.alpha), o.alpha),
+            ("optim.batch_size", o.batch_size >= 1, o.batch_size),
+            ("optim.grad_clip", o.grad_clip is None or _pos(o.grad_clip), o.grad_clip),
+            ("optim.energy_limit", _pos(o.energy_limit), o.energy_limit),
+            ("data.data_noise", _nonneg(self.data.data_noise), self.data.data_noise),
+            ("data.image_size", self.data.image_size is None or 16 <= self.data.image_size <= 64,
+             self.data.image_size),
+            ("data.channels", self.data.channels in (None, 1, 3), self.data.channels),
+            ("steps", self.steps >= 1, self.steps),
+        ]
+        for name, ok, value in checks:
+            if not ok:
+                raise ConfigError(f"{name} has an invalid value: {value!r}")
+        if s.init == "buffer" and s.buffer_size < o.batch_size:
+            raise ConfigError(
+                f"sampler.buffer_size ({s.buffer_size}) must be at least optim.batch_size "
+                f"({o.batch_size}) for a replay buffer"
+            )
+        return self
+
+    # --- plain data / TOML -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Nested plain dict; ``None`` values are dropped (they are the defaults)."""
+        return _drop_none(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Build from a nested dict; unknown keys and wrong types raise :class:`ConfigError`."""
+        return _from_dict(cls, data, "").validate()
+
+    def to_toml(self) -> str:
+        return _dump_toml(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> "TrainConfig":
+        try:
+            return cls.from_dict(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}") from None
+
+    def save(self, path: str | Path) -> None:
+        from ebm_studio.core.fileio import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_toml())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration {p}: {exc}") from None
+        try:
+            return cls.from_toml(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+    def copy(self) -> "TrainConfig":
+        return TrainConfig.from_dict(self.to_dict())
+
+
+def _pos(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def _nonneg(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+def _from_dict(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'configuration'} must be a table, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {where or 'configuration'}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{where}.{f.name}" if where else f.name
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], key)
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, key)
+    text = str(hint)
+    if "float" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if text.startswith("list") and isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return list(value)
+    if "int" in text and "float" not in text and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if "bool" in text and isinstance(value, bool):
+        return value
+    if "str" in text and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key} has the wrong type: {value!r} (expected {text.replace('typing.', '')})")
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")
+
+
+def _dump_toml(d: dict) -> str:
+    top = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    lines = ["# EBM Studio training configuration (ebm-studio train --config FILE.toml)", *top]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]", *(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------
+
+
+def preset_2d(data: str = "8gaussians") -> TrainConfig:
+    """2-D toys: an MLP energy, persistent Langevin chains; trains in well under a minute on CPU."""
+    return TrainConfig(
+        data=DataConfig(name=data),
+        model=ModelConfig(kind="mlp", hidden=[128, 128, 128]),
+        sampler=SamplerConfig(
+            kind="langevin", init="buffer", steps=20, step_size=0.01, buffer_size=8192,
+            reseed_fraction=0.05, clamp=True,
+        ),
+        optim=OptimConfig(lr=1e-3, beta1=0.0, beta2=0.999, alpha=0.01, batch_size=256, grad_clip=1.0),
+        steps=1500,
+    )
+
+
+def preset_digits() -> TrainConfig:
+    """MNIST digits, the UvA-tutorial set-up: tuned Langevin, step 10, noise 0.005, 60 steps,
+    buffer 8192 with 5 % re-seeding, α = 0.1, Adam lr 1e-4, betas (0, 0.999), gradients clipped."""
+    return TrainConfig(
+        data=DataConfig(name="digits", data_noise=0.005),
+        model=ModelConfig(kind="conv", width=16),
+        sampler=SamplerConfig(
+            kind="tuned", init="buffer", steps=60, step_size=10.0, noise=0.005, clip_grad=0.03,
+            buffer_size=8192, reseed_fraction=0.05, clamp=True,
+        ),
+        optim=OptimConfig(lr=1e-4, beta1=0.0, beta2=0.999, alpha=0.1, batch_size=128, grad_clip=None),
+        steps=4000,
+    )
+
+
+def preset_texture(which: str = "texture:brick", size: int = 32) -> TrainConfig:
+    """Texture crops (Generative ConvNet style): the digits set-up on random crops of one texture."""
+    cfg = preset_digits()
+    cfg.data = DataConfig(name=which, image_size=size, data_noise=0.005)
+    cfg.model = ModelConfig(kind="conv", width=16)
+    cfg.optim.batch_size = 64
+    return cfg
+
+
+PRESETS = {
+    "2-D quick": preset_2d,
+    "digits (UvA-style)": preset_digits,
+    "texture": preset_texture,
+}
+
+
+def preset_for(data_name: str, kind: str | None = None) -> TrainConfig:
+    """The preset that fits a data set (``kind`` ``points`` → 2-D, digits, textures, other images)."""
+    from ebm_studio.core.datasets import TOY_NAMES
+
+    if data_name in TOY_NAMES or kind == "points":
+        return preset_2d(data_name)
+    if data_name == "digits":
+        return preset_digits()
+    if data_name.startswith("texture"):
+        return preset_texture(data_name)
+    cfg = preset_digits()
+    cfg.data = DataConfig(name=data_name, image_size=32, data_noise=0.005)
+    return cfg

@@ -1,0 +1,279 @@
+"""Analysis by synthesis: one training step lowers E on data and raises it on model samples.
+
+Each :meth:`Trainer.step`:
+
+1. draws a data batch (plus optional small Gaussian noise),
+2. starts chains from the configured initialisation (replay buffer / data / noise) and runs the
+   configured sampler for ``sampler.steps`` steps with the parameters frozen,
+3. minimises ``mean E(data) − mean E(samples) + α·(mean E(data)² + mean E(samples)²)`` with Adam,
+4. watches for divergence: a non-finite value or ``|E|`` beyond ``optim.energy_limit`` restores the
+   last good parameters and optimiser state and raises :class:`DivergenceError`.
+
+All randomness flows from one generator seeded by ``config.seed`` and saved in checkpoints, so a
+resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable
+
+import torch
+
+from ebm_studio.core.chains import ReplayBuffer, noise
+from ebm_studio.core.config import TrainConfig
+from ebm_studio.core.datasets import Dataset, load_dataset
+from ebm_studio.core.device import resolve_device
+from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
+from ebm_studio.core.samplers import Sampler, make_sampler
+
+METRIC_NAMES = (
+    "loss",
+    "e_data",
+    "e_sample",
+    "gap",
+    "grad_norm",
+    "accept",
+    "lr",
+    "sec_per_step",
+)
+
+
+class StepAborted(Exception):
+    """A step was cancelled midway (``should_stop``); the model and buffer are unchanged."""
+
+
+class DivergenceError(RuntimeError):
+    """Training blew up; the trainer has been restored to its last good state."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def build_model(config: TrainConfig, dataset: Dataset) -> Energy:
+    """The energy network the configuration asks for, sized for the data set."""
+    m = config.model
+    if dataset.kind == "points":
+        if m.kind != "mlp":
+            raise ValueError(f"model.kind must be 'mlp' for point data, got {m.kind!r}")
+        return MLPEnergy(dataset.event_shape[0], m.hidden)
+    if m.kind != "conv":
+        raise ValueError(f"model.kind must be 'conv' for image data, got {m.kind!r}")
+    c, h, w = dataset.event_shape
+    if h != w:
+        raise ValueError(f"images must be square, got {h}×{w}")
+    return ConvEnergy(c, h, m.width, m.spectral_norm)
+
+
+class Trainer:
+    """Holds model, optimiser, replay buffer and RNG; :meth:`step` does one training step."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.config = config.copy().validate()
+        d = self.config.data
+        self.dataset = dataset or load_dataset(d.name, image_size=d.image_size, channels=d.channels)
+        self.device = resolve_device(device if device is not None else self.config.device)
+        torch.manual_seed(self.config.seed)  # weight initialisation
+        self.model = build_model(self.config, self.dataset).to(self.device)
+        o = self.config.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+        # the generator lives on the CPU so its state is portable across devices
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        s = self.config.sampler
+        self.buffer: ReplayBuffer | None = None
+        if s.init == "buffer":
+            self.buffer = ReplayBuffer(
+                s.buffer_size, self.noise, s.reseed_fraction, generator=self.generator
+            )
+        self.step_count = 0
+        self.last_samples: torch.Tensor | None = None
+        self._good: tuple[dict, dict, int] | None = None
+
+    # --- pieces ------------------------------------------------------------------------------
+    def noise(self, n: int) -> torch.Tensor:
+        """Fresh starting points: uniform on the data box (or Gaussian), on the CPU."""
+        s = self.config.sampler
+        lo, hi = self.dataset.value_range
+        if s.noise_kind == "gaussian":
+            return noise(n, self.dataset.event_shape, "gaussian", std=(hi - lo) / 4, generator=self.generator)
+        return noise(n, self.dataset.event_shape, "uniform", low=lo, high=hi, generator=self.generator)
+
+    def data_batch(self, n: int | None = None) -> torch.Tensor:
+        n = n or self.config.optim.batch_size
+        x = self.dataset.batch(n, self.generator)
+        sigma = self.config.data.data_noise
+        if sigma > 0:
+            x = x + sigma * torch.randn(x.shape, generator=self.generator)
+            if self.dataset.kind == "images":
+                x = x.clamp(*self.dataset.value_range)
+        return x.to(self.device)
+
+    def initial_chains(self, data: torch.Tensor) -> torch.Tensor:
+        init = self.config.sampler.init
+        if init == "buffer":
+            assert self.buffer is not None
+            return self.buffer.sample(data.shape[0]).to(self.device)
+        if init == "data":
+            return data.clone()
+        return self.noise(data.shape[0]).to(self.device)
+
+    def make_sampler(self, x0: torch.Tensor, mask=None, seed: int | None = None) -> Sampler:
+        """A sampler over the current model with the configured settings."""
+        s = self.config.sampler
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        return make_sampler(
+            s.kind,
+            self.model,
+            x0,
+            temperature=s.temperature,
+            step_size=s.step_size,
+            noise=s.noise,
+            n_leapfrog=s.n_leapfrog,
+            seed=seed,
+            device=self.device,
+            mask=mask,
+            clamp=self.dataset.value_range if s.clamp else None,
+            clip_grad=s.clip_grad,
+            ref_sigma=self.config.model.ref_sigma,
+        )
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate from the next step on (a live setting)."""
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        self.config.optim.lr = float(lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(lr)
+
+    def set_sampling(self, **changes: float) -> None:
+        """Change live sampler settings (``step_size``, ``noise``, ``temperature``)."""
+        for key, value in changes.items():
+            if key not in ("step_size", "noise", "temperature"):
+                raise ValueError(f"{key} cannot be changed during training")
+            setattr(self.config.sampler, key, float(value))
+        self.config.validate()
+
+    def model_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x) (+ the reference term) without gradients: for scoring and display."""
+        with torch.no_grad():
+            e = self.model(x.to(self.device))
+            ref = self.config.model.ref_sigma
+            if ref is not None:
+                e = e + (x.flatten(1) ** 2).sum(-1).to(e) / (2 * ref**2)
+            return e
+
+    # --- one step ----------------------------------------------------------------------------
+    def step(self, should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
+        """One step of analysis by synthesis; returns the metrics (see ``METRIC_NAMES``).
+
+        ``should_stop`` is polled between sampler steps, so a long step (60 Langevin steps of a
+        ConvNet) can be abandoned at once: :class:`StepAborted` leaves model and buffer as they were.
+        """
+        t0 = time.perf_counter()
+        o = self.config.optim
+        data = self.data_batch()
+        x0 = self.initial_chains(data)
+        try:
+            sampler = self.make_sampler(x0)
+            for _ in range(self.config.sampler.steps):
+                if should_stop is not None and should_stop():
+                    raise StepAborted(f"step {self.step_count + 1} was stopped")
+                result = sampler.step()
+        except FloatingPointError as exc:
+            self._diverged(f"the sampler produced non-finite energies ({exc})")
+        samples = result.x.detach()
+        if self.buffer is not None:
+            self.buffer.push(samples.cpu())
+        self.last_samples = samples
+
+        self.model.train()
+        e_data = self.model(data)
+        e_samp = self.model(samples)
+        ed, es = e_data.mean(), e_samp.mean()
+        loss = ed - es + o.alpha * ((e_data**2).mean() + (e_samp**2).mean())
+        worst = float(torch.maximum(e_data.abs().max(), e_samp.abs().max()).detach())
+        if not math.isfinite(float(loss.detach())) or worst > o.energy_limit:
+            self._diverged(
+                f"the energy magnitude reached {worst:.3g} (limit {o.energy_limit:.3g})"
+                if math.isfinite(worst)
+                else "the energy became NaN or infinite"
+            )
+        self._keep_good()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = o.grad_clip if o.grad_clip is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        if not math.isfinite(grad_norm):
+            self._diverged("the parameter gradient became NaN or infinite")
+        self.optimizer.step()
+        self.step_count += 1
+        return {
+            "step": self.step_count,
+            "loss": float(loss),
+            "e_data": float(ed),
+            "e_sample": float(es),
+            "gap": float(es - ed),
+            "grad_norm": grad_norm,
+            "accept": sampler.mean_accept_rate if sampler.mean_accept_rate is not None else float("nan"),
+            "lr": self.config.optim.lr,
+            "sec_per_step": time.perf_counter() - t0,
+        }
+
+    def _keep_good(self) -> None:
+        """Remember the state whose energies were just verified, for a rollback."""
+        self._good = (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy(self.optimizer.state_dict()),
+            self.step_count,
+        )
+
+    def _diverged(self, why: str) -> None:
+        step = self.step_count + 1
+        if self._good is not None:
+            model_state, opt_state, good_step = self._good
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(opt_state)
+            self.step_count = good_step
+            where = f"rolled back to step {good_step}"
+        else:
+            where = "no earlier good state exists"
+        suggestion = self.config.optim.lr / 10
+        raise DivergenceError(
+            f"Training diverged at step {step}: {why}. The model was {where}; "
+            f"resume with a lower learning rate (e.g. {suggestion:.2g}).",
+            step,
+        )
+
+    # --- state for checkpoints -----------------------------------------------------------------
+    def state(self, include_buffer: bool = True) -> dict:
+        """Everything needed to resume exactly: plain data and tensors only."""
+        return {
+            "step": self.step_count,
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.generator.get_state(),
+            "buffer": self.buffer.data.cpu() if (self.buffer is not None and include_buffer) else None,
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state` output (model, optimiser, RNG, buffer, step)."""
+        self.model.load_state_dict(state["model_state"])
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.optim.lr
+        if state.get("rng") is not None:
+            self.generator.set_state(state["rng"])
+        if state.get("buffer") is not None and self.buffer is not None:
+            self.buffer.load_state_dict({"data": state["buffer"]})
+        self.step_count = int(state.get("step", 0))
+        self._good = None
