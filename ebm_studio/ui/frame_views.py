@@ -1,0 +1,129 @@
+"""Drawing frames: one pyqtgraph view that shows either an image grid or rasterised particles.
+
+Particles are drawn as a 2-D histogram in an ``ImageItem`` (cheap to paint) plus a scatter of at
+most a few hundred highlighted chains: thousands of scatter points painted in the GUI thread
+fight the worker for the GIL and stall the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+
+from ebm_studio.worker.frames import Frame
+
+PARTICLE_COLOUR = (255, 200, 60, 220)
+HIST_CMAP = "inferno"
+
+
+class FrameView(pg.GraphicsLayoutWidget):
+    """Shows the newest frame; emits ``clicked(x, y)`` in data coordinates."""
+
+    clicked = Signal(float, float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackground("k")
+        self.plot = self.addPlot()
+        self.plot.setAspectLocked(True)
+        self.plot.hideButtons()
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.hist = pg.ImageItem()  # histogram arrays are [ix, iy]: column-major is right
+        self.hist.setColorMap(pg.colormap.get(HIST_CMAP))
+        self.scatter = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(*PARTICLE_COLOUR))
+        for item in (self.hist, self.image, self.scatter):
+            self.plot.addItem(item)
+        self.caption = pg.TextItem(color=(230, 230, 230), anchor=(0, 0))
+        self.caption.setZValue(10)
+        self.plot.addItem(self.caption)
+        self._mode: str | None = None
+        self._box: tuple[float, float] | None = None
+        self._image_shape: tuple[int, ...] | None = None
+        self.frames_drawn = 0
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+
+    def set_mode(self, mode: str) -> None:
+        """``images`` (pixel grid, y downwards) or ``points`` (data plane, y upwards)."""
+        if mode == self._mode:
+            return
+        self._mode = mode
+        images = mode == "images"
+        self.image.setVisible(images)
+        self.hist.setVisible(not images)
+        self.scatter.setVisible(not images)
+        self.plot.invertY(images)
+        self.plot.showAxis("left", not images)
+        self.plot.showAxis("bottom", not images)
+        self._box = None
+        self._image_shape = None
+
+    def show_frame(self, frame: Frame, caption: str = "") -> None:
+        self.set_mode(frame.kind)
+        if frame.kind == "images":
+            img = frame.grid[..., 0] if frame.grid.shape[-1] == 1 else frame.grid
+            self.image.setImage(img, autoLevels=False, levels=(0, 255))
+            if self._image_shape != img.shape:
+                self._image_shape = img.shape
+                self.plot.setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0.02)
+            self.caption.setPos(0, 0)
+        else:
+            h = np.log1p(frame.hist)
+            top = float(h.max()) or 1.0
+            self.hist.setImage(h, autoLevels=False, levels=(0.0, top))
+            if self._box != frame.box:
+                lo, hi = frame.box
+                self._box = frame.box
+                self.hist.setRect(lo, lo, hi - lo, hi - lo)
+                self.plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.02)
+            pts = frame.points
+            self.scatter.setData(pts[:, 0], pts[:, 1])
+            self.caption.setPos(frame.box[0], frame.box[1] + (frame.box[1] - frame.box[0]))
+        self.caption.setText(caption)
+        self.frames_drawn += 1
+
+    def _on_click(self, event) -> None:
+        if self._mode != "points" or event.button() != pg.QtCore.Qt.MouseButton.LeftButton:
+            return
+        pos = self.plot.vb.mapSceneToView(event.scenePos())
+        self.clicked.emit(float(pos.x()), float(pos.y()))
+
+
+class EnergyTrace(pg.PlotWidget):
+    """Per-chain energy over steps: the mean and a 10–90 % band, bounded history."""
+
+    MAX_POINTS = 3000
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setLabel("left", "energy E")
+        self.setLabel("bottom", "step")
+        self.showGrid(x=True, y=True, alpha=0.2)
+        self.getPlotItem().setDownsampling(auto=True, mode="peak")
+        self.getPlotItem().setClipToView(True)
+        self.mean_curve = self.plot(pen=pg.mkPen((255, 200, 60), width=2), name="mean")
+        self.lo_curve = self.plot(pen=pg.mkPen((255, 200, 60, 60)))
+        self.hi_curve = self.plot(pen=pg.mkPen((255, 200, 60, 60)))
+        self.band = pg.FillBetweenItem(self.lo_curve, self.hi_curve, brush=pg.mkBrush(255, 200, 60, 50))
+        self.addItem(self.band)
+        self.clear_trace()
+
+    def clear_trace(self) -> None:
+        self._rows: list[tuple[float, float, float, float]] = []
+        for c in (self.mean_curve, self.lo_curve, self.hi_curve):
+            c.setData([], [])
+
+    def add(self, step: int, energies: np.ndarray) -> None:
+        if energies.size == 0 or not np.isfinite(energies).any():
+            return
+        e = energies[np.isfinite(energies)]
+        lo, hi = np.percentile(e, (10, 90))
+        if self._rows and step <= self._rows[-1][0]:
+            self._rows = [r for r in self._rows if r[0] < step]  # a reset or a branch
+        self._rows.append((float(step), float(e.mean()), float(lo), float(hi)))
+        if len(self._rows) > self.MAX_POINTS:
+            self._rows = self._rows[::2]  # keep the whole run, at half the density
+        a = np.asarray(self._rows)
+        self.mean_curve.setData(a[:, 0], a[:, 1])
+        self.lo_curve.setData(a[:, 0], a[:, 2])
+        self.hi_curve.setData(a[:, 0], a[:, 3])

@@ -1,0 +1,281 @@
+"""The EBM Studio main window: hosts the panels, owns the engine thread, routes frames.
+
+The window creates one :class:`~ebm_studio.worker.thread.EngineHost` (the engine QObject on its
+QThread), routes what the engine emits to the panels, and keeps menus, shortcuts, the status bar
+and persistent settings. Closing it stops the running job and joins the thread.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from ebm_studio import __version__
+from ebm_studio.core.device import available_devices
+from ebm_studio.ui.chain_viewer import ChainViewer
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.thread import EngineHost
+
+MAX_RECENT = 8
+
+
+def app_settings() -> QSettings:
+    """Persistent settings (INI format; tests point the organisation elsewhere)."""
+    org = os.environ.get("EBM_STUDIO_SETTINGS_ORG", "EBMStudio")
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, org, "EBM Studio")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, device: str = "auto", start_demo: bool = True) -> None:
+        super().__init__()
+        self.setObjectName("main_window")
+        self.setWindowTitle("EBM Studio")
+        self.settings = app_settings()
+        self.host = EngineHost(device, parent=self)
+        self.engine = self.host.engine
+        self.model_info: dict = {}
+        self.job_info: dict = {}
+        self.last_error = ""
+        self._start_demo = start_demo
+        self._closing = False
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("main_tabs")
+        self.viewer = ChainViewer(self.host)
+        self.tabs.addTab(self.viewer, "Live chains")
+        self.setCentralWidget(self.tabs)
+        self.panels: dict[str, QWidget] = {"viewer": self.viewer}
+        self.docks: dict = {}
+
+        self._build_status_bar()
+        self._build_menus()
+        self._connect_engine()
+        self.viewer.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self._restore_settings()
+        self.host.start()
+
+    # --- panels ---------------------------------------------------------------------------------
+    def add_tab(self, key: str, widget: QWidget, title: str) -> None:
+        """Host another tool as a tab (training, landscape, trajectories, inpainting...)."""
+        self.panels[key] = widget
+        self.tabs.addTab(widget, title)
+        action = QAction(title, self, checkable=True, checked=True)
+        action.toggled.connect(lambda on, w=widget, t=title: self._toggle_tab(w, t, on))
+        self.view_menu.addAction(action)
+
+    def _toggle_tab(self, widget: QWidget, title: str, on: bool) -> None:
+        index = self.tabs.indexOf(widget)
+        if on and index < 0:
+            self.tabs.addTab(widget, title)
+        elif not on and index >= 0:
+            self.tabs.removeTab(index)
+
+    # --- status bar -----------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.device_box = QComboBox()
+        self.device_box.setObjectName("device_box")
+        self.device_box.addItem("auto", "auto")
+        for name in available_devices():
+            self.device_box.addItem(name.upper() if ":" not in name else name, name)
+        self.device_box.setToolTip("Device the engine computes on (CUDA, then MPS, then CPU)")
+        self.device_label = QLabel("")
+        self.job_label = QLabel("starting…")
+        self.rate_label = QLabel("")
+        self.step_label = QLabel("")
+        self.energy_label = QLabel("")
+        for w in (self.device_label, self.device_box, self.job_label, self.rate_label,
+                  self.step_label, self.energy_label):
+            sb.addPermanentWidget(w)
+        self.device_box.activated.connect(
+            lambda _: self.host.set_device.emit(self.device_box.currentData())
+        )
+
+    # --- menus ----------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self.open_action = file_menu.addAction("&Open checkpoint…", self.open_dialog)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.save_action = file_menu.addAction("&Save checkpoint…", self.save_dialog)
+        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+
+        sampling = mb.addMenu("&Sampling")
+        self.play_action = sampling.addAction("Play / pause", self.viewer.toggle_pause)
+        self.play_action.setShortcut(QKeySequence(Qt.Key.Key_Space))
+        self.step_action = sampling.addAction("Single step", self.viewer.single_step)
+        self.step_action.setShortcut(QKeySequence(Qt.Key.Key_Right))
+        sampling.addAction("Reset chains", self.viewer.restart)
+        for a in (self.play_action, self.step_action):
+            # window-wide, but text fields and spin boxes still get their own keys first
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+
+        self.view_menu = mb.addMenu("&View")
+        help_menu = mb.addMenu("&Help")
+        help_menu.addAction("&About EBM Studio", self.about)
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            self.recent_menu.addAction(path, lambda p=path: self.open_checkpoint(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, path: str) -> None:
+        files = [path] + [f for f in self.recent_files() if f != path]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self._refresh_recent()
+
+    def open_dialog(self) -> None:
+        start = self.settings.value("last_dir", str(Path.cwd()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", str(start),
+                                              "EBM Studio checkpoints (*.pt);;All files (*)")
+        if path:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path: str) -> None:
+        self._pending_open = path
+        self.host.open_checkpoint.emit(path)
+
+    def save_dialog(self) -> None:
+        start = Path(str(self.settings.value("last_dir", str(Path.cwd()))))
+        name = (self.model_info.get("name") or "model").split(" ")[0]
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start / f"{name}.pt"),
+                                              "EBM Studio checkpoints (*.pt)")
+        if path:
+            if not path.endswith(".pt"):
+                path += ".pt"
+            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.host.save_checkpoint.emit(path)
+
+    def about(self) -> None:
+        import pyqtgraph
+        import torch
+        from PySide6 import __version__ as pyside_version
+        from PySide6.QtCore import qVersion
+
+        QMessageBox.about(
+            self,
+            "About EBM Studio",
+            f"<h3>EBM Studio {__version__}</h3>"
+            "<p>Train and explore energy-based models: p(x) ∝ exp(−E(x)/T)·q(x).</p>"
+            f"<p>Device in use: {self.device_label.text()}<br>"
+            f"PyTorch {torch.__version__} · Qt {qVersion()} · PySide6 {pyside_version} · "
+            f"pyqtgraph {pyqtgraph.__version__}<br>Python {platform.python_version()}</p>",
+        )
+
+    # --- engine signals -------------------------------------------------------------------------
+    def _connect_engine(self) -> None:
+        e = self.engine
+        e.frame_ready.connect(self._on_frame_ready)
+        e.model_changed.connect(self._on_model_changed)
+        e.job_state.connect(self._on_job_state)
+        e.error.connect(self._on_error)
+        e.saved.connect(self._on_saved)
+        e.device_changed.connect(lambda text: self.device_label.setText(text))
+
+    def _on_frame_ready(self) -> None:
+        frame: Frame | None = self.engine.frames.take()
+        if frame is None:
+            return
+        for panel in self.panels.values():
+            handler = getattr(panel, "on_frame", None)
+            if handler is not None:
+                handler(frame)
+        if frame.job_kind == "sample" and frame.label == "viewer":
+            self.viewer.show_frame(frame)
+        self.rate_label.setText(f"{frame.steps_per_sec:,.0f} steps/s")
+        self.step_label.setText(f"step {frame.step:,}")
+        if frame.energies.size:
+            self.energy_label.setText(f"mean E {float(frame.energies.mean()):.4g}")
+
+    def _on_model_changed(self, info: dict) -> None:
+        first = not self.model_info
+        self.model_info = info
+        path = info.get("path")
+        if path:
+            self._remember(path)
+            self.statusBar().showMessage(f"Opened {Path(path).name}", 5000)
+        self.setWindowTitle(f"EBM Studio — {info.get('name', '')}")
+        if info.get("training"):
+            return  # the training panel drives the engine; the viewer restarts when asked
+        if first and not self._start_demo:
+            self.viewer.model_info = info
+            return
+        self.viewer.set_model(info)
+
+    def _on_job_state(self, info: dict) -> None:
+        self.job_info = info
+        text = f"{info.get('kind', '')} {info.get('state', '')}"
+        self.job_label.setText(text)
+
+    def _on_error(self, message: str) -> None:
+        self.last_error = message
+        self.statusBar().showMessage(message, 10000)
+        if self._closing:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "EBM Studio", message, parent=self)
+        box.setObjectName("error_dialog")
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()  # not exec(): the engine keeps delivering frames meanwhile
+        self.error_box = box
+
+    def _on_saved(self, path: str) -> None:
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        if path.endswith(".pt") and "autosave-" not in Path(path).name:
+            self._remember(path)
+
+    # --- persistence and closing ----------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geo = self.settings.value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 820)
+        state = self.settings.value("window_state")
+        if state is not None:
+            self.restoreState(state)
+        device = self.settings.value("device")
+        if device:
+            i = self.device_box.findData(device)
+            if i >= 0:
+                self.device_box.setCurrentIndex(i)
+                QTimer.singleShot(0, lambda: self.host.set_device.emit(str(device)))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self._closing = True
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("device", self.device_box.currentData())
+        for panel in self.panels.values():
+            save = getattr(panel, "save_settings", None)
+            if save is not None:
+                save(self.settings)
+        self.settings.sync()
+        self.host.shutdown(2000)
+        event.accept()

@@ -1,0 +1,102 @@
+"""Small reusable controls: a log-scale slider with a spin box, and a labelled form helper."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
+
+SLIDER_STEPS = 1000
+
+
+class LogSlider(QWidget):
+    """A slider on a log scale between ``low`` and ``high`` plus a spin box for exact values.
+
+    ``valueChanged(float)`` fires for user changes from either control; the spin box accepts any
+    value in [low, high] (the slider shows the nearest position).
+    """
+
+    valueChanged = Signal(float)
+
+    def __init__(
+        self,
+        low: float,
+        high: float,
+        value: float,
+        decimals: int = 4,
+        suffix: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if not 0 < low < high:
+            raise ValueError(f"LogSlider needs 0 < low < high, got {low}, {high}")
+        self._low, self._high = low, high
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.spin = QDoubleSpinBox()
+        self.spin.setDecimals(decimals)
+        self.spin.setRange(low, high)
+        self.spin.setKeyboardTracking(False)  # typing "0.05" must not fire for "0" and "0.0"
+        self.spin.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        if suffix:
+            self.spin.setSuffix(suffix)
+        self.spin.setMinimumWidth(90)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.spin)
+        self._syncing = False
+        self.setValue(value)
+        self.slider.valueChanged.connect(self._from_slider)
+        self.spin.valueChanged.connect(self._from_spin)
+
+    def _to_pos(self, v: float) -> int:
+        v = min(max(v, self._low), self._high)
+        f = math.log(v / self._low) / math.log(self._high / self._low)
+        return int(round(f * SLIDER_STEPS))
+
+    def _from_pos(self, pos: int) -> float:
+        f = pos / SLIDER_STEPS
+        return self._low * (self._high / self._low) ** f
+
+    def value(self) -> float:
+        return self.spin.value()
+
+    def setValue(self, v: float) -> None:
+        """Set without emitting ``valueChanged`` (programmatic changes are not user changes)."""
+        self._syncing = True
+        try:
+            self.spin.setValue(float(v))
+            self.slider.setValue(self._to_pos(float(v)))
+        finally:
+            self._syncing = False
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 (Qt naming)
+        super().setToolTip(text)
+        self.slider.setToolTip(text)
+        self.spin.setToolTip(text)
+
+    def _from_slider(self, pos: int) -> None:
+        if self._syncing:
+            return
+        v = self._from_pos(pos)
+        # round to the spin box's precision, keeping ~3 significant digits
+        digits = max(0, min(self.spin.decimals(), 2 - int(math.floor(math.log10(v)))))
+        v = round(v, digits)
+        self._syncing = True
+        try:
+            self.spin.setValue(v)
+        finally:
+            self._syncing = False
+        self.valueChanged.emit(self.spin.value())
+
+    def _from_spin(self, v: float) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.slider.setValue(self._to_pos(v))
+        finally:
+            self._syncing = False
+        self.valueChanged.emit(v)

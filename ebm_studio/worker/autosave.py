@@ -1,0 +1,51 @@
+"""Autosaves of a training run: atomic checkpoints in ``checkpoints/``, keeping the newest few."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ebm_studio.core.checkpoint import Checkpoint, save_checkpoint
+
+KEEP = 3
+
+
+def default_dir() -> Path:
+    """``checkpoints/`` beside the package when writable (a source checkout), else a user folder."""
+    repo = Path(__file__).resolve().parents[2] / "checkpoints"
+    if repo.is_dir() and os.access(repo, os.W_OK):
+        return repo
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "ebm-studio" / "checkpoints"
+
+
+class Autosaver:
+    def __init__(self, folder: Path | None = None, keep: int = KEEP) -> None:
+        self.folder = Path(folder) if folder is not None else default_dir()
+        self.keep = keep
+        self.run = "run"
+        self._saved: list[Path] = []
+
+    def start_run(self, name: str) -> None:
+        self.run = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+        self._saved = []
+
+    def save(self, ckpt: Checkpoint, step: int) -> Path:
+        path = self.folder / f"autosave-{self.run}-step{step:07d}.pt"
+        save_checkpoint(ckpt, path)
+        if path not in self._saved:
+            self._saved.append(path)
+        while len(self._saved) > self.keep:
+            old = self._saved.pop(0)
+            try:
+                old.unlink()
+            except OSError:
+                pass
+        return path
+
+    def latest(self) -> Path | None:
+        for p in reversed(self._saved):
+            if p.exists():
+                return p
+        return None

@@ -1,0 +1,523 @@
+"""The engine: one QObject living in one QThread; it owns every model, sampler, buffer and tensor.
+
+Loop. The engine runs jobs in short slices driven by a zero-interval ``QTimer`` in its own thread:
+each slice does steps for at most ~15 ms (reading the live settings at every step, checking stop
+and pause), then returns to the thread's event loop, where queued requests from the GUI (open a
+checkpoint, compute a landscape, fetch a recorded step) are served *between* steps, never in
+parallel with them. A paused job stops the timer; ``wake`` restarts it.
+
+Frames. When a frame is due (at most ``MAX_FPS`` per second) the job reduces its state to a
+:class:`~ebm_studio.worker.frames.Frame` of numpy copies and the engine puts it into a one-slot
+mailbox; ``frame_ready`` is emitted only when the slot was empty, so the GUI never has a backlog.
+``steps_per_frame`` from the live settings caps how many steps a paced job (the viewer) runs per
+frame, which makes it a speed control: 1 step per frame is 60 steps per second.
+
+Errors inside a job (a NaN, a shape mismatch, CUDA out of memory) end that job and arrive in the
+GUI as ``error`` text; the engine keeps running.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from ebm_studio.core.checkpoint import (
+    CheckpointError,
+    energy_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    trainer_checkpoint,
+)
+from ebm_studio.core.config import DataConfig
+from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
+from ebm_studio.core.device import device_label, resolve_device
+from ebm_studio.core.metrics_log import MetricsLog
+from ebm_studio.core.trajectory import TrajectoryStore
+from ebm_studio.worker.autosave import Autosaver
+from ebm_studio.worker.frames import make_frame
+from ebm_studio.worker.jobs import JOB_TYPES
+from ebm_studio.worker.jobs.base import Job
+from ebm_studio.worker.live import LiveSettings
+from ebm_studio.worker.mailbox import Mailbox
+from ebm_studio.worker.model_state import ModelState
+from ebm_studio.worker.requests import JobRequest
+
+MAX_FPS = 60.0
+SLICE_S = 0.015  # longest stretch of steps before the engine returns to its event loop
+METRICS_INTERVAL_S = 0.1
+
+
+class Engine(QObject):
+    frame_ready = Signal()  # take the frame from ``frames``
+    scrub_ready = Signal()  # take the recorded frame from ``scrub_frames``
+    landscape_ready = Signal(object)  # a core.landscape.Landscape + extras (plain numpy)
+    metrics_ready = Signal(object)  # list of metric dicts since the last emission
+    job_state = Signal(dict)  # {"job_id", "kind", "purpose", "state", "message", "step"}
+    error = Signal(str)
+    model_changed = Signal(dict)  # ModelState.info()
+    recording_changed = Signal(dict)
+    data_loaded = Signal(dict)  # {"info": describe(), "preview": ndarray, "request_id": ...}
+    saved = Signal(str)
+    progress = Signal(dict)
+    fit_ready = Signal(object)
+    device_changed = Signal(str)
+    #: generic results of tool requests, routed by topic ("fit", "export", ...): (topic, payload)
+    result = Signal(str, object)
+
+    def __init__(self, live: LiveSettings | None = None, device: str = "auto") -> None:
+        super().__init__()
+        self.live = live or LiveSettings()
+        self.frames: Mailbox = Mailbox()
+        self.scrub_frames: Mailbox = Mailbox()
+        try:
+            self.device = resolve_device(device)
+        except ValueError:
+            self.device = torch.device("cpu")
+        self.model = ModelState.demo()
+        self.trainer = None
+        self.metrics_log = MetricsLog()
+        self._metrics_pending: list[dict] = []
+        self._metrics_t = 0.0
+        self.trajectories = TrajectoryStore()
+        self.autosaver = Autosaver()
+        self.job: Job | None = None
+        self._next_id = 1
+        self._timer: QTimer | None = None
+        self._last_frame_t = 0.0
+        self._steps_since_frame = 0
+        self._dirty = False  # a step happened since the last frame
+        self._datasets: dict[tuple, Dataset] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # set-up and shutdown (called in the worker thread)
+    # ------------------------------------------------------------------------------------------
+    @Slot()
+    def setup(self) -> None:
+        """Create the timer in the worker thread (a QTimer belongs to the thread that made it)."""
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._tick)
+        self.model_changed.emit(self.model.info())
+        self.device_changed.emit(device_label(self.device))
+
+    def emit_result(self, topic: str, payload) -> None:
+        """Send a tool's result (plain data only) to the GUI."""
+        self.result.emit(topic, payload)
+
+    @Slot(object)
+    def run_callable(self, fn) -> None:
+        """Run ``fn(engine)`` in the engine thread (shutdown, tests, one-off requests)."""
+        try:
+            fn(self)
+        except Exception as exc:
+            self._report("Engine request failed", exc)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop the job cleanly (it finishes its current step) before the thread quits."""
+        self._end_job("stopped", "application closing")
+
+    # ------------------------------------------------------------------------------------------
+    # jobs
+    # ------------------------------------------------------------------------------------------
+    @Slot(object)
+    def start_job(self, request: JobRequest) -> None:
+        """Stop the running job (if any) and start ``request``."""
+        self._end_job("stopped", "replaced by a new job")
+        self.live.clear_stop()
+        self.live.clear_single_steps()
+        cls = JOB_TYPES.get(request.kind)
+        if cls is None:
+            self.error.emit(f"unknown job kind {request.kind!r}")
+            return
+        job = cls(self, request, self._next_id)
+        self._next_id += 1
+        try:
+            job.start()
+        except Exception as exc:  # a bad request: report, keep the engine alive
+            self._report(f"Cannot start {request.purpose or request.kind}", exc)
+            self.job_state.emit({**job.describe(), "state": "error", "message": str(exc)})
+            return
+        self.job = job
+        self._steps_since_frame = 0
+        self._dirty = True
+        self.job_state.emit({**job.describe(), "state": "running", "message": ""})
+        if job.done:
+            self._end_job("finished", job.message)
+            return
+        self._schedule(0)
+
+    @Slot()
+    def stop_job(self) -> None:
+        self._end_job("stopped", "stopped by the user")
+
+    @Slot()
+    def wake(self) -> None:
+        """Resume the loop after a pause, a single-step request or a settings change."""
+        if self.job is not None and self._timer is not None and not self._timer.isActive():
+            self._schedule(0)
+
+    def _schedule(self, ms: int) -> None:
+        if self._timer is not None:
+            self._timer.start(max(0, int(ms)))
+
+    def _end_job(self, state: str, message: str) -> None:
+        job, self.job = self.job, None
+        if job is None:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        try:
+            if self._dirty:
+                self._emit_frame(job)
+            job.finish()
+        except Exception as exc:
+            self._report("Error while finishing the job", exc)
+        self._flush_metrics()
+        if getattr(job, "diverged", False):
+            state = "diverged"
+        self.job_state.emit({**job.describe(), "state": state, "message": message or job.message})
+        if job.request.record:
+            self.announce_recording()
+
+    def _tick(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        t0 = time.perf_counter()
+        single = False
+        try:
+            while True:
+                if self.live.stop_requested:
+                    self.live.clear_stop()
+                    self._end_job("stopped", "stopped by the user")
+                    return
+                s = self.live.snapshot()
+                if s.paused:
+                    if not self.live.take_single_step():
+                        break
+                    single = True
+                if job.paced and self._steps_since_frame >= s.steps_per_frame:
+                    break
+                job.advance(s)
+                self._steps_since_frame += 1
+                self._dirty = True
+                if job.done:
+                    self._end_job("finished", job.message)
+                    return
+                if single or time.perf_counter() - t0 > SLICE_S:
+                    break
+        except Exception as exc:
+            self._report(f"The {job.kind} job stopped", exc)
+            self.job = job  # let _end_job finish it
+            self._end_job("error", str(exc))
+            return
+        now = time.perf_counter()
+        due = self._last_frame_t + 1.0 / MAX_FPS
+        if self._dirty and (now >= due or single):
+            self._emit_frame(job)
+            now = time.perf_counter()
+            due = now + 1.0 / MAX_FPS
+        self._maybe_flush_metrics()
+        s = self.live.snapshot()
+        if s.paused:
+            if self.live.take_single_step():
+                self.live.request_single_step()  # put it back: handled in the next slice
+                self._schedule(0)
+            else:
+                self.job_state.emit({**job.describe(), "state": "paused", "message": ""})
+            return
+        if job.paced and self._steps_since_frame >= s.steps_per_frame:
+            self._schedule((due - now) * 1000.0)  # speed limit: wait for the next frame time
+        else:
+            self._schedule(0)
+
+    def _emit_frame(self, job: Job) -> None:
+        frame = job.frame(self.live.snapshot())
+        self._last_frame_t = time.perf_counter()
+        self._steps_since_frame = 0
+        self._dirty = False
+        if frame is not None and self.frames.put(frame):
+            self.frame_ready.emit()
+
+    def _report(self, what: str, exc: BaseException) -> None:
+        user_errors = (ValueError, DatasetError, CheckpointError, FloatingPointError, KeyError)
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            msg = f"{what}: the GPU ran out of memory; use fewer chains or switch to the CPU."
+        elif isinstance(exc, user_errors):
+            msg = f"{what}: {exc}"
+        else:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            msg = f"{what}: {detail}"
+            traceback.print_exc()
+        self.error.emit(msg)
+
+    # ------------------------------------------------------------------------------------------
+    # models, data, device
+    # ------------------------------------------------------------------------------------------
+    @Slot(str)
+    def open_checkpoint(self, path: str) -> None:
+        """Load a checkpoint; on failure the current model stays and ``error`` says why."""
+        try:
+            ckpt = load_checkpoint(path)
+            model = ModelState.from_checkpoint(ckpt, self.device)
+        except (CheckpointError, ValueError, OSError) as exc:
+            self.error.emit(f"Cannot open {Path(path).name}: {exc}")
+            return
+        self._end_job("stopped", "a checkpoint was opened")
+        self.model = model
+        self.trainer = None
+        self.metrics_log = MetricsLog.from_dict(ckpt.metrics)
+        self.loaded_checkpoint = ckpt
+        self.model_changed.emit({**model.info(), "path": str(path), "resumable": ckpt.optimizer is not None,
+                                 "config": ckpt.config, "metrics": self.metrics_log.to_dict()})
+
+    @Slot(dict)
+    def resume_from_checkpoint(self, params: dict) -> None:
+        """Rebuild a trainer from the last opened checkpoint (optimizer, RNG, buffer) to resume."""
+        ckpt = getattr(self, "loaded_checkpoint", None)
+        if ckpt is None or ckpt.config is None:
+            self.error.emit("This checkpoint holds no training configuration; it can only be sampled.")
+            return
+        from ebm_studio.core.training import Trainer
+
+        try:
+            config = ckpt.train_config()
+            dataset = self.selected_dataset(config.data)
+            trainer = Trainer(config, dataset, device=self.device)
+            trainer.load_state(ckpt.trainer_state())
+        except Exception as exc:
+            self._report("Cannot resume training", exc)
+            return
+        self.adopt_trainer(trainer, keep_metrics=True)
+
+    def adopt_trainer(self, trainer, keep_metrics: bool = False) -> None:
+        """Make ``trainer``'s model the current model (viewer, landscape and saving use it)."""
+        self.trainer = trainer
+        ds = trainer.dataset
+        self.model = ModelState(
+            energy=trainer.model,
+            name=f"{ds.name} (training)",
+            kind=ds.kind,
+            event_shape=tuple(ds.event_shape),
+            value_range=tuple(ds.value_range),
+            data_desc=ds.describe(),
+            sampler_defaults={
+                "kind": trainer.config.sampler.kind,
+                "step_size": trainer.config.sampler.step_size,
+                "noise": trainer.config.sampler.noise,
+                "temperature": trainer.config.sampler.temperature,
+                **({"clip_grad": trainer.config.sampler.clip_grad} if trainer.config.sampler.clip_grad else {}),
+            },
+            buffer=trainer.buffer.data if trainer.buffer is not None else None,
+            step=trainer.step_count,
+            ref_sigma=trainer.config.model.ref_sigma,
+            _dataset=ds,
+        )
+        if not keep_metrics:
+            self.metrics_log = MetricsLog()
+        self.autosaver.start_run(ds.name)
+        self.model_changed.emit({**self.model.info(), "training": True, "config": trainer.config.to_dict(),
+                                 "metrics": self.metrics_log.to_dict(), "resumable": True})
+
+    def selected_dataset(self, data: DataConfig) -> Dataset:
+        key = (data.name, data.image_size, data.channels)
+        ds = self._datasets.get(key)
+        if ds is None:
+            ds = load_dataset(data.name, image_size=data.image_size, channels=data.channels)
+            self._datasets = {key: ds}  # keep one: image sets can be large
+        return ds
+
+    @Slot(dict)
+    def load_data(self, params: dict) -> None:
+        """Load a data set for the training panel and answer with its description and a preview."""
+        data = DataConfig(
+            name=str(params.get("name", "")),
+            image_size=params.get("image_size"),
+            channels=params.get("channels"),
+        )
+        try:
+            ds = self.selected_dataset(data)
+            preview = ds.preview(int(params.get("n_preview", 64)))
+        except (DatasetError, ValueError, OSError) as exc:
+            self.error.emit(f"Cannot use {data.name}: {exc}")
+            self.data_loaded.emit({"request_id": params.get("request_id"), "error": str(exc)})
+            return
+        self.data_loaded.emit({
+            "request_id": params.get("request_id"),
+            "info": ds.describe(),
+            "preview": np.array(preview, copy=True),
+            "name": data.name,
+        })
+
+    @Slot(str)
+    def set_device(self, name: str) -> None:
+        try:
+            dev = resolve_device(name)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+            return
+        if dev == self.device:
+            return
+        self._end_job("stopped", f"moving to {dev}")
+        self.device = dev
+        self.model.energy.to(dev)
+        if self.trainer is not None:
+            self.trainer.device = dev
+            self.trainer.model.to(dev)
+            for state in self.trainer.optimizer.state.values():
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor):
+                        state[k] = v.to(dev)
+        self.device_changed.emit(device_label(dev))
+        self.model_changed.emit(self.model.info())
+
+    @Slot(str)
+    def save_checkpoint(self, path: str) -> None:
+        try:
+            ckpt = self._checkpoint()
+            save_checkpoint(ckpt, path)
+        except (CheckpointError, ValueError, OSError) as exc:
+            self.error.emit(f"Cannot save {Path(path).name}: {exc}")
+            return
+        self.saved.emit(str(path))
+
+    def _checkpoint(self):
+        if self.trainer is not None:
+            return trainer_checkpoint(self.trainer, self.metrics_log.to_dict())
+        m = self.model
+        ckpt = energy_checkpoint(m.energy, m.data_desc, m.sampler_defaults)
+        ckpt.step = m.step
+        ckpt.buffer = m.buffer
+        ckpt.metrics = self.metrics_log.to_dict()
+        return ckpt
+
+    def autosave(self, quiet: bool = False) -> None:
+        if self.trainer is None:
+            return
+        try:
+            path = self.autosaver.save(self._checkpoint(), self.trainer.step_count)
+        except (CheckpointError, OSError) as exc:
+            self.error.emit(f"Autosave failed: {exc}")
+            return
+        if not quiet:
+            self.saved.emit(str(path))
+
+    @Slot(float)
+    def rollback(self, lr: float) -> None:
+        """After a divergence: reload the last autosave (or keep the in-memory good state) and
+        lower the learning rate."""
+        if self.trainer is None:
+            self.error.emit("There is no training run to roll back.")
+            return
+        last = self.autosaver.latest()
+        where = f"the last good state in memory (step {self.trainer.step_count})"
+        if last is not None:
+            try:
+                self.trainer.load_state(load_checkpoint(last).trainer_state())
+                where = f"{last.name} (step {self.trainer.step_count})"
+            except CheckpointError as exc:
+                self.error.emit(f"Cannot read the autosave, keeping the in-memory state: {exc}")
+        try:
+            self.trainer.set_lr(lr)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+            return
+        self.model.step = self.trainer.step_count
+        self.live.update(lr=lr)
+        self.model_changed.emit({**self.model.info(), "training": True, "config": self.trainer.config.to_dict(),
+                                 "rolled_back": where, "resumable": True, "metrics": self.metrics_log.to_dict()})
+
+    @Slot(str)
+    def export_config(self, path: str) -> None:
+        if self.trainer is None:
+            self.error.emit("No training configuration to export yet.")
+            return
+        try:
+            self.trainer.config.save(path)
+        except OSError as exc:
+            self.error.emit(f"Cannot write {path}: {exc}")
+            return
+        self.saved.emit(str(path))
+
+    # ------------------------------------------------------------------------------------------
+    # metrics
+    # ------------------------------------------------------------------------------------------
+    def push_metrics(self, m: dict) -> None:
+        self.metrics_log.append(m)
+        self._metrics_pending.append(dict(m))
+
+    def _maybe_flush_metrics(self) -> None:
+        if self._metrics_pending and time.perf_counter() - self._metrics_t >= METRICS_INTERVAL_S:
+            self._flush_metrics()
+
+    def _flush_metrics(self) -> None:
+        if self._metrics_pending:
+            rows, self._metrics_pending = self._metrics_pending, []
+            self._metrics_t = time.perf_counter()
+            self.metrics_ready.emit(rows)
+
+    # ------------------------------------------------------------------------------------------
+    # landscapes (2-D), served between steps
+    # ------------------------------------------------------------------------------------------
+    @Slot(dict)
+    def compute_landscape(self, params: dict) -> None:
+        from ebm_studio.worker.landscape_service import landscape_for
+
+        if self.model.kind != "points":
+            return
+        try:
+            result = landscape_for(self.model, params, self.live.snapshot())
+        except Exception as exc:
+            self._report("Cannot compute the landscape", exc)
+            return
+        self.landscape_ready.emit(result)
+
+    # ------------------------------------------------------------------------------------------
+    # recordings (trajectory scrubbing)
+    # ------------------------------------------------------------------------------------------
+    def announce_recording(self) -> None:
+        store = self.trajectories
+        active = store.active
+        self.recording_changed.emit({
+            "branches": [
+                {"id": b.branch_id, "parent": b.parent, "steps": len(b),
+                 "first": int(b.steps[0]) if len(b) else None,
+                 "last": int(b.steps[-1]) if len(b) else None}
+                for b in store.branches
+            ],
+            "active": store.active_id,
+            "nbytes": store.nbytes,
+            "budget": store.budget_bytes,
+            "kept": active.kept_description if active is not None else "",
+            "bytes_per_step": active.bytes_per_step if active is not None else 0,
+        })
+
+    @Slot(dict)
+    def fetch_recorded(self, params: dict) -> None:
+        """Answer a scrub request ``{"branch": id, "step": k}`` with the recorded state as a frame."""
+        try:
+            store = self.trajectories
+            bid = params.get("branch", store.active_id)
+            if bid is None:
+                return
+            rec = store.branch(int(bid))
+            if len(rec) == 0:
+                return
+            i = rec.index_of(int(params.get("step", 0)))
+            r = rec.get(i)
+        except (KeyError, ValueError, IndexError) as exc:
+            self.error.emit(f"Cannot show the recorded step: {exc}")
+            return
+        box = self.model.value_range
+        frame = make_frame(-1, "recorded", r.step, r.state, r.energies, box,
+                           settings=dict(r.settings), accept=r.accept,
+                           label=f"recorded step {r.step} (branch {rec.branch_id})")
+        frame.metrics = {"branch": rec.branch_id, "index": i, "t_request": params.get("t_request")}
+        if self.scrub_frames.put(frame):
+            self.scrub_ready.emit()

@@ -1,0 +1,59 @@
+"""Frames: what the engine sends the GUI to draw. Plain numpy copies, already reduced for display.
+
+A points frame carries a 2-D histogram of all chains (rasterised: drawing thousands of scatter
+points in the GUI thread stalls it) plus up to ``HIGHLIGHT`` chains as points; an images frame
+carries a uint8 grid. Both carry per-chain energies, the settings in force and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ebm_studio.core.imaging import histogram2d, image_grid
+
+#: how many chains a points frame carries as individual points
+HIGHLIGHT = 256
+HIST_BINS = 256
+
+
+@dataclass
+class Frame:
+    job_id: int
+    job_kind: str  # "sample", "train", "recorded", ...
+    kind: str  # "points" or "images"
+    step: int
+    energies: np.ndarray  # (N,) float32: E(x) per chain
+    settings: dict = field(default_factory=dict)
+    accept: float | None = None
+    steps_per_sec: float = 0.0
+    grid: np.ndarray | None = None  # images: (H, W, C) uint8
+    tile_shape: tuple[int, int] | None = None  # images: (h, w) of one chain's tile, for picking
+    hist: np.ndarray | None = None  # points: (bins, bins) float32 counts, [ix, iy]
+    box: tuple[float, float] | None = None  # points: (lo, hi) of the histogram, both axes
+    points: np.ndarray | None = None  # points: (≤HIGHLIGHT, 2) float32
+    n_chains: int = 0
+    metrics: dict = field(default_factory=dict)
+    label: str = ""  # e.g. "recorded step 340 (branch 2)"
+
+
+def make_frame(
+    job_id: int,
+    job_kind: str,
+    step: int,
+    state: np.ndarray,
+    energies: np.ndarray,
+    box: tuple[float, float],
+    **extra,
+) -> Frame:
+    """Reduce a state (a numpy array owned by the caller) to a frame of fresh copies."""
+    energies = np.array(energies, dtype=np.float32, copy=True)
+    if state.ndim == 4:
+        grid = image_grid(state, low=box[0], high=box[1])
+        return Frame(job_id, job_kind, "images", step, energies, grid=grid,
+                     tile_shape=tuple(state.shape[2:]), n_chains=state.shape[0], **extra)
+    pts = np.asarray(state, dtype=np.float32)
+    hist = histogram2d(pts, box, box, HIST_BINS)
+    return Frame(job_id, job_kind, "points", step, energies, hist=hist, box=tuple(box),
+                 points=pts[:HIGHLIGHT].copy(), n_chains=pts.shape[0], **extra)

@@ -1,0 +1,6 @@
+"""Job types the engine can run, by request kind."""
+
+from ebm_studio.worker.jobs.sample_job import SampleJob
+from ebm_studio.worker.jobs.train_job import TrainJob
+
+JOB_TYPES = {"sample": SampleJob, "train": TrainJob}

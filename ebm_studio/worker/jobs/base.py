@@ -1,0 +1,65 @@
+"""The job interface the engine loop drives, one unit of work at a time.
+
+A job is created from a :class:`~ebm_studio.worker.requests.JobRequest` in the worker thread. The
+engine calls :meth:`Job.start` once, then :meth:`Job.advance` with the live settings of that moment
+for every step (checking stop and pause in between), :meth:`Job.frame` when a frame is due, and
+:meth:`Job.finish` at the end, whatever the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.live import Settings
+from ebm_studio.worker.requests import JobRequest
+
+if TYPE_CHECKING:
+    from ebm_studio.worker.engine import Engine
+
+
+class Job:
+    kind = "base"
+    #: whether ``steps_per_frame`` limits the pace (viewers), or the job runs flat out (training)
+    paced = True
+
+    def __init__(self, engine: "Engine", request: JobRequest, job_id: int) -> None:
+        self.engine = engine
+        self.request = request
+        self.job_id = job_id
+        self.step = 0
+        self.done = False
+        self.message = ""  # why the job ended, when it ended by itself
+        self._rate_t0 = time.perf_counter()
+        self._rate_steps = 0
+        self.steps_per_sec = 0.0
+
+    def start(self) -> None:
+        """Set up (build sampler/trainer); raise ``ValueError`` & co. for a bad request."""
+
+    def advance(self, settings: Settings) -> None:
+        """Do one step under ``settings``."""
+        raise TypeError(f"{type(self).__name__} cannot advance")
+
+    def frame(self, settings: Settings) -> Frame | None:
+        """A frame of the current state (fresh copies), or None when there is nothing to show."""
+        return None
+
+    def finish(self) -> None:
+        """Release resources; called once, after the last step or on stop/error."""
+
+    def describe(self) -> dict:
+        return {"job_id": self.job_id, "kind": self.kind, "purpose": self.request.purpose, "step": self.step}
+
+    def _count_step(self) -> None:
+        self.step += 1
+        self._rate_steps += 1
+        now = time.perf_counter()
+        dt = now - self._rate_t0
+        if dt >= 0.5:  # a half-second window: steady numbers, quick reaction
+            self.steps_per_sec = self._rate_steps / dt
+            self._rate_t0, self._rate_steps = now, 0
+        if self.request.max_steps is not None and self.step >= self.request.max_steps:
+            self.done = True
+            self.message = f"finished {self.step} steps"

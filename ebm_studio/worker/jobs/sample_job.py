@@ -1,0 +1,124 @@
+"""Sampling job: chains under the current model, live settings applied at every step, recorded.
+
+Serves the live viewer, inpainting (an initial image + a mask of free pixels), translation (an
+initial image under another model) and trajectory branches (the exact recorded state of a step).
+
+Configuration keys: ``n_chains`` (default 64), ``init`` (``noise``/``data``/``buffer``), and
+``branch_from`` (``[branch_id, step]``: start from a recorded state as a new branch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ebm_studio.core.samplers import make_sampler, switch_sampler
+from ebm_studio.worker.frames import Frame, make_frame
+from ebm_studio.worker.jobs.base import Job
+from ebm_studio.worker.live import Settings
+
+MAX_CHAINS = 65536
+
+
+class SampleJob(Job):
+    kind = "sample"
+
+    def start(self) -> None:
+        model = self.engine.model
+        cfg = self.request.config
+        init = cfg.get("init", "noise")
+        gen = torch.Generator().manual_seed(int(self.request.seed))
+        branch = cfg.get("branch_from")
+        store = self.engine.trajectories
+        self.recorder = None
+        if branch is not None:
+            # the branch's first entry is the parent's recorded state, stored exactly as float32
+            self.recorder = store.new_branch(int(branch[0]), int(branch[1]))
+            x0 = torch.from_numpy(np.array(self.recorder.start_state, dtype=np.float32))
+            self.step = int(branch[1])
+        elif self.request.init_state is not None:
+            x0 = torch.from_numpy(self.request.init_state)
+        else:
+            n = int(cfg.get("n_chains", 64))
+            if not 1 <= n <= MAX_CHAINS:
+                raise ValueError(f"number of chains must lie in 1..{MAX_CHAINS}, got {n}")
+            x0 = model.initial_state(n, init, gen)
+        if tuple(x0.shape[1:]) != tuple(model.event_shape):
+            raise ValueError(
+                f"the initial state has samples of shape {tuple(x0.shape[1:])}, but the model "
+                f"expects {tuple(model.event_shape)}"
+            )
+        mask = None
+        if self.request.mask is not None:
+            mask = torch.from_numpy(self.request.mask)
+        s = self.engine.live.snapshot()
+        lo, hi = model.value_range
+        if model.kind == "points":
+            span = hi - lo  # a generous box: keeps runaway chains finite without biasing the view
+            lo, hi = lo - span, hi + span
+        self.box = model.value_range
+        self.sampler = make_sampler(
+            s.sampler,
+            model.energy,
+            x0,
+            temperature=s.temperature,
+            step_size=s.step_size,
+            noise=s.noise,
+            n_leapfrog=s.n_leapfrog,
+            seed=int(self.request.seed),
+            device=self.engine.device,
+            mask=mask,
+            clamp=(lo, hi),
+            clip_grad=model.sampler_defaults.get("clip_grad") if model.kind == "images" else None,
+            ref_sigma=model.ref_sigma,
+        )
+        self.sampler.steps_done = self.step
+        if self.recorder is None and self.request.record:
+            self.recorder = store.new_recording(kind=model.kind)
+            self._record(None, s)
+        if self.recorder is not None:
+            self.engine.announce_recording()
+        self._last = None
+
+    def _apply(self, s: Settings) -> None:
+        if s.sampler != self.sampler.kind:
+            self.sampler = switch_sampler(self.sampler, s.sampler)
+        smp = self.sampler
+        smp.temperature, smp.step_size, smp.noise, smp.n_leapfrog = (
+            s.temperature, s.step_size, s.noise, s.n_leapfrog,
+        )
+
+    def _record(self, result, s: Settings) -> None:
+        rec = self.recorder
+        step = self.sampler.steps_done
+        live = {"sampler": s.sampler, "temperature": s.temperature, "step_size": s.step_size,
+                "noise": s.noise}
+        if not rec.wants(step):
+            rec.note_settings(step, live)
+            return
+        x = self.sampler.x.detach().cpu().numpy()
+        e = self.sampler._current()[0].cpu().numpy() if result is None else result.energy.cpu().numpy()
+        rec.record(step, x, e, accept=None if result is None else result.accept_rate, settings=live)
+
+    def advance(self, settings: Settings) -> None:
+        self._apply(settings)
+        self._last = self.sampler.step()
+        if self.recorder is not None:
+            self._record(self._last, settings)
+        self._count_step()
+
+    def frame(self, settings: Settings) -> Frame | None:
+        x = self.sampler.x.detach().cpu().numpy()
+        e = self.sampler._current()[0].cpu().numpy()
+        acc = self._last.accept_rate if self._last is not None else None
+        mean_acc = self.sampler.mean_accept_rate
+        return make_frame(
+            self.job_id, self.kind, self.step, x, e, self.box,
+            settings=settings.as_dict(), accept=acc, steps_per_sec=self.steps_per_sec,
+            metrics={"mean_accept": mean_acc} if mean_acc is not None else {},
+            label=self.request.purpose,
+        )
+
+    def current_state(self) -> np.ndarray:
+        """A copy of the chains (for saving or handing to another tool)."""
+        return self.sampler.x.detach().cpu().numpy().copy()

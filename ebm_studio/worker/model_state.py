@@ -1,0 +1,136 @@
+"""The engine's current model: the energy, what it was trained on, and how to start chains for it.
+
+It starts as the built-in demo (an analytic ring of eight Gaussians, exact density known) so the
+window is alive at once; opening a checkpoint or training replaces it. Lives in the worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ebm_studio.core.chains import noise
+from ebm_studio.core.checkpoint import Checkpoint, load_checkpoint
+from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, load_dataset, toy
+from ebm_studio.core.energies import Energy, eight_gaussians_energy
+
+
+@dataclass
+class ModelState:
+    energy: Energy
+    name: str
+    kind: str  # "points" or "images"
+    event_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+    data_desc: dict = field(default_factory=dict)
+    sampler_defaults: dict = field(default_factory=dict)
+    buffer: torch.Tensor | None = None
+    source: str = "builtin"
+    step: int = 0
+    ref_sigma: float | None = None
+    _dataset: Dataset | None = None
+
+    # --- construction --------------------------------------------------------------------------
+    @classmethod
+    def demo(cls) -> "ModelState":
+        """The analytic eight-Gaussian ring, whose exact density the landscape can show."""
+        return cls(
+            energy=eight_gaussians_energy(),
+            name="8gaussians (analytic)",
+            kind="points",
+            event_shape=(2,),
+            value_range=(-4.0, 4.0),
+            data_desc=toy("8gaussians").describe(),
+            sampler_defaults={"kind": "langevin", "step_size": 0.01, "temperature": 1.0},
+            _dataset=toy("8gaussians"),
+        )
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint | str, device: torch.device) -> "ModelState":
+        if not isinstance(ckpt, Checkpoint):
+            ckpt = load_checkpoint(ckpt)
+        energy = ckpt.build_energy(device)
+        shape = tuple(energy.event_shape)
+        kind = "images" if len(shape) == 3 else "points"
+        default_range = (-1.0, 1.0) if kind == "images" else (-4.0, 4.0)
+        vr = ckpt.data.get("value_range") or default_range
+        name = ckpt.path.stem if ckpt.path else ckpt.data.get("name", "model")
+        return cls(
+            energy=energy,
+            name=name,
+            kind=kind,
+            event_shape=shape,
+            value_range=(float(vr[0]), float(vr[1])),
+            data_desc=ckpt.data,
+            sampler_defaults=dict(ckpt.sampler),
+            buffer=ckpt.buffer,
+            source=str(ckpt.path) if ckpt.path else "memory",
+            step=ckpt.step,
+            ref_sigma=ckpt.sampler.get("ref_sigma"),
+        )
+
+    # --- data --------------------------------------------------------------------------------
+    @property
+    def data_name(self) -> str:
+        return str(self.data_desc.get("name", ""))
+
+    def dataset(self) -> Dataset:
+        """The data set the model was trained on (loaded on first use); ``DatasetError`` if gone."""
+        if self._dataset is None:
+            d = self.data_desc
+            source = d.get("source")
+            name = source if source not in (None, "", "builtin") else d.get("name")
+            if not name:
+                raise DatasetError("this model names no data set, so chains cannot start from data")
+            size = self.event_shape[-1] if self.kind == "images" else None
+            channels = self.event_shape[0] if self.kind == "images" else None
+            self._dataset = load_dataset(name, image_size=size, channels=channels)
+        return self._dataset
+
+    def set_dataset(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+        self.data_desc = dataset.describe()
+
+    @property
+    def truth(self):
+        """The exact toy density the model was trained on, when there is one (for comparisons)."""
+        name = self.data_name
+        if self.kind == "points" and name in TOY_NAMES and self.data_desc.get("source") in (None, "builtin"):
+            t = toy(name)
+            return t if t.has_log_prob else None
+        return None
+
+    # --- chains ------------------------------------------------------------------------------
+    def initial_state(self, n: int, init: str, generator: torch.Generator) -> torch.Tensor:
+        """``n`` starting points: ``noise`` (uniform on the value box), ``data`` or ``buffer``."""
+        if init == "noise":
+            lo, hi = self.value_range
+            return noise(n, self.event_shape, "uniform", low=lo, high=hi, generator=generator)
+        if init == "data":
+            return self.dataset().batch(n, generator)
+        if init == "buffer":
+            if self.buffer is None:
+                raise ValueError("this model has no replay buffer; start chains from noise or data")
+            idx = torch.randint(self.buffer.shape[0], (n,), generator=generator)
+            return self.buffer[idx].clone()
+        raise ValueError(f"initialisation must be noise, data or buffer, got {init!r}")
+
+    def info(self) -> dict:
+        """Plain data for the GUI."""
+        truth = self.truth
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "event_shape": list(self.event_shape),
+            "value_range": list(self.value_range),
+            "data": dict(self.data_desc),
+            "sampler_defaults": dict(self.sampler_defaults),
+            "has_buffer": self.buffer is not None,
+            "has_truth": truth is not None,
+            "modes": None if truth is None or truth.modes is None else np.asarray(truth.modes).tolist(),
+            "source": self.source,
+            "step": self.step,
+            "analytic": bool(getattr(self.energy, "has_exact_log_prob", False)),
+        }

@@ -1,0 +1,104 @@
+"""Owning the engine's thread: create it, talk to it through queued signals, shut it down cleanly.
+
+:class:`EngineHost` lives in the GUI thread. Its signals are connected to the engine's slots, so
+every call crosses threads as a queued event; live settings go straight into the lock-protected
+:class:`~ebm_studio.worker.live.LiveSettings` (read by the engine at every step).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal
+
+from ebm_studio.worker.engine import Engine
+from ebm_studio.worker.live import LiveSettings
+from ebm_studio.worker.requests import JobRequest
+
+
+def _shutdown_engine(engine: Engine) -> None:
+    engine.shutdown()
+    QThread.currentThread().quit()
+
+
+class EngineHost(QObject):
+    start_job = Signal(object)
+    stop_job = Signal()
+    wake = Signal()
+    open_checkpoint = Signal(str)
+    save_checkpoint = Signal(str)
+    resume_from_checkpoint = Signal(dict)
+    compute_landscape = Signal(dict)
+    fetch_recorded = Signal(dict)
+    load_data = Signal(dict)
+    set_device = Signal(str)
+    rollback = Signal(float)
+    export_config = Signal(str)
+    call = Signal(object)  # a callable run in the engine thread with the engine as argument
+
+    def __init__(self, device: str = "auto", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.live = LiveSettings()
+        self.thread = QThread()
+        self.thread.setObjectName("ebm-engine")
+        self.engine = Engine(self.live, device)
+        self.engine.moveToThread(self.thread)
+        q = Qt.ConnectionType.QueuedConnection
+        e = self.engine
+        for sig, slot in (
+            (self.start_job, e.start_job),
+            (self.stop_job, e.stop_job),
+            (self.wake, e.wake),
+            (self.open_checkpoint, e.open_checkpoint),
+            (self.save_checkpoint, e.save_checkpoint),
+            (self.resume_from_checkpoint, e.resume_from_checkpoint),
+            (self.compute_landscape, e.compute_landscape),
+            (self.fetch_recorded, e.fetch_recorded),
+            (self.load_data, e.load_data),
+            (self.set_device, e.set_device),
+            (self.rollback, e.rollback),
+            (self.export_config, e.export_config),
+            (self.call, e.run_callable),
+        ):
+            sig.connect(slot, q)
+        self.thread.started.connect(e.setup)
+        self._running = False
+
+    def start(self) -> None:
+        self.thread.start()
+        self._running = True
+
+    # --- conveniences used by the panels ------------------------------------------------------
+    def run(self, request: JobRequest) -> None:
+        self.live.update(paused=False)
+        self.start_job.emit(request)
+
+    def update_live(self, **changes) -> None:
+        """Change live settings (validated, raises ``ValueError``) and wake a paused engine."""
+        self.live.update(**changes)
+        self.wake.emit()
+
+    def pause(self, paused: bool) -> None:
+        self.live.update(paused=paused)
+        self.wake.emit()
+
+    def single_step(self, n: int = 1) -> None:
+        self.live.update(paused=True)
+        self.live.request_single_step(n)
+        self.wake.emit()
+
+    def stop(self) -> None:
+        self.live.request_stop()
+        self.stop_job.emit()
+
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Stop the job, quit the thread and wait for it; True when it ended in time."""
+        if not self._running:
+            return True
+        self._running = False
+        self.live.request_stop()  # a long step notices this at its next inner step
+        # the engine finishes its job in its own thread, then ends that thread's event loop
+        self.call.emit(_shutdown_engine)
+        ok = self.thread.wait(timeout_ms)
+        if not ok:  # the last resort: never leave a running QThread behind at exit
+            self.thread.terminate()
+            self.thread.wait(500)
+        return ok
