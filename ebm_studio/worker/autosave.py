@@ -12,7 +12,11 @@ KEEP = 3
 
 
 def default_dir() -> Path:
-    """``checkpoints/`` beside the package when writable (a source checkout), else a user folder."""
+    """``$EBM_STUDIO_AUTOSAVE_DIR``, else ``checkpoints/`` beside the package when writable (a
+    source checkout), else a user folder."""
+    env = os.environ.get("EBM_STUDIO_AUTOSAVE_DIR")
+    if env:
+        return Path(env)
     repo = Path(__file__).resolve().parents[2] / "checkpoints"
     if repo.is_dir() and os.access(repo, os.W_OK):
         return repo

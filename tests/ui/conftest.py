@@ -1,0 +1,51 @@
+"""Fixtures for GUI tests: isolated settings, a main window that is always shut down cleanly."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, QThread
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings of the tests live in a temporary folder, never in the user's."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("EBM_STUDIO_SETTINGS_ORG", "EBMStudioTests")
+    yield
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """Build the full main window (``start_demo`` as asked); closed and joined at teardown.
+
+    A test fails if the engine thread is still running after the window closed.
+    """
+    monkeypatch.setenv("EBM_STUDIO_AUTOSAVE_DIR", str(tmp_path / "autosave"))
+    from ebm_studio.ui.app_window import build_window
+
+    windows = []
+
+    def make(start_demo: bool = True, device: str = "cpu"):
+        w = build_window(device=device, start_demo=start_demo)
+        qtbot.addWidget(w)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        thread: QThread = w.host.thread
+        w.close()
+        assert thread.wait(3000), "the engine thread did not stop within 3 s"
+        assert not thread.isRunning(), "a QThread was left running"
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window(True)
+
+
+def wait_for_frames(qtbot, view_counter, n: int, timeout: int = 10000) -> None:
+    """Wait until ``view_counter()`` has grown by ``n``."""
+    start = view_counter()
+    qtbot.waitUntil(lambda: view_counter() >= start + n, timeout=timeout)
