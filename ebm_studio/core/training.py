@@ -199,6 +199,7 @@ class Trainer:
         e_data = self.model(data)
         e_samp = self.model(samples)
         ed, es = e_data.mean(), e_samp.mean()
+        ed_v, es_v = float(ed.detach()), float(es.detach())
         loss = ed - es + o.alpha * ((e_data**2).mean() + (e_samp**2).mean())
         worst = float(torch.maximum(e_data.abs().max(), e_samp.abs().max()).detach())
         if not math.isfinite(float(loss.detach())) or worst > o.energy_limit:
@@ -218,10 +219,10 @@ class Trainer:
         self.step_count += 1
         return {
             "step": self.step_count,
-            "loss": float(loss),
-            "e_data": float(ed),
-            "e_sample": float(es),
-            "gap": float(es - ed),
+            "loss": float(loss.detach()),
+            "e_data": ed_v,
+            "e_sample": es_v,
+            "gap": es_v - ed_v,
             "grad_norm": grad_norm,
             "accept": sampler.mean_accept_rate if sampler.mean_accept_rate is not None else float("nan"),
             "lr": self.config.optim.lr,
