@@ -121,6 +121,8 @@ class Engine(QObject):
     def shutdown(self) -> None:
         """Stop the job cleanly (it finishes its current step) before the thread quits."""
         self._end_job("stopped", "application closing")
+        if self._timer is not None:
+            self._timer.stop()
 
     # ------------------------------------------------------------------------------------------
     # jobs
@@ -202,7 +204,7 @@ class Engine(QObject):
                     if not self.live.take_single_step():
                         break
                     single = True
-                if job.paced and self._steps_since_frame >= s.steps_per_frame:
+                if not single and job.paced and self._steps_since_frame >= s.steps_per_frame:
                     break
                 job.advance(s)
                 self._steps_since_frame += 1
@@ -219,7 +221,8 @@ class Engine(QObject):
             return
         now = time.perf_counter()
         due = self._last_frame_t + 1.0 / MAX_FPS
-        if self._dirty and (now >= due or single):
+        paused = self.live.snapshot().paused
+        if self._dirty and (now >= due or single or paused):
             self._emit_frame(job)
             now = time.perf_counter()
             due = now + 1.0 / MAX_FPS

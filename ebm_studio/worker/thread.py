@@ -7,7 +7,7 @@ every call crosses threads as a queued event; live settings go straight into the
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal
 
 from ebm_studio.worker.engine import Engine
 from ebm_studio.worker.live import LiveSettings
@@ -16,6 +16,11 @@ from ebm_studio.worker.requests import JobRequest
 
 def _shutdown_engine(engine: Engine) -> None:
     engine.shutdown()
+    # hand the engine (and its timer) back to the GUI thread, so that destroying it later never
+    # touches a timer from a thread that has already ended
+    app = QCoreApplication.instance()
+    if app is not None:
+        engine.moveToThread(app.thread())
     QThread.currentThread().quit()
 
 

@@ -1,0 +1,179 @@
+"""The engine on its own thread: live settings reach the chains, frames are throttled copies,
+errors arrive as messages, pause/step/stop work, and the thread always ends."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import torch
+
+from ebm_studio.core.energies import Energy, GaussianEnergy
+from ebm_studio.worker.model_state import ModelState
+from ebm_studio.worker.requests import JobRequest
+from ebm_studio.worker.thread import EngineHost
+
+
+@pytest.fixture
+def host(qtbot):
+    h = EngineHost("cpu")
+    frames = []
+
+    def take():
+        f = h.engine.frames.take()
+        if f is not None:
+            frames.append(f)
+
+    h.engine.frame_ready.connect(take)
+    h.frames = frames
+    h.errors = []
+    h.engine.error.connect(h.errors.append)
+    h.states = []
+    h.engine.job_state.connect(h.states.append)
+    h.start()
+    yield h
+    assert h.shutdown(3000), "engine thread did not stop"
+    assert not h.thread.isRunning()
+
+
+class LogEnergy(Energy):
+    event_shape = (2,)
+
+    def forward(self, x):
+        return torch.log(x[:, 0])
+
+
+def use_gaussian(host, qtbot):
+    """Replace the demo with an isotropic unit Gaussian (variance T at temperature T)."""
+    def swap(engine):
+        engine.model = ModelState(
+            energy=GaussianEnergy([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]),
+            name="gaussian", kind="points", event_shape=(2,), value_range=(-4.0, 4.0),
+        )
+        engine.model_changed.emit(engine.model.info())
+
+    with qtbot.waitSignal(host.engine.model_changed, timeout=5000):
+        host.call.emit(swap)
+
+
+def wait_frames(host, qtbot, n, pred=lambda f: True, timeout=10000):
+    start = len(host.frames)
+    qtbot.waitUntil(lambda: sum(pred(f) for f in host.frames[start:]) >= n, timeout=timeout)
+    return [f for f in host.frames[start:] if pred(f)]
+
+
+def test_live_settings_reach_the_chains(host, qtbot):
+    use_gaussian(host, qtbot)
+    host.update_live(temperature=1.0, step_size=0.1, sampler="langevin", steps_per_frame=20)
+    host.run(JobRequest("sample", {"n_chains": 4000, "init": "noise"}, seed=1))
+    # let the chains equilibrate at T = 1, then measure the spread
+    wait_frames(host, qtbot, 1, lambda f: f.step >= 150)
+    cool = wait_frames(host, qtbot, 1)[-1]
+    host.update_live(temperature=4.0, step_size=0.3)
+    changed = wait_frames(host, qtbot, 3, lambda f: f.settings["temperature"] == 4.0)
+    first = changed[0]
+    assert first.settings["step_size"] == 0.3
+    # frames after the change report it within a few frames
+    idx = host.frames.index(first)
+    assert all(f.settings["temperature"] == 1.0 for f in host.frames[:idx])
+    hot = wait_frames(host, qtbot, 1, lambda f: f.step >= first.step + 150)[-1]
+    # the highlighted chains are a random subset: their spread estimates the variance
+    var_cool = cool.points.var(0).mean()
+    var_hot = hot.points.var(0).mean()
+    assert 0.7 < var_cool < 1.3, var_cool
+    assert 3.0 < var_hot < 5.5, var_hot
+
+
+def test_frames_are_throttled_copies(host, qtbot):
+    host.update_live(steps_per_frame=1000, sampler="langevin", step_size=0.01, temperature=1.0)
+    host.run(JobRequest("sample", {"n_chains": 64, "init": "noise"}, seed=0))
+    wait_frames(host, qtbot, 5)
+    t0, n0 = time.perf_counter(), len(host.frames)
+    qtbot.wait(1000)
+    rate = (len(host.frames) - n0) / (time.perf_counter() - t0)
+    assert rate <= 66, rate  # at most ~60 frames per second, however fast the sampler runs
+    a, b = host.frames[-2], host.frames[-1]
+    assert b.step > a.step
+    before = b.points.copy()
+    a.points[:] = 123.0  # mutating one frame must not touch another or the engine
+    assert np.array_equal(b.points, before)
+    assert not np.shares_memory(a.points, b.points)
+
+
+def test_mailbox_never_builds_a_backlog(qtbot):
+    h = EngineHost("cpu")
+    signals = []
+    h.engine.frame_ready.connect(lambda: signals.append(1))  # nobody takes the frames
+    h.start()
+    try:
+        h.update_live(steps_per_frame=1000)
+        h.run(JobRequest("sample", {"n_chains": 32}, seed=0))
+        qtbot.waitUntil(lambda: h.engine.frames.dropped >= 5, timeout=10000)
+        assert len(signals) == 1  # one notification while the slot stays full
+    finally:
+        assert h.shutdown(3000)
+
+
+def test_pause_single_step_and_resume(host, qtbot):
+    host.update_live(steps_per_frame=5)
+    host.run(JobRequest("sample", {"n_chains": 16}, seed=0))
+    wait_frames(host, qtbot, 2)
+    host.pause(True)
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "paused", timeout=5000)
+    qtbot.wait(100)
+    step = host.frames[-1].step
+    qtbot.wait(200)
+    assert host.frames[-1].step == step  # paused: nothing moves
+    host.single_step(1)
+    qtbot.waitUntil(lambda: host.frames[-1].step == step + 1, timeout=5000)
+    qtbot.wait(200)
+    assert host.frames[-1].step == step + 1
+    host.pause(False)
+    wait_frames(host, qtbot, 1, lambda f: f.step > step + 5)
+
+
+def test_errors_arrive_as_messages_and_the_engine_survives(host, qtbot):
+    with qtbot.waitSignal(host.engine.error, timeout=5000):
+        host.run(JobRequest("sample", init_state=np.zeros((4, 3)), seed=0))
+    assert "shape" in host.errors[-1]
+    with qtbot.waitSignal(host.engine.error, timeout=5000):
+        host.open_checkpoint.emit("/nonexistent/model.pt")
+    assert "no such file" in host.errors[-1]
+    # a NaN during sampling: an energy that is undefined for negative x₁
+    def swap(engine):
+        engine.model = ModelState(energy=LogEnergy(), name="log", kind="points", event_shape=(2,),
+                                  value_range=(-4.0, 4.0))
+
+    host.call.emit(swap)
+    host.states.clear()
+    host.update_live(step_size=0.01, sampler="langevin", steps_per_frame=50)
+    host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
+    qtbot.waitUntil(lambda: any(s["state"] == "error" for s in host.states), timeout=10000)
+    assert "non-finite" in host.errors[-1], host.errors
+    use_gaussian(host, qtbot)
+    host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
+    wait_frames(host, qtbot, 3)
+
+
+def test_stop_and_max_steps(host, qtbot):
+    host.update_live(steps_per_frame=1000)
+    host.run(JobRequest("sample", {"n_chains": 8}, max_steps=50, seed=0))
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+    assert host.frames[-1].step == 50
+    host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
+    wait_frames(host, qtbot, 2)
+    host.stop()
+    qtbot.waitUntil(lambda: host.states[-1]["state"] == "stopped", timeout=5000)
+
+
+def test_same_seed_same_chains(host, qtbot):
+    ends = []
+    for _ in range(2):
+        host.update_live(steps_per_frame=1000)
+        host.run(JobRequest("sample", {"n_chains": 32}, max_steps=40, seed=7))
+        qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+        ends.append(host.frames[-1].points.copy())
+        host.states.clear()
+    np.testing.assert_array_equal(ends[0], ends[1])
