@@ -91,6 +91,7 @@ class Engine(QObject):
         self._last_frame_t = 0.0
         self._steps_since_frame = 0
         self._dirty = False  # a step happened since the last frame
+        self._reported_paused = False
         self._datasets: dict[tuple, Dataset] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class Engine(QObject):
             self.job_state.emit({**job.describe(), "state": "error", "message": str(exc)})
             return
         self.job = job
+        self._reported_paused = False
         self._steps_since_frame = 0
         self._dirty = True
         self.job_state.emit({**job.describe(), "state": "running", "message": ""})
@@ -193,6 +195,9 @@ class Engine(QObject):
             return
         t0 = time.perf_counter()
         single = False
+        if self._reported_paused and not self.live.snapshot().paused:
+            self._reported_paused = False
+            self.job_state.emit({**job.describe(), "state": "running", "message": "resumed"})
         try:
             while True:
                 if self.live.stop_requested:
@@ -232,7 +237,8 @@ class Engine(QObject):
             if self.live.take_single_step():
                 self.live.request_single_step()  # put it back: handled in the next slice
                 self._schedule(0)
-            else:
+            elif not self._reported_paused:
+                self._reported_paused = True
                 self.job_state.emit({**job.describe(), "state": "paused", "message": ""})
             return
         if job.paced and self._steps_since_frame >= s.steps_per_frame:

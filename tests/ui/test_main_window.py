@@ -1,0 +1,119 @@
+"""The main window as a user meets it: alive at once, keyboard control, checkpoints, clean exit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
+from ebm_studio.core.energies import ConvEnergy
+
+
+def drawn(w):
+    return w.viewer.view.frames_drawn
+
+
+def test_opens_alive_on_the_demo(window, qtbot):
+    qtbot.waitUntil(lambda: drawn(window) >= 5, timeout=10000)
+    assert window.model_info["kind"] == "points"
+    assert window.job_info.get("state") == "running"
+    assert window.viewer.view.hist.image is not None
+    assert "steps/s" in window.rate_label.text()
+
+
+def test_keyboard_pause_step_resume(window, qtbot):
+    qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.job_info.get("state") == "paused", timeout=5000)
+    assert window.viewer.play_button.text() == "Play"
+    qtbot.wait(100)
+    step = window.viewer.step_label.text()
+    qtbot.wait(200)
+    assert window.viewer.step_label.text() == step  # nothing moves while paused
+    n = int(step.split()[1].replace(",", ""))
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.viewer.step_label.text().startswith(f"step {n + 1:,} "), timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.job_info.get("state") == "running", timeout=5000)
+    qtbot.waitUntil(lambda: int(window.viewer.step_label.text().split()[1].replace(",", "")) > n + 3,
+                    timeout=5000)
+
+
+def test_reset_restarts_the_chains(window, qtbot):
+    qtbot.waitUntil(lambda: window.job_info.get("step", 0) >= 0 and drawn(window) >= 10, timeout=10000)
+    old_job = window.job_info["job_id"]
+    qtbot.mouseClick(window.viewer.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.job_info.get("job_id", old_job) > old_job, timeout=5000)
+
+
+def test_temperature_slider_reaches_the_frames(window, qtbot):
+    qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
+    frames = []
+    window.engine.frame_ready.connect(lambda: None)
+    orig = window.viewer.show_frame
+
+    def spy(frame):
+        frames.append(frame)
+        orig(frame)
+
+    window.viewer.show_frame = spy
+    window.viewer.temperature.spin.setValue(2.5)
+    qtbot.waitUntil(lambda: any(f.settings["temperature"] == 2.5 for f in frames), timeout=5000)
+
+
+def test_corrupt_checkpoint_keeps_the_model(window, qtbot, tmp_path):
+    qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
+    name = window.model_info["name"]
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    window.open_checkpoint(str(bad))
+    qtbot.waitUntil(lambda: "broken.pt" in window.last_error, timeout=5000)
+    box = window.findChild(QMessageBox, "error_dialog")
+    assert box is not None and box.isVisible() and "broken.pt" in box.text()
+    box.close()
+    assert window.model_info["name"] == name
+    n = drawn(window)
+    qtbot.waitUntil(lambda: drawn(window) > n + 3, timeout=5000)  # still sampling
+
+
+def test_open_an_image_checkpoint(window, qtbot, tmp_path):
+    torch.manual_seed(0)
+    ckpt = energy_checkpoint(ConvEnergy(1, 16, 4), data={"name": "tiny", "kind": "images",
+                                                         "value_range": [-1.0, 1.0]},
+                             sampler={"kind": "tuned", "step_size": 1.0, "noise": 0.01})
+    path = save_checkpoint(ckpt, tmp_path / "tiny.pt")
+    window.open_checkpoint(str(path))
+    qtbot.waitUntil(lambda: window.viewer.view._mode == "images", timeout=10000)
+    assert window.viewer.sampler_box.currentData() == "tuned"
+    assert str(path) in window.recent_files()
+    assert window.viewer.view.image.image is not None
+
+
+def test_close_while_running_is_quick(make_window, qtbot):
+    w = make_window(True)
+    qtbot.waitUntil(lambda: drawn(w) >= 3, timeout=10000)
+    t0 = time.perf_counter()
+    w.close()
+    assert w.host.thread.wait(2000)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_settings_persist(make_window, qtbot):
+    w = make_window(True)
+    w.resize(1100, 760)
+    size = w.size()
+    w._remember("/some/model.pt")
+    w.close()
+    w2 = make_window(True)
+    assert w2.recent_files()[0] == "/some/model.pt"
+    qtbot.waitUntil(lambda: w2.size() == size, timeout=3000)
+
+
+@pytest.mark.parametrize("menu", ["&File", "&Sampling", "&View", "&Help"])
+def test_menus_exist(window, menu):
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert menu in titles
