@@ -235,7 +235,11 @@ class GaussianMixtureEnergy(Energy):
         self.register_buffer("means", mu.float())
         self.register_buffer("weights", w.float())
         self.register_buffer("covs", c.float())
-        self.register_buffer("precisions", torch.cholesky_inverse(chol).float())
+        precisions = torch.cholesky_inverse(chol)
+        self.register_buffer("precisions", precisions.float())
+        # maha_k(x) = |(x − μ_k) L_k|² with P_k = L_k L_kᵀ: one batched matmul instead of an einsum
+        # (the einsum was 5–40× slower per step on a loaded CPU)
+        self.register_buffer("precision_factors", torch.linalg.cholesky(precisions).float())
         log_det = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         self.register_buffer("log_coef", (torch.log(w) - 0.5 * log_det).float())
         self._log_z = 0.5 * d * LOG_2PI
@@ -246,9 +250,9 @@ class GaussianMixtureEnergy(Energy):
 
     def component_log_terms(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K) log w_k − ½ maha_k − ½ log|Σ_k| (without the 2π term)."""
-        diff = x[:, None, :] - self.means[None]
-        maha = torch.einsum("nki,kij,nkj->nk", diff, self.precisions, diff)
-        return self.log_coef[None] - 0.5 * maha
+        diff = x[None, :, :] - self.means[:, None, :]  # (K, N, d)
+        maha = (torch.matmul(diff, self.precision_factors) ** 2).sum(-1)  # (K, N)
+        return self.log_coef[None] - 0.5 * maha.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -torch.logsumexp(self.component_log_terms(x), dim=-1)
