@@ -1,0 +1,119 @@
+"""Main-thread responsiveness while the engine samples at full speed.
+
+Runs the real window offscreen, opens a model (a ConvNet on 1×28×28 with 64 chains, then a 2-D MLP
+with 4096 particles), sets the viewer to full speed (1000 steps per frame), and measures the GUI
+event loop with a 5 ms timer probe: the stall is how late each tick fires. Prints p50, p99 and max
+stall, frames drawn per second and the sampler's chain-steps per second.
+
+    QT_QPA_PLATFORM=offscreen python bench/gui_latency.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint  # noqa: E402
+from ebm_studio.core.energies import ConvEnergy, MLPEnergy  # noqa: E402
+
+
+def spin(app: QApplication, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def measure(app, window, seconds: float) -> dict:
+    stalls: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed()
+        stalls.append(max(0.0, (now - last[0]) / 1e6 - 5.0))
+        last[0] = now
+
+    probe = QTimer()
+    probe.setInterval(5)
+    probe.timeout.connect(tick)
+    frames0 = window.viewer.view.frames_drawn
+    rates: list[float] = []
+    window.engine.frame_ready.connect(lambda: None)
+    t0 = time.perf_counter()
+    probe.start()
+    end = t0 + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        text = window.rate_label.text().split()
+        if text:
+            rates.append(float(text[0].replace(",", "")))
+        time.sleep(0.0005)
+    probe.stop()
+    dt = time.perf_counter() - t0
+    s = np.asarray(stalls)
+    return {
+        "p50": float(np.percentile(s, 50)),
+        "p99": float(np.percentile(s, 99)),
+        "max": float(s.max()),
+        "fps": (window.viewer.view.frames_drawn - frames0) / dt,
+        "steps_per_s": float(np.median(rates)) if rates else 0.0,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    from ebm_studio.app import _tune_allocator
+    from ebm_studio.ui.app_window import build_window
+
+    _tune_allocator()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    torch.manual_seed(0)
+    tmp = Path(tempfile.mkdtemp())
+    conv = save_checkpoint(
+        energy_checkpoint(ConvEnergy(1, 28, 16), data={"name": "digits", "kind": "images", "value_range": [-1, 1]},
+                          sampler={"kind": "tuned", "step_size": 10.0, "noise": 0.005, "clip_grad": 0.03}),
+        tmp / "conv.pt",
+    )
+    mlp = save_checkpoint(
+        energy_checkpoint(MLPEnergy(2, (128, 128, 128)), data={"name": "8gaussians", "kind": "points",
+                                                               "value_range": [-4, 4]},
+                          sampler={"kind": "langevin", "step_size": 0.01}),
+        tmp / "mlp.pt",
+    )
+    window = build_window(device="cpu")
+    window.resize(1280, 800)
+    window.show()
+    spin(app, 1.0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.seconds:.0f} s per case; "
+          "5 ms probe timer in the GUI thread")
+    print(f"{'case':32s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'frames/s':>9s} {'chain-steps/s':>14s}")
+    for name, path, chains in (("ConvNet 28x28, 64 chains", conv, 64), ("2-D MLP, 4096 particles", mlp, 4096)):
+        window.open_checkpoint(str(path))
+        spin(app, 1.0)
+        window.viewer.chains_spin.setValue(chains)
+        window.viewer.spf.setValue(1000)
+        spin(app, 1.5)  # warm-up: first allocations and kernels
+        r = measure(app, window, args.seconds)
+        print(f"{name:32s} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:7.1f} {r['fps']:9.1f} "
+              f"{r['steps_per_s'] * chains:14,.0f}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
