@@ -116,3 +116,55 @@ def test_bad_checkpoint_exit_code(tmp_path):
     r = run("info", str(bad))
     assert r.returncode == 1
     assert "bad.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, tiny_toml):
+    import signal
+    import time
+
+    out = tmp_path / "run.pt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ebm_studio", "train", "--config", str(tiny_toml), "--steps", "100000",
+         "--every", "100000", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        buf = ""
+        deadline = time.time() + 90
+        while "[" not in buf and time.time() < deadline:  # the progress bar has started
+            buf += proc.stderr.read(1)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "resumable checkpoint saved" in rest
+    ckpt = load_checkpoint(out)
+    assert ckpt.step >= 1 and ckpt.optimizer is not None and ckpt.rng is not None
+
+
+def test_energy_of_images(tmp_path, capsys):
+    torch.manual_seed(0)
+    from ebm_studio.core.energies import ConvEnergy
+
+    model = ConvEnergy(1, 16, 4)
+    ckpt = save_checkpoint(energy_checkpoint(model), tmp_path / "conv.pt")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.png", "c.png"):
+        Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(folder / name)
+    out = tmp_path / "e.npy"
+    assert main(["energy", str(ckpt), str(folder), "--out", str(out)]) == 0
+    e_folder = np.load(out)
+    assert e_folder.shape == (3,)
+    assert main(["energy", str(ckpt), str(folder / "a.png"), "--out", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out), e_folder[:1], rtol=1e-5)  # sorted order: a.png first
+    arr = tmp_path / "x.npy"
+    np.save(arr, rng.integers(0, 256, (4, 16, 16), dtype=np.uint8))
+    assert main(["energy", str(ckpt), str(arr), "--out", str(out)]) == 0
+    assert np.load(out).shape == (4,)
+    pts = tmp_path / "p.csv"
+    pts.write_text("0,0\n1,1\n")
+    assert main(["energy", str(ckpt), str(pts), "--out", str(out)]) == 1
+    assert "points" in capsys.readouterr().err

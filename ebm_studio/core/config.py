@@ -268,7 +268,7 @@ def preset_2d(data: str = "8gaussians") -> TrainConfig:
         # α = 0.1 pulls every mode's data energy towards 0: without it the relative depths of
         # modes that chains never cross between drift freely, and the NLL suffers
         optim=OptimConfig(lr=2e-3, beta1=0.5, beta2=0.999, alpha=0.1, batch_size=256, grad_clip=1.0),
-        steps=1500,
+        steps=1000,
     )
 
 
