@@ -8,6 +8,7 @@ usage, 1 for failures.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time
@@ -25,24 +26,23 @@ class Failure(Exception):
     """A run that could not be done: exit code 1."""
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+def _number(low: float, inclusive: bool, what: str):
+    """An argparse type: a finite float above ``low`` (or at least ``low`` when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v) or v < low or (v == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a {what} number, got {text!r}")
+        return v
+
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return v
+_positive_float = _number(0.0, False, "positive")
+_non_negative_float = _number(0.0, True, "non-negative")
 
 
 def _positive_int(text: str) -> int:
@@ -299,6 +299,9 @@ def cmd_sample(args) -> int:
         raise UsageError(f"--out must end in .npz or .png, got {args.out!r}")
     if args.trajectory and not args.trajectory.lower().endswith(".npz"):
         raise UsageError(f"--trajectory must end in .npz, got {args.trajectory!r}")
+    if args.trajectory and not Path(args.trajectory).parent.is_dir():  # fail before sampling
+        raise Failure(f"cannot write the trajectory: the folder {Path(args.trajectory).parent} "
+                      "does not exist")
     errors = _user_errors()
     try:
         device = resolve_device(args.device)
@@ -347,7 +350,8 @@ def cmd_sample(args) -> int:
     t0 = time.perf_counter()
     try:
         if recorder is not None:
-            recorder.record(0, sampler.x.cpu().numpy(), None, settings=live)
+            e0 = sampler._current()[0].cpu().numpy()  # cached: the first step needs it anyway
+            recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
         for _ in range(steps):
             r = sampler.step()
             if recorder is not None:
