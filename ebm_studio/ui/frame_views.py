@@ -7,9 +7,11 @@ fight the worker for the GIL and stall the window.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 
 from ebm_studio.worker.frames import Frame
 
@@ -93,6 +95,7 @@ class EnergyTrace(pg.PlotWidget):
     """Per-chain energy over steps: the mean and a 10–90 % band, bounded history."""
 
     MAX_POINTS = 3000
+    REDRAW_S = 0.1
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -106,10 +109,14 @@ class EnergyTrace(pg.PlotWidget):
         self.hi_curve = self.plot(pen=pg.mkPen((255, 200, 60, 60)))
         self.band = pg.FillBetweenItem(self.lo_curve, self.hi_curve, brush=pg.mkBrush(255, 200, 60, 50))
         self.addItem(self.band)
+        self._flush = QTimer(self)
+        self._flush.setSingleShot(True)
+        self._flush.timeout.connect(self._redraw)
         self.clear_trace()
 
     def clear_trace(self) -> None:
         self._rows: list[tuple[float, float, float, float]] = []
+        self._drawn_at = 0.0
         for c in (self.mean_curve, self.lo_curve, self.hi_curve):
             c.setData([], [])
 
@@ -123,6 +130,19 @@ class EnergyTrace(pg.PlotWidget):
         self._rows.append((float(step), float(e.mean()), float(lo), float(hi)))
         if len(self._rows) > self.MAX_POINTS:
             self._rows = self._rows[::2]  # keep the whole run, at half the density
+        # the band's path is rebuilt on every update: redraw at most REDRAW_S apart, and make
+        # sure the newest row is drawn even when no further frame comes (a paused chain)
+        now = time.perf_counter()
+        if now - self._drawn_at < self.REDRAW_S:
+            if not self._flush.isActive():
+                self._flush.start(int(self.REDRAW_S * 1000))
+            return
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self._drawn_at = time.perf_counter()
+        if not self._rows:
+            return
         a = np.asarray(self._rows)
         self.mean_curve.setData(a[:, 0], a[:, 1])
         self.lo_curve.setData(a[:, 0], a[:, 2])
