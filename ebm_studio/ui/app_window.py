@@ -7,4 +7,12 @@ from ebm_studio.ui.main_window import MainWindow
 
 def build_window(device: str = "auto", start_demo: bool = True) -> MainWindow:
     """The main window with all panels added as tabs."""
-    return MainWindow(device=device, start_demo=start_demo)
+    from ebm_studio.ui.landscape_view import LandscapeView
+    from ebm_studio.ui.training_panel import TrainingPanel
+    from ebm_studio.ui.trajectory_scrubber import TrajectoryScrubber
+
+    window = MainWindow(device=device, start_demo=start_demo)
+    window.add_tab("training", TrainingPanel(window.host), "Training")
+    window.add_tab("trajectories", TrajectoryScrubber(window.host), "Trajectories")
+    window.add_tab("landscape", LandscapeView(window.host), "Landscape")
+    return window

@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         e.job_state.connect(self._on_job_state)
         e.error.connect(self._on_error)
         e.saved.connect(self._on_saved)
-        e.device_changed.connect(lambda text: self.device_label.setText(text))
+        e.device_changed.connect(self.device_label.setText)  # a bound slot: queued across threads
 
     def _on_frame_ready(self) -> None:
         frame: Frame | None = self.engine.frames.take()

@@ -177,3 +177,19 @@ def test_same_seed_same_chains(host, qtbot):
         ends.append(host.frames[-1].points.copy())
         host.states.clear()
     np.testing.assert_array_equal(ends[0], ends[1])
+
+
+def test_training_records_its_negatives_on_request(host, qtbot):
+    from ebm_studio.core.config import preset_2d
+
+    cfg = preset_2d("8gaussians")
+    cfg.optim.batch_size, cfg.sampler.steps, cfg.sampler.buffer_size = 32, 3, 256
+    cfg.model.hidden, cfg.steps, cfg.device = [16], 12, "cpu"
+    host.run(JobRequest("train", {"config": cfg.to_dict(), "record_negatives": 3, "landscape_every": 0,
+                                  "autosave_every": 0}, purpose="training"))
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=30000)
+    rec = host.engine.trajectories.active
+    assert list(rec.steps) == [1, 4, 7, 10]  # every 3rd step from the first
+    last = rec.get(len(rec) - 1)
+    assert last.state.shape == (32, 2) and np.isfinite(last.state).all()
+    assert last.settings["lr"] == cfg.optim.lr

@@ -119,6 +119,33 @@ class SampleJob(Job):
             label=self.request.purpose,
         )
 
+    def add_chains(self, points: np.ndarray) -> int:
+        """Add chains starting at ``points`` (k, *event_shape); returns the new chain count.
+
+        The new chains go *first*: a points frame highlights its first chains as points, so the
+        ones the user just dropped are drawn. A recording holds one chain count, so a recorded run
+        continues in a new recording from here.
+        """
+        model = self.engine.model
+        new = torch.from_numpy(np.array(points, dtype=np.float32))
+        if new.ndim < 2 or new.shape[0] < 1 or tuple(new.shape[1:]) != tuple(model.event_shape):
+            raise ValueError(
+                f"new chains must have shape (k, {', '.join(map(str, model.event_shape))}), "
+                f"got {tuple(new.shape)}"
+            )
+        if self.sampler.mask is not None:
+            raise ValueError("chains cannot be added to a masked (inpainting) run")
+        x = self.sampler.x
+        n = x.shape[0] + new.shape[0]
+        if n > MAX_CHAINS:
+            raise ValueError(f"at most {MAX_CHAINS} chains; this would make {n}")
+        self.sampler.set_state(torch.cat([new.to(x.device), x.detach()]))
+        if self.recorder is not None:
+            self.recorder = self.engine.trajectories.new_recording(kind=model.kind)
+            self._record(None, self.engine.live.snapshot())
+            self.engine.announce_recording()
+        return n
+
     def current_state(self) -> np.ndarray:
         """A copy of the chains (for saving or handing to another tool)."""
         return self.sampler.x.detach().cpu().numpy().copy()

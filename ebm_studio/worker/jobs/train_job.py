@@ -1,8 +1,13 @@
 """Training job: analysis-by-synthesis steps with live learning rate and sampler settings.
 
 Configuration keys: ``config`` (a :class:`~ebm_studio.core.config.TrainConfig` as a dict),
-``resume`` (continue the engine's current trainer instead of starting afresh), ``autosave_every``
-(steps; 0 = off), ``landscape_every`` (steps between 2-D landscape refreshes; 0 = off).
+``resume`` (continue the engine's current trainer instead of starting afresh; an error when there
+is none), ``autosave_every`` (steps; 0 = off), ``landscape_every`` (steps between 2-D landscape
+refreshes, which are also spaced in time; 0 = off).
+
+Live settings: the learning rate, sampler step size, noise and temperature are applied when they
+change while the job runs (the settings are shared with the chain viewer, so values that were
+already there when the job started do not override the run's configuration).
 
 The trainer stays with the engine after the job ends, so Stop + Resume continues exactly, and Save
 writes a resumable checkpoint. A divergence ends the job with the trainer rolled back to its last
@@ -10,6 +15,8 @@ good state and a message the panel shows.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -21,6 +28,11 @@ from ebm_studio.worker.live import Settings
 
 #: how many sample chains a training frame shows
 SHOW_CHAINS = 64
+#: live settings a running training job applies (all others need a new run)
+LIVE_KEYS = ("lr", "step_size", "noise", "temperature")
+#: 2-D landscapes during training: at most one per this many seconds, and at most this share of time
+LANDSCAPE_MIN_INTERVAL_S = 1.0
+LANDSCAPE_MAX_SHARE = 0.2
 
 
 class TrainJob(Job):
@@ -30,7 +42,12 @@ class TrainJob(Job):
     def start(self) -> None:
         cfg = self.request.config
         engine = self.engine
-        if cfg.get("resume") and engine.trainer is not None:
+        if cfg.get("resume") and engine.trainer is None:
+            # never fall back to a fresh run silently: the user asked to continue one
+            raise ValueError(
+                "there is no training run to continue; open a resumable checkpoint or press Train"
+            )
+        if cfg.get("resume"):
             self.trainer = engine.trainer
             if cfg.get("config"):
                 new = TrainConfig.from_dict(cfg["config"])
@@ -50,19 +67,35 @@ class TrainJob(Job):
         self.total = self.trainer.config.steps
         self.autosave_every = int(cfg.get("autosave_every", 500))
         self.landscape_every = int(cfg.get("landscape_every", 25))
+        self.recorder = None
+        every = int(cfg.get("record_negatives", 0) or 0)
+        if every > 0:
+            # the negatives of every K-th step, scrubbable like a sampling run
+            self.recorder = engine.trajectories.new_recording(kind=self.trainer.dataset.kind, every=every)
+            engine.announce_recording()
+        self._landscape_due = 0.0
         self.metrics: dict = {}
         s = engine.live.snapshot()
         self._lr = self.trainer.config.optim.lr
-        self._sampling = None
-        self._apply(s)
+        # Live settings are shared with the chain viewer, so values left over from it (or from an
+        # earlier run) must not override this run's configuration: only changes made after the
+        # job started are applied. The training panel writes its values before it starts a job.
+        self._seen: dict = {key: getattr(s, key) for key in LIVE_KEYS}
         if self.step >= self.total:
             self.done = True
             self.message = f"already at step {self.step} of {self.total}; raise the number of steps to continue"
 
     def _apply(self, s: Settings) -> None:
-        if s.lr is not None and s.lr != self._lr:
-            self.trainer.set_lr(s.lr)
-            self._lr = s.lr
+        changed = {key: getattr(s, key) for key in LIVE_KEYS if getattr(s, key) != self._seen[key]}
+        if not changed:
+            return
+        self._seen.update(changed)
+        lr = changed.pop("lr", None)
+        if lr is not None and lr != self._lr:
+            self.trainer.set_lr(lr)
+            self._lr = lr
+        if changed:  # sampler step size, noise, temperature: used from the next training step on
+            self.trainer.set_sampling(**changed)
 
     def advance(self, settings: Settings) -> None:
         self._apply(settings)
@@ -79,6 +112,8 @@ class TrainJob(Job):
         self.metrics = m
         self.engine.push_metrics(m)
         self.step = self.trainer.step_count
+        if self.recorder is not None:
+            self._record(settings)
         self._count_step()
         self.engine.model.step = self.step
         if self.step >= self.total:
@@ -90,14 +125,35 @@ class TrainJob(Job):
             self.landscape_every
             and self.trainer.dataset.kind == "points"
             and (self.step % self.landscape_every == 0 or self.done)
+            and (self.done or time.perf_counter() >= self._landscape_due)
         ):
+            t0 = time.perf_counter()
             self.engine.compute_landscape({})
+            cost = time.perf_counter() - t0
+            # a 256² landscape with its numbers costs about as much as 25 quick 2-D steps: space
+            # them in time too, so they never take more than a fifth of the run
+            wait = max(LANDSCAPE_MIN_INTERVAL_S, cost / LANDSCAPE_MAX_SHARE)
+            self._landscape_due = time.perf_counter() + wait
+
+    def _record(self, settings: Settings) -> None:
+        live = {"lr": self._lr, "step_size": settings.step_size, "noise": settings.noise,
+                "temperature": settings.temperature}
+        if not self.recorder.wants(self.step):
+            self.recorder.note_settings(self.step, live)
+            return
+        x = self._shown(self.trainer.last_samples)
+        self.recorder.record(self.step, x.detach().cpu().numpy(), self.trainer.model_energy(x).cpu().numpy(),
+                             settings=live)
+
+    def _shown(self, x):
+        """The chains a frame or recording shows: all points, the first SHOW_CHAINS images."""
+        return x[:SHOW_CHAINS] if self.trainer.dataset.kind == "images" else x
 
     def frame(self, settings: Settings) -> Frame | None:
         x = self.trainer.last_samples
         if x is None:
             return None
-        x = x[:SHOW_CHAINS] if self.trainer.dataset.kind == "images" else x
+        x = self._shown(x)
         xs = x.detach().cpu().numpy()
         e = self.trainer.model_energy(x).cpu().numpy()
         return make_frame(

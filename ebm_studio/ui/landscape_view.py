@@ -1,0 +1,761 @@
+"""The 2-D energy-landscape explorer: E/T or p_T live, the truth beside it, chains, fits, drawing.
+
+For 2-D models the partition function is computable by quadrature, so this view shows what
+notebooks rarely show live: the energy surface, the normalised density, the chains moving on it and
+the error against the truth, all refreshing while a model trains or the temperature moves.
+
+Who computes what.
+
+- The **engine** (worker thread) evaluates the network on the grid, −∇E on a coarse grid, the exact
+  data density on the same grid, the held-out energies and the nearest-mode labels
+  (:mod:`ebm_studio.worker.landscape_service`), and renders the view's picture and numbers at the
+  view's last spec (temperature, quantity, contour levels; :mod:`ebm_studio.worker.landscape_render`).
+  A training job asks for a refresh every few steps, so while a model trains the GUI thread only
+  hands finished arrays to pyqtgraph. This view asks when the model, the grid or the box changes
+  (``request_landscape`` through ``EngineHost.call``, at most one request in flight).
+- The **view** (GUI thread) re-renders by itself only when the user changes the spec: moving the
+  temperature slider re-normalises the last energy grid, ``p_T = exp(−E/T) / Z_T`` with
+  ``log Z_T = log Σ exp(−E/T)·ΔA``, one logsumexp and one exp over 256² cells plus contours and
+  numbers, 10–20 ms of numpy. So the slider re-renders p_T at once instead of waiting for an engine
+  that may be in the middle of a training step (a round trip would lag by a step or more), and no
+  torch is needed in the GUI. The new spec then goes to the engine (coalesced) for later refreshes.
+  Drawing is throttled by a timer (latest wins) and skipped while the tab is hidden.
+
+Modes and tools: heatmap of E/T, p_T or log p_T with a shared colour bar, contour lines (auto or
+typed levels), −∇E arrows (one item for all shafts and barbs), the live chains with trails (click
+to drop new chains), the truth or a data histogram beside the model, the numbers panel, and the
+side tabs: draw your own data (:mod:`.draw_data`), compose two energies (:mod:`.compose_panel`),
+forward- vs reverse-KL fits (:mod:`.landscape_fit`).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ebm_studio.ui.compose_panel import ComposePanel
+from ebm_studio.ui.draw_data import DrawDataPanel
+from ebm_studio.ui.landscape_fit import FitPanel
+from ebm_studio.ui.landscape_numbers import NumbersPanel
+from ebm_studio.ui.landscape_plot import LandscapePlots
+from ebm_studio.ui.widgets import LogSlider
+from ebm_studio.worker import landscape_render as lm
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.landscape_requests import (
+    TOPIC,
+    announce_model,
+    drop_chains,
+    request_landscape,
+    set_view_spec,
+)
+from ebm_studio.worker.thread import EngineHost
+
+REDRAW_HZ = 30.0
+#: a request without an answer for this long no longer blocks the next one (an engine error)
+REQUEST_TIMEOUT_S = 5.0
+GRID_SIZES = (64, 128, 256, 512)
+COLORMAPS = ("viridis", "inferno", "magma", "cividis", "turbo", "CET-L17")
+
+MODES = {
+    "energy": "Energy E/T",
+    "density": "Density p_T",
+    "log_density": "Log density log p_T",
+}
+TIPS = {
+    "mode": "<b>Energy</b>: U(x) = E(x)/T (+ |x|²/2σ² with a reference), low = likely.<br>"
+            "<b>Density</b>: p_T(x) = exp(−U(x)) / Z_T, Z_T by quadrature on the grid.<br>"
+            "<b>Log density</b>: log p_T = −U − log Z_T, shown down to 12 nats below its maximum.",
+    "temperature": "Temperature T of p_T(x) ∝ exp(−E(x)/T). T → 0: the mass collapses onto the "
+                   "minima of E; T large: p_T flattens towards uniform on the box. Re-rendered at "
+                   "once from the last energy grid (no recomputation).",
+    "follow": "Also set the chains' live temperature to T, so the particles sample the p_T shown. "
+              "Off while a training run is going (the run's sampler would change).",
+    "contours": "Contour lines of the shown quantity: N levels evenly inside the colour range, or "
+                "the levels typed below (in the units of the shown quantity).",
+    "levels": "Contour levels, e.g. '1, 2, 5' (in the shown quantity's units); empty = automatic.",
+    "arrows": "The force −∇E(x) on a coarse grid: where a chain is pushed (Langevin drift "
+              "−(ε/2)∇E/T). Length grows with |∇E| up to one grid cell.",
+    "arrow_n": "Arrows per side of the coarse grid.",
+    "chains": "The live chains (the first 256 of the viewer's chains, or a training run's "
+              "negatives). Click on the landscape to drop new chains there.",
+    "trails": "Short trails: each chain's positions over the last frames (viewer and fit chains; "
+              "a training run's negatives are fresh buffer draws each step, so they get none).",
+    "data": "Training data points (up to 1000) on both plots.",
+    "truth": "The exact data density beside the model (same colour scale), or a 2-D histogram "
+             "of the data when there is no exact density.",
+    "grid": "Cells per side of the quadrature grid: log Z_T = log Σ exp(−E/T)·ΔA over the box.",
+    "drop": "Chains dropped per click (scattered by 1 % of the box around the click).",
+    "refresh": "Evaluate the model on the grid again now.",
+    "reset": "Back to the data set's box (grid and view).",
+    "zoom_grid": "Put the quadrature grid on the visible box (a finer picture of a zoomed region; "
+                 "log Z then covers only that box).",
+}
+
+
+def _label(text: str, tip: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setToolTip(tip)
+    return lab
+
+
+class LandscapeView(QWidget):
+    """The landscape tab: controls on the left, the pictures and numbers on the right."""
+
+    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("landscape_view")
+        self.host = host
+        self.model_info: dict = {}
+        self.result: dict | None = None  # the newest landscape from the engine
+        self.numbers: dict = {}
+        self.training = False
+        self.landscapes_drawn = 0
+        self.landscapes_received = 0
+        self.render_ms: collections.deque[float] = collections.deque(maxlen=200)
+        self._dirty = False
+        self._frame: Frame | None = None
+        self._frame_dirty = False
+        self._trail: collections.deque[np.ndarray] = collections.deque()
+        self._trail_key: tuple | None = None
+        self._stale = True
+        self._req = 0
+        self._in_flight: str | None = None
+        self._in_flight_t = 0.0
+        self._want_more = False
+        self._box: tuple[tuple[float, float], tuple[float, float]] | None = None
+        self._framed: tuple | None = None
+        self._arrows_key: tuple | None = None
+        self._levels_error = ""
+        self._rng = np.random.default_rng(1)
+        self.last_chain_temperature: float | None = None
+        self.last_drop: dict | None = None
+        self._dropped = 0  # how many of the first chains in the frames were dropped by clicks
+        self._dropped_job: int | None = None
+        self.log_p: np.ndarray | None = None  # the shown model's log p_T (for tests and numbers)
+        self.local_renders = 0  # pictures rendered in the GUI thread (the spec had changed)
+        self.engine_renders = 0  # pictures the engine rendered for the view's spec
+        self._titles: tuple[str, str] | None = None
+        self._spec_timer = QTimer(self)
+        self._spec_timer.setSingleShot(True)
+        self._spec_timer.setInterval(150)
+        self._spec_timer.timeout.connect(self._send_spec)
+
+        self.plots = LandscapePlots()
+        self.numbers_panel = NumbersPanel()
+        self.draw = DrawDataPanel(host)
+        self.compose = ComposePanel(host)
+        self.fit = FitPanel(host)
+        self._build_controls()
+
+        self.tools = QTabWidget()
+        self.tools.setObjectName("landscape_tools")
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.view_controls)
+        self.tools.addTab(scroll, "View")
+        for w, title in ((self.draw, "Draw data"), (self.compose, "Compose"), (self.fit, "KL fits")):
+            s = QScrollArea()
+            s.setWidgetResizable(True)
+            s.setWidget(w)
+            self.tools.addTab(s, title)
+        self.tools.setMinimumWidth(330)
+        self.tools.setMaximumWidth(420)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.plots)
+        right.addWidget(self.numbers_panel)
+        right.setStretchFactor(0, 5)
+        right.setStretchFactor(1, 1)
+        lay = QHBoxLayout(self)
+        lay.addWidget(self.tools)
+        lay.addWidget(right, 1)
+
+        # --- wiring -------------------------------------------------------------------------------
+        self.plots.vb.clicked.connect(self._on_click)
+        self.plots.vb.stroke.connect(self._on_stroke)
+        self.plots.vb.stroke_finished.connect(self._stroke_finished)
+        self.tools.currentChanged.connect(lambda _i: self._update_draw_mode())
+        self.draw.points_changed.connect(self._show_drawn)
+        self.fit.overlays_changed.connect(self._draw_fits)
+        e = host.engine
+        # bound methods of this QObject: Qt queues these into the GUI thread
+        e.landscape_ready.connect(self._on_landscape)
+        e.model_changed.connect(self._on_model_changed)
+        e.job_state.connect(self._on_job_state)
+        e.result.connect(self._on_result)
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        self.numbers_panel.clear("Waiting for the first landscape…")
+        from ebm_studio.ui.main_window import app_settings  # deferred: main_window hosts this panel
+
+        self.restore_settings(app_settings())
+        self.draw.restore_settings(app_settings())
+        # the engine may have announced its start-up model before this panel existed: ask again
+        host.call.emit(announce_model)
+
+    # ==============================================================================================
+    # controls
+    # ==============================================================================================
+    def _build_controls(self) -> None:
+        self.view_controls = QWidget()
+        self.view_controls.setObjectName("landscape_view_controls")
+        self.mode_box = QComboBox()
+        self.mode_box.setObjectName("landscape_mode")
+        for key, label in MODES.items():
+            self.mode_box.addItem(label, key)
+        self.mode_box.setCurrentIndex(self.mode_box.findData("log_density"))
+        self.mode_box.setToolTip(TIPS["mode"])
+        self.temperature = LogSlider(0.05, 20.0, 1.0, decimals=3)
+        self.temperature.setObjectName("landscape_temperature")
+        self.temperature.setToolTip(TIPS["temperature"])
+        self.follow_t = QCheckBox("Chains follow T")
+        self.follow_t.setObjectName("landscape_follow_t")
+        self.follow_t.setChecked(True)
+        self.follow_t.setToolTip(TIPS["follow"])
+        self.cmap_box = QComboBox()
+        self.cmap_box.setObjectName("landscape_cmap")
+        for name in COLORMAPS:
+            self.cmap_box.addItem(name)
+        self.cmap_box.setToolTip("Colour map of both heatmaps (one colour bar)")
+
+        self.contours_box = QCheckBox("Contour lines")
+        self.contours_box.setObjectName("landscape_contours")
+        self.contours_box.setChecked(True)
+        self.contours_box.setToolTip(TIPS["contours"])
+        self.contour_n = QSpinBox()
+        self.contour_n.setRange(1, 40)
+        self.contour_n.setValue(8)
+        self.contour_n.setToolTip(TIPS["contours"])
+        self.levels_edit = QLineEdit()
+        self.levels_edit.setObjectName("landscape_levels")
+        self.levels_edit.setPlaceholderText("automatic")
+        self.levels_edit.setToolTip(TIPS["levels"])
+        self.arrows_box = QCheckBox("Gradient field −∇E")
+        self.arrows_box.setObjectName("landscape_arrows")
+        self.arrows_box.setToolTip(TIPS["arrows"])
+        self.arrow_n = QSpinBox()
+        self.arrow_n.setObjectName("landscape_arrow_n")
+        self.arrow_n.setRange(6, 48)
+        self.arrow_n.setValue(24)
+        self.arrow_n.setToolTip(TIPS["arrow_n"])
+        self.chains_box = QCheckBox("Live chains")
+        self.chains_box.setObjectName("landscape_chains")
+        self.chains_box.setChecked(True)
+        self.chains_box.setToolTip(TIPS["chains"])
+        self.trails_box = QCheckBox("Trails")
+        self.trails_box.setObjectName("landscape_trails")
+        self.trails_box.setToolTip(TIPS["trails"])
+        self.trail_len = QSpinBox()
+        self.trail_len.setRange(2, 60)
+        self.trail_len.setValue(12)
+        self.trail_len.setSuffix(" frames")
+        self.trail_len.setToolTip(TIPS["trails"])
+        self.data_box = QCheckBox("Training data points")
+        self.data_box.setObjectName("landscape_data")
+        self.data_box.setToolTip(TIPS["data"])
+        self.truth_box = QCheckBox("Truth beside the model")
+        self.truth_box.setObjectName("landscape_truth")
+        self.truth_box.setChecked(True)
+        self.truth_box.setToolTip(TIPS["truth"])
+        self.grid_box = QComboBox()
+        self.grid_box.setObjectName("landscape_grid")
+        for n in GRID_SIZES:
+            self.grid_box.addItem(f"{n} × {n}", n)
+        self.grid_box.setCurrentIndex(GRID_SIZES.index(256))
+        self.grid_box.setToolTip(TIPS["grid"])
+        self.drop_n = QSpinBox()
+        self.drop_n.setObjectName("landscape_drop_n")
+        self.drop_n.setRange(1, 512)
+        self.drop_n.setValue(16)
+        self.drop_n.setToolTip(TIPS["drop"])
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setObjectName("landscape_refresh")
+        self.refresh_button.setToolTip(TIPS["refresh"])
+        self.reset_button = QPushButton("Reset view")
+        self.reset_button.setObjectName("landscape_reset")
+        self.reset_button.setToolTip(TIPS["reset"])
+        self.zoom_grid_button = QPushButton("Grid on view")
+        self.zoom_grid_button.setObjectName("landscape_zoom_grid")
+        self.zoom_grid_button.setToolTip(TIPS["zoom_grid"])
+        self.status = QLabel("")
+        self.status.setObjectName("landscape_status")
+        self.status.setWordWrap(True)
+
+        show = QGroupBox("Show")
+        f = QFormLayout(show)
+        f.addRow(_label("Quantity", TIPS["mode"]), self.mode_box)
+        f.addRow(_label("Temperature T", TIPS["temperature"]), self.temperature)
+        f.addRow("", self.follow_t)
+        f.addRow("Colour map", self.cmap_box)
+        over = QGroupBox("Overlays")
+        g = QGridLayout(over)
+        g.addWidget(self.contours_box, 0, 0)
+        g.addWidget(self.contour_n, 0, 1)
+        g.addWidget(_label("Levels", TIPS["levels"]), 1, 0)
+        g.addWidget(self.levels_edit, 1, 1)
+        g.addWidget(self.arrows_box, 2, 0)
+        g.addWidget(self.arrow_n, 2, 1)
+        g.addWidget(self.chains_box, 3, 0)
+        g.addWidget(self.trails_box, 4, 0)
+        g.addWidget(self.trail_len, 4, 1)
+        g.addWidget(self.data_box, 5, 0, 1, 2)
+        g.addWidget(self.truth_box, 6, 0, 1, 2)
+        grid = QGroupBox("Grid and box")
+        f2 = QFormLayout(grid)
+        f2.addRow(_label("Quadrature grid", TIPS["grid"]), self.grid_box)
+        f2.addRow(_label("Chains per click", TIPS["drop"]), self.drop_n)
+        buttons = QGridLayout()
+        buttons.addWidget(self.refresh_button, 0, 0)
+        buttons.addWidget(self.reset_button, 0, 1)
+        buttons.addWidget(self.zoom_grid_button, 1, 0, 1, 2)
+        f2.addRow(buttons)
+        lay = QVBoxLayout(self.view_controls)
+        lay.addWidget(show)
+        lay.addWidget(over)
+        lay.addWidget(grid)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+
+        spec_changed = self._spec_changed
+        self.mode_box.currentIndexChanged.connect(lambda _i: spec_changed())
+        self.temperature.valueChanged.connect(self._on_temperature)
+        self.cmap_box.currentTextChanged.connect(lambda name: self.plots.set_colormap(name))
+        for w in (self.contours_box, self.truth_box):
+            w.toggled.connect(lambda _on: spec_changed())
+        self.contour_n.valueChanged.connect(lambda _v: spec_changed())
+        self.levels_edit.editingFinished.connect(spec_changed)
+        self.arrows_box.toggled.connect(lambda _on: self._draw_arrows(force=True))
+        self.arrow_n.valueChanged.connect(lambda _v: self.request_landscape())
+        self.chains_box.toggled.connect(lambda _on: self._draw_particles())
+        self.trails_box.toggled.connect(lambda _on: self._draw_particles())
+        self.data_box.toggled.connect(lambda _on: self._draw_data_points())
+        self.grid_box.currentIndexChanged.connect(lambda _i: self.request_landscape())
+        self.refresh_button.clicked.connect(lambda: self.request_landscape(force=True))
+        self.reset_button.clicked.connect(self.reset_view)
+        self.zoom_grid_button.clicked.connect(self.grid_on_view)
+        self.plots.set_colormap(self.cmap_box.currentText())
+
+    # ==============================================================================================
+    # requests to the engine
+    # ==============================================================================================
+    @property
+    def is_2d(self) -> bool:
+        info = self.model_info
+        return info.get("kind") == "points" and list(info.get("event_shape", [])) == [2]
+
+    def request_landscape(self, force: bool = False) -> None:
+        """Ask the engine for a landscape on the current grid (one request in flight)."""
+        if not self.model_info or not self.is_2d:
+            return
+        now = time.perf_counter()
+        if self._in_flight is not None and now - self._in_flight_t < REQUEST_TIMEOUT_S and not force:
+            self._want_more = True
+            return
+        self._req += 1
+        rid = f"view-{self._req}"
+        self._in_flight, self._in_flight_t, self._want_more = rid, now, False
+        self._stale = False
+        xlim, ylim = self._box if self._box is not None else (None, None)
+        params = {"n": self.grid_box.currentData(), "grad_n": self.arrow_n.value(),
+                  "xlim": xlim, "ylim": ylim, "view": self.view_spec(), "request_id": rid}
+        self.host.call.emit(functools.partial(request_landscape, params))
+
+    def reset_view(self) -> None:
+        self._box = None
+        self._framed = None
+        self.plots.reset_view()
+        self.request_landscape(force=True)
+
+    def grid_on_view(self) -> None:
+        self._box = self.plots.view_box_limits()
+        self.request_landscape(force=True)
+
+    def _on_temperature(self, t: float) -> None:
+        self.fit.set_temperature(t)
+        self._spec_changed()
+        if self.follow_t.isChecked() and not self.training:
+            try:
+                self.host.update_live(temperature=t)
+            except ValueError as exc:
+                self._say(str(exc))
+                return
+            # keep the viewer's own slider in step, so its next restart does not undo T
+            viewer = getattr(self.window(), "viewer", None)
+            slider = getattr(viewer, "temperature", None)
+            if isinstance(slider, LogSlider):
+                slider.setValue(t)
+
+    def _on_click(self, x: float, y: float) -> None:
+        if not self.is_2d:
+            self._say("Chains can be dropped on 2-D models only.")
+            return
+        n = self.drop_n.value()
+        span = self._span()
+        pts = np.array([x, y]) + self._rng.normal(scale=0.01 * span, size=(n, 2))
+        self.last_drop = {"x": x, "y": y, "n": n}
+        self.host.call.emit(functools.partial(drop_chains, pts.astype(np.float32)))
+
+    def _on_stroke(self, x: float, y: float, first: bool) -> None:
+        self.draw.stroke_to(x, y, first)
+        self.plots.set_brush(x, y, self.draw.radius.value())
+
+    def _stroke_finished(self) -> None:
+        self.draw.end_stroke()
+        self.plots.set_brush(None, None, 0.0)
+
+    def _span(self) -> float:
+        if self.result is not None:
+            g = self.result["landscape"].grid
+            return max(g.xlim[1] - g.xlim[0], g.ylim[1] - g.ylim[0])
+        lo, hi = self.model_info.get("value_range", (-4.0, 4.0))
+        return float(hi - lo)
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    # ==============================================================================================
+    # engine answers
+    # ==============================================================================================
+    def _on_model_changed(self, info: dict) -> None:
+        self.model_info = dict(info)
+        self.result = None
+        self.log_p = None
+        self._trail.clear()
+        self._trail_key = None
+        self._framed = None
+        self._arrows_key = None
+        self._box = None
+        self._in_flight = None
+        self.fit.clear()
+        self.compose.model_replaced(info)
+        self.plots.set_fits(None, None)
+        if not self.is_2d:
+            shape = tuple(info.get("event_shape", []))
+            self.numbers_panel.clear(f"The landscape needs a 2-D model; {info.get('name', 'this model')} "
+                                     f"has samples of shape {shape}.")
+            self._titles = None
+            self._frame = None
+            self.plots.clear_all("no landscape: the model is not 2-D")
+            return
+        self._stale = True
+        if self.isVisible():
+            self.request_landscape(force=True)
+
+    def _on_landscape(self, result) -> None:
+        if not isinstance(result, dict) or result.get("landscape") is None:
+            return
+        self.landscapes_received += 1
+        rid = result.get("request_id")
+        if rid is not None and rid == self._in_flight:
+            self._in_flight = None
+            if self._want_more:
+                self.request_landscape()
+        self.compose.landscape_arrived(rid)
+        self.result = result
+        self._dirty = True
+        self._stale = False
+
+    def _on_job_state(self, info: dict) -> None:
+        kind, state = info.get("kind"), info.get("state")
+        active = state in ("starting", "running", "paused")
+        if kind == "train":
+            self.training = active
+        elif active:
+            self.training = False
+        self.fit.training = self.training
+        if self.fit.on_job_state(info) and self.is_2d:
+            # the fit replaced the viewer's chains: start them again
+            viewer = getattr(self.window(), "viewer", None)
+            restart = getattr(viewer, "restart", None)
+            if callable(restart):
+                restart()
+
+    def _on_result(self, topic: str, payload) -> None:
+        if topic == "fit_progress":
+            self.fit.on_progress(payload)
+            return
+        if topic == "fit":
+            self.fit.on_result(payload)
+            return
+        if topic != TOPIC or not isinstance(payload, dict):
+            return
+        event = payload.get("event")
+        if event == "model_info":
+            if not self.model_info:  # a model_changed that came meanwhile is newer
+                self._on_model_changed(payload["info"])
+        elif event in ("points_loaded", "points_failed", "train_failed", "training_started"):
+            self.draw.on_result(payload)
+        elif event in ("composed", "weights", "uncomposed", "compose_failed", "weights_failed",
+                       "uncompose_failed"):
+            self.compose.on_result(payload)
+        elif event == "chains_added":
+            # the dropped chains come first in the frames: highlight them while this job runs
+            self._dropped = min(self._dropped + int(payload["added"]), 256)
+            self._say(f"Dropped {payload['added']} chains: {payload['n_chains']:,} chains now.")
+        elif event in ("drop_refused", "landscape_failed"):
+            self._in_flight = None if event == "landscape_failed" else self._in_flight
+            self._say(payload.get("message", ""))
+        elif event == "not_2d":
+            self._in_flight = None
+
+    def on_frame(self, frame: Frame) -> None:
+        """Every frame the engine emits (the main window calls this): keep the newest chains."""
+        if frame.kind != "points" or frame.job_kind not in ("sample", "train", "fit") or frame.points is None:
+            return
+        pts = frame.points
+        if self._dropped and self._dropped_job not in (None, frame.job_id):
+            self._dropped = 0  # another job: its chains were not dropped here
+        self._dropped_job = frame.job_id
+        key = (frame.job_id, pts.shape[0], frame.n_chains)
+        if key != self._trail_key:
+            self._trail.clear()
+            self._trail_key = key
+        if frame.job_kind == "train":
+            # a training frame's points are that step's negatives, fresh draws from the replay
+            # buffer: consecutive frames are not the same chains, so a trail would join strangers
+            self._trail.clear()
+        self._trail.append(pts)
+        while len(self._trail) > self.trail_len.value():
+            self._trail.popleft()
+        self._frame = frame
+        self._frame_dirty = True
+        self.last_chain_temperature = frame.settings.get("temperature")
+
+    # ==============================================================================================
+    # drawing
+    # ==============================================================================================
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if self._stale and self.is_2d:
+            self.request_landscape()
+        self._dirty = self.result is not None
+
+    def _tick(self) -> None:
+        if not self.isVisible():
+            return
+        if self._in_flight is not None and time.perf_counter() - self._in_flight_t > REQUEST_TIMEOUT_S:
+            self._in_flight = None  # the engine said why (an error dialog); allow a new request
+            if self._want_more:
+                self.request_landscape()
+        if self._dirty and self.result is not None:
+            self._dirty = False
+            self.render()
+        if self._frame_dirty:
+            self._frame_dirty = False
+            self._draw_particles()
+
+    def _typed_levels(self) -> list[float] | None:
+        """The typed contour levels, or None (automatic); a bad entry is flagged, not used."""
+        text = self.levels_edit.text().strip()
+        if not text:
+            self._levels_flag("")
+            return None
+        try:
+            levels = lm.parse_levels(text)
+        except ValueError as exc:
+            self._levels_flag(str(exc))
+            return None
+        self._levels_flag("")
+        return levels or None
+
+    def _levels_flag(self, error: str) -> None:
+        if error == self._levels_error:
+            return
+        self._levels_error = error
+        if error:
+            self.levels_edit.setStyleSheet("border: 1px solid #d04040;")
+            self.levels_edit.setToolTip(f"{TIPS['levels']}<br><b>Not used:</b> {error}")
+            self._say(f"Contour levels not used: {error}; showing automatic levels.")
+        else:
+            self.levels_edit.setStyleSheet("")
+            self.levels_edit.setToolTip(TIPS["levels"])
+
+    def view_spec(self) -> dict:
+        """What the picture depends on besides the engine's arrays (see ``render_view``)."""
+        return lm.clean_spec({
+            "temperature": self.temperature.value(),
+            "mode": self.mode_box.currentData(),
+            "contours": self.contours_box.isChecked(),
+            "n_levels": self.contour_n.value(),
+            "levels": self._typed_levels(),
+            "truth": self.truth_box.isChecked(),
+        })
+
+    def _spec_changed(self) -> None:
+        """Redraw now (locally) and tell the engine soon (coalesced), so that later refreshes
+        arrive already rendered for this spec."""
+        self._dirty = True
+        self._spec_timer.start()
+
+    def _send_spec(self) -> None:
+        self.host.call.emit(functools.partial(set_view_spec, self.view_spec()))
+
+    def render(self) -> None:
+        """Draw the newest landscape at the view's spec. The engine's rendering is used when it
+        was made for this spec (a training refresh); otherwise it is rendered here (numpy)."""
+        r = self.result
+        if r is None:
+            return
+        t0 = time.perf_counter()
+        spec = self.view_spec()
+        v = r.get("view")
+        if v is None or v["spec"] != spec:
+            v = lm.render_view(r, spec)
+            self.local_renders += 1
+        else:
+            self.engine_renders += 1
+        grid = r["landscape"].grid
+        self.log_p = v["log_p"]
+        show_truth = spec["truth"] and v["truth_image"] is not None
+        self.plots.set_images(v["image"], v["truth_image"] if show_truth else None, v["levels"],
+                              grid.rect, grid.rect, v.get("truth_key"))
+        self.plots.home_rect = grid.rect
+        framed = (grid.xlim, grid.ylim, show_truth)
+        if framed != self._framed:
+            # a new box, or the truth plot came or went: frame the data box once the layout has
+            # settled (the aspect lock widens the range of a plot that is still being resized)
+            self._framed = framed
+            self.plots.show_truth(show_truth)
+            self.plots.reset_view(grid.rect)
+            QTimer.singleShot(0, lambda rect=grid.rect: self.plots.reset_view(rect))
+        self.plots.set_contours(v["contours"], v["truth_contours"] if show_truth else None,
+                                v.get("truth_key"))
+        self._draw_arrows()
+        self._draw_data_points()
+        # (the training step is in the numbers panel: a title that changes at every refresh
+        # would re-lay out the plots and repaint their axes each time)
+        self._set_titles(f"model {v['label']} · T = {spec['temperature']:.3g}", v["truth_title"])
+        self.numbers = v["numbers"]
+        self.numbers_panel.show_numbers(self.numbers)
+        self.landscapes_drawn += 1
+        self.render_ms.append(1000.0 * (time.perf_counter() - t0))
+
+    def _set_titles(self, model: str, truth: str) -> None:
+        # a title change re-lays out the plots: only when the text changes
+        if (model, truth) != self._titles:
+            self._titles = (model, truth)
+            self.plots.model_plot.setTitle(model, size="10pt")
+            self.plots.truth_plot.setTitle(truth, size="10pt")
+
+    def _draw_arrows(self, force: bool = False) -> None:
+        r = self.result
+        segs = r.get("arrows") if r is not None else None
+        if not self.arrows_box.isChecked() or segs is None:
+            self.plots.set_arrows(None)
+            self._arrows_key = None
+            return
+        if id(segs) == self._arrows_key and not force:
+            return  # arrows do not depend on T or the display mode
+        self._arrows_key = id(segs)
+        self.plots.set_arrows(segs)
+
+    def _draw_particles(self) -> None:
+        frame = self._frame
+        if not self.chains_box.isChecked() or frame is None:
+            self.plots.set_particles(None)
+            self.plots.set_trails(None)
+            return
+        self.plots.set_particles(frame.points, self._dropped)
+        if self.trails_box.isChecked():
+            self.plots.set_trails(lm.trail_segments(list(self._trail)))
+        else:
+            self.plots.set_trails(None)
+
+    def _draw_data_points(self) -> None:
+        r = self.result
+        pts = r.get("data_points") if (r is not None and self.data_box.isChecked()) else None
+        self.plots.set_data_points(pts)
+
+    def _draw_fits(self) -> None:
+        forward, reverse = self.fit.overlays()
+        self.plots.set_fits(forward, reverse)
+
+    def _update_draw_mode(self) -> None:
+        drawing = self.tools.currentIndex() == 1
+        self.plots.vb.draw_mode = drawing
+        self.plots.setCursor(Qt.CursorShape.CrossCursor if drawing else Qt.CursorShape.ArrowCursor)
+        self._show_drawn()
+
+    def _show_drawn(self) -> None:
+        # drawn points are a scatter; shown only while drawing (thousands of scatter points
+        # repainted during a training run would fight the worker for the GIL)
+        drawing = self.tools.currentIndex() == 1
+        self.plots.set_drawn_points(self.draw.points if drawing else None)
+
+    # ==============================================================================================
+    # persistence
+    # ==============================================================================================
+    _PERSIST = {
+        # key: (widget attribute, getter, setter, type)
+        "mode": ("mode_box", "currentData", "setCurrentIndex", str),
+        "cmap": ("cmap_box", "currentText", "setCurrentIndex", str),
+        "grid_n": ("grid_box", "currentData", "setCurrentIndex", int),
+        "contours": ("contours_box", "isChecked", "setChecked", bool),
+        "n_levels": ("contour_n", "value", "setValue", int),
+        "arrows": ("arrows_box", "isChecked", "setChecked", bool),
+        "arrow_n": ("arrow_n", "value", "setValue", int),
+        "chains": ("chains_box", "isChecked", "setChecked", bool),
+        "trails": ("trails_box", "isChecked", "setChecked", bool),
+        "trail_len": ("trail_len", "value", "setValue", int),
+        "data": ("data_box", "isChecked", "setChecked", bool),
+        "truth": ("truth_box", "isChecked", "setChecked", bool),
+        "follow_t": ("follow_t", "isChecked", "setChecked", bool),
+        "drop_n": ("drop_n", "value", "setValue", int),
+    }
+
+    def restore_settings(self, settings) -> None:
+        """Display choices from the last session (a damaged value keeps the default)."""
+        for key, (attr, _get, setter, kind) in self._PERSIST.items():
+            raw = settings.value(f"landscape/{key}")
+            if raw is None:
+                continue
+            widget = getattr(self, attr)
+            try:
+                if kind is bool:
+                    value = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1")
+                else:
+                    value = kind(raw)
+                if setter == "setCurrentIndex":
+                    i = widget.findData(value) if attr != "cmap_box" else widget.findText(value)
+                    if i >= 0:
+                        widget.setCurrentIndex(i)
+                else:
+                    getattr(widget, setter)(value)
+            except (TypeError, ValueError):
+                continue
+
+    def save_settings(self, settings) -> None:
+        """Called by the main window when it closes."""
+        for key, (attr, getter, _set, _kind) in self._PERSIST.items():
+            settings.setValue(f"landscape/{key}", getattr(getattr(self, attr), getter)())
+        self.draw.save_settings(settings)
+
+    # ==============================================================================================
+    # helpers for tests and benchmarks
+    # ==============================================================================================
+    def current_density(self) -> np.ndarray | None:
+        """The shown model's p_T on the grid (None before the first landscape)."""
+        return None if self.log_p is None else np.exp(self.log_p)

@@ -1,0 +1,249 @@
+"""Live training curves: a numpy-backed metric history and a grid of pyqtgraph plots.
+
+The history (:class:`MetricStore`) keeps every row of a run in growing numpy columns (amortised
+doubling, so appending 100k rows never copies lists), and hands the plots a downsampled copy: block
+means of equal-sized bins, as :meth:`ebm_studio.core.metrics_log.MetricsLog.series` does, so a
+redraw costs the same few hundred points at step 100 and at step 100 000. The plots redraw on a
+timer (at most ``REDRAW_HZ`` per second) and only when rows arrived, never once per row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QWidget
+
+#: the columns a training step reports (see ``core.training.METRIC_NAMES``) plus the step
+COLUMNS = ("step", "loss", "e_data", "e_sample", "gap", "grad_norm", "accept", "lr", "sec_per_step")
+#: points per curve after downsampling: well above the pixel width of a plot
+MAX_POINTS = 1000
+REDRAW_HZ = 10.0
+#: with fewer rows than this, every row is also drawn as a dot
+FEW_ROWS = 30
+
+DATA_PEN = (90, 170, 255)
+SAMPLE_PEN = (255, 140, 60)
+GAP_PEN = (120, 220, 120)
+PLAIN_PEN = (230, 230, 230)
+
+
+class MetricStore:
+    """Per-step metric columns in numpy arrays that grow by doubling."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._cap = max(16, int(capacity))
+        self._n = 0
+        self._cols: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def clear(self) -> None:
+        self._n = 0
+        self._cols = {}
+
+    def _column(self, name: str) -> np.ndarray:
+        col = self._cols.get(name)
+        if col is None:  # a metric that starts late: earlier rows are missing (NaN)
+            col = self._cols[name] = np.full(self._cap, np.nan)
+        return col
+
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        while self._cap < need:
+            self._cap *= 2
+        for name, col in self._cols.items():
+            new = np.full(self._cap, np.nan)
+            new[: self._n] = col[: self._n]
+            self._cols[name] = new
+
+    def extend(self, rows: list[dict]) -> None:
+        """Append rows (dicts of numbers; missing or ``None`` values become NaN)."""
+        if not rows:
+            return
+        start = self._n
+        self._grow(start + len(rows))
+        names = set(self._cols) | {k for r in rows for k in r}
+        for name in names:
+            col = self._column(name)
+            col[start : start + len(rows)] = [_number(r.get(name)) for r in rows]
+        self._n += len(rows)
+
+    def load(self, history: dict) -> None:
+        """Replace the contents by a ``MetricsLog.to_dict()`` history (columns of equal length)."""
+        self.clear()
+        cols = {k: v for k, v in (history or {}).items() if isinstance(v, (list, tuple))}
+        if not cols or len({len(v) for v in cols.values()}) != 1:
+            return
+        n = len(next(iter(cols.values())))
+        self._grow(n)
+        for name, values in cols.items():
+            self._column(name)[:n] = [_number(v) for v in values]
+        self._n = n
+
+    def last(self, name: str) -> float:
+        col = self._cols.get(name)
+        return float(col[self._n - 1]) if col is not None and self._n else math.nan
+
+    def column(self, name: str) -> np.ndarray:
+        """A view of one whole column (NaN where a row lacked it)."""
+        col = self._cols.get(name)
+        return col[: self._n] if col is not None else np.full(self._n, np.nan)
+
+    def series(self, name: str, max_points: int | None = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values); with more rows than ``max_points``, block means of equal bins."""
+        y = self.column(name)
+        x = self.column("step") if "step" in self._cols else np.arange(1, self._n + 1, dtype=float)
+        if max_points is None or len(y) <= max_points:
+            return x.copy(), y.copy()
+        k = math.ceil(len(y) / max_points)
+        m = len(y) // k * k
+        if m == len(y):
+            m -= k  # the newest bin is drawn raw below
+        # the tail that does not fill a bin is kept as it is, so the newest steps always show
+        with np.errstate(invalid="ignore"), _quiet_nanmean():
+            xs = np.concatenate([x[:m].reshape(-1, k).mean(1), x[m:]])
+            ys = np.concatenate([np.nanmean(y[:m].reshape(-1, k), 1), y[m:]])
+        return xs, ys
+
+
+class _quiet_nanmean:
+    """``np.nanmean`` of an all-NaN bin warns; an empty bin is simply NaN here."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _energy_title() -> str:
+    """The energy plot's title doubles as its legend (a legend box would cover the curves)."""
+    def colour(rgb: tuple[int, int, int], text: str) -> str:
+        return f"<span style='color: #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}'>{text}</span>"
+
+    return f"mean E: {colour(DATA_PEN, 'data x⁺')} · {colour(SAMPLE_PEN, 'samples x⁻')}"
+
+
+def _number(v) -> float:
+    try:
+        return float(v) if v is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class MetricPlots(pg.GraphicsLayoutWidget):
+    """Loss, mean energies of data and samples, their gap, the gradient norm and the acceptance."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("metric_plots")
+        self.setBackground("k")
+        self.store = MetricStore()
+        self.redraws = 0
+        self._dirty = False
+        self._last_draw = 0.0
+        self.plots: dict[str, pg.PlotItem] = {}
+        specs = [
+            ("loss", "loss", "E(data) − E(samples) + α(E(data)² + E(samples)²), minimised by Adam"),
+            ("energy", _energy_title(), "mean E on the data batch (blue) and on the negative "
+                                        "samples (orange); training pushes data down and samples up"),
+            ("gap", "gap E(x⁻) − E(x⁺)", "mean E(samples) − mean E(data): ≈ 0 when the sampler "
+                                        "matches the model; large and growing when samples lag behind"),
+            ("grad_norm", "‖∇θ loss‖", "norm of the parameter gradient (before clipping)"),
+            ("accept", "acceptance", "Metropolis acceptance rate (MALA and HMC; unadjusted "
+                                     "samplers have none)"),
+            ("lr", "learning rate η", "Adam's learning rate: shows live changes and rollbacks"),
+        ]
+        for i, (key, title, tip) in enumerate(specs):
+            p = self.addPlot(row=i // 3, col=i % 3, title=title)
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.setLabel("bottom", "step")
+            p.getAxis("left").setWidth(48)
+            p.setToolTip(tip)
+            p.setClipToView(True)
+            p.setPreferredWidth(240)  # equal hints, so the equal stretch gives equal columns
+            self.plots[key] = p
+        for col in range(3):  # equal widths, whatever the tick labels need
+            self.ci.layout.setColumnStretchFactor(col, 1)
+        self.curves = {
+            "loss": self.plots["loss"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
+            "e_data": self.plots["energy"].plot(pen=pg.mkPen(DATA_PEN, width=1.5), name="data"),
+            "e_sample": self.plots["energy"].plot(pen=pg.mkPen(SAMPLE_PEN, width=1.5), name="samples"),
+            "gap": self.plots["gap"].plot(pen=pg.mkPen(GAP_PEN, width=1.5)),
+            "grad_norm": self.plots["grad_norm"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
+            "accept": self.plots["accept"].plot(pen=pg.mkPen(SAMPLE_PEN, width=1.5)),
+            "lr": self.plots["lr"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
+        }
+        self.plots["accept"].setYRange(0, 1, padding=0.05)
+        self._accept_title = ""
+        self._symbols = False
+        for key in ("energy", "gap", "grad_norm", "accept", "lr"):
+            self.plots[key].setXLink(self.plots["loss"])
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._maybe_redraw)
+        self._timer.start()
+
+    # --- data -------------------------------------------------------------------------------------
+    def add_rows(self, rows: list[dict]) -> None:
+        self.store.extend(rows)
+        self._dirty = True
+
+    def load_history(self, history: dict) -> None:
+        self.store.load(history)
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Forget the history (a new run). Not ``clear``: GraphicsLayoutWidget's ``clear`` removes
+        the plots themselves."""
+        self.store.clear()
+        self._dirty = True
+
+    # --- drawing ----------------------------------------------------------------------------------
+    def _maybe_redraw(self) -> None:
+        if self._dirty and self.isVisible():
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._dirty = False
+        self._last_draw = time.perf_counter()
+        # a slow run (a ConvNet on a CPU) has few rows for a long time: mark them, or one row
+        # would draw nothing at all
+        symbols = len(self.store) < FEW_ROWS
+        for key, curve in self.curves.items():
+            x, y = self.store.series(key)
+            if symbols != self._symbols:
+                pen = curve.opts["pen"]
+                curve.setSymbol("o" if symbols else None)
+                curve.setSymbolSize(5)
+                curve.setSymbolPen(pen)
+                curve.setSymbolBrush(pen.color())
+            if len(x) and np.isfinite(y).any():
+                curve.setData(x, y, connect="finite")
+            else:
+                curve.setData([], [])
+        self._symbols = symbols
+        lr = self.store.column("lr")
+        if np.isfinite(lr).any():  # from 0: a flat line reads as "unchanged", not as noise
+            self.plots["lr"].setYRange(0.0, float(np.nanmax(lr)) * 1.25, padding=0)
+        has_accept = bool(np.isfinite(self.store.column("accept")).any())
+        title = "acceptance" if has_accept or not len(self.store) else "acceptance: none (unadjusted)"
+        if title != self._accept_title:
+            self._accept_title = title
+            self.plots["accept"].setTitle(title)
+        self.redraws += 1
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if self._dirty:
+            self.redraw()

@@ -1,0 +1,802 @@
+"""The Training panel: choose data, model and sampler, press Train, watch the run evolve.
+
+Layout: on the left the data picker (:mod:`.training_data`) and the settings form
+(:mod:`.training_form`, presets as defaults); on the right the run controls (Train / Pause / Stop /
+Continue, a progress bar with steps per second and ETA), the checkpoint and TOML buttons, the live
+negatives (or the replay buffer) with the 2-D landscape beside them, and the curves
+(:mod:`.metric_plots`).
+
+The panel never touches tensors. It sends requests (a ``train`` :class:`JobRequest`, live settings,
+pause/stop, save/open, rollback) and draws what the engine answers: ``metrics_ready`` rows,
+``job_state`` changes, train frames (``on_frame``), ``landscape_ready`` for 2-D sets and
+``model_changed`` (a new run, a resumed checkpoint, a rollback). Drawing is throttled by time
+(``REDRAW_HZ``): frames and landscapes are kept as "latest wins" and drawn by a timer, only while
+the panel is visible.
+
+Which settings change live: learning rate, sampler step size, noise and temperature go into the
+engine's live settings and the running job applies them at its next step. Everything else shapes
+the run itself (data, network, chain initialisation, batch...) and is locked while it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ebm_studio.core.config import PRESETS, ConfigError, TrainConfig, preset_for
+from ebm_studio.ui.frame_views import FrameView
+from ebm_studio.ui.metric_plots import MetricPlots
+from ebm_studio.ui.training_data import DataPicker
+from ebm_studio.ui.training_form import SettingsForm
+from ebm_studio.ui.widgets import LogSlider
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.requests import JobRequest
+from ebm_studio.worker.thread import EngineHost
+from ebm_studio.worker.training_service import BUFFER_TOPIC, TOPIC, buffer_frame, resume_and_train
+
+REDRAW_HZ = 10.0
+#: how often the buffer view asks the engine for a new buffer snapshot
+BUFFER_POLL_S = 1.0
+#: steps between 2-D landscape refreshes (the job also spaces them in time)
+LANDSCAPE_EVERY = 25
+#: seconds of history the steps-per-second estimate averages over
+RATE_WINDOW_S = 5.0
+ACTIVE = ("starting", "running", "paused")
+LANDSCAPE_CMAP = "viridis"
+#: the landscape shows log p_T down to this far below its maximum (the rest is one colour)
+LANDSCAPE_RANGE = 12.0
+
+#: the data set selected at start-up (the 2-D preset's)
+DEFAULT_DATA = PRESETS["2-D quick"]().data.name
+
+LOCK_NOTE = (
+    "While the run is going, only the learning rate, step size, noise and temperature change "
+    "(live, at the next step). Data, network, chain start, MCMC steps, batch and the rest shape "
+    "the run itself: Stop, then Train to start a new run with them."
+)
+
+
+def _fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _fmt_rate(steps_per_s: float) -> str:
+    # slow runs (ConvNets on a CPU) read better as seconds per step
+    return f"{steps_per_s:,.1f} steps/s" if steps_per_s >= 1 else f"{1 / steps_per_s:,.1f} s/step"
+
+
+class TrainingPanel(QWidget):
+    """Model training: data, settings, run controls, live samples, landscape and curves."""
+
+    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("training_panel")
+        self.host = host
+        self.state = "idle"  # idle | starting | running | paused | finished | stopped | diverged | error
+        self.step = 0
+        self.total = 0
+        self.last_message = ""
+        #: what "Continue training" continues: the engine's run, an opened checkpoint, or nothing
+        self.continue_mode: str | None = None
+        self.run_config: dict = {}
+        self.has_run = False  # the engine's current model is a training run of this panel
+        self.checkpoint_dir = str(Path.cwd())
+        self._rate_points: list[tuple[float, int]] = []
+        self._latest_frame: Frame | None = None
+        self._frame_dirty = False
+        self._landscape: dict | None = None
+        self._landscape_dirty = False
+        self._buffer_t = 0.0
+        self._buffer_seed = 0
+        self._buffer_waiting = False
+        self.frames_drawn = 0
+        self.landscapes_drawn = 0
+
+        # --- left: data and settings -------------------------------------------------------------
+        self.data = DataPicker(host)
+        self.form = SettingsForm()
+        left_inner = QWidget()
+        left_lay = QVBoxLayout(left_inner)
+        left_lay.setContentsMargins(4, 4, 4, 4)
+        left_lay.addWidget(self.data)
+        left_lay.addWidget(self.form)
+        left_lay.addStretch(1)
+        left = QScrollArea()
+        left.setObjectName("training_settings_scroll")
+        left.setWidget(left_inner)
+        left.setWidgetResizable(True)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setMinimumWidth(400)
+
+        # --- right: controls ---------------------------------------------------------------------
+        def button(text: str, name: str, tip: str) -> QPushButton:
+            b = QPushButton(text)
+            b.setObjectName(name)
+            b.setToolTip(tip)
+            return b
+
+        self.train_button = button("Train", "train_button",
+                                   "Start a new run from these settings (a fresh model)")
+        self.pause_button = button("Pause", "pause_button",
+                                   "Pause the run after the current step / resume it")
+        self.stop_button = button("Stop", "stop_button",
+                                  "Stop the run; it stays in memory (and is autosaved), so "
+                                  "Continue training picks it up exactly where it stopped")
+        self.continue_button = button("Continue training", "continue_button",
+                                      "Continue the stopped run, or resume training an opened "
+                                      "checkpoint, up to 'Training steps'")
+        self.save_button = button("Save checkpoint…", "save_button",
+                                  "Save a resumable checkpoint of the run (Ctrl+S)")
+        self.open_button = button("Open checkpoint…", "open_button",
+                                  "Open a checkpoint (Ctrl+O): sample it in Live chains, or press "
+                                  "Continue training to resume its run")
+        self.export_button = button("Export TOML…", "export_button",
+                                    "Write these settings as a TOML file that "
+                                    "'ebm-studio train --config FILE' runs headless")
+        self.import_button = button("Import TOML…", "import_button",
+                                    "Fill the settings from a TOML configuration file")
+        for b in (self.train_button, self.continue_button):
+            b.setMinimumWidth(110)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("train_progress")
+        self.progress.setFormat("step %v of %m")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.rate_label = QLabel("")
+        self.rate_label.setObjectName("train_rate")
+        self.status_label = QLabel("Pick a preset or data set, then press Train.")
+        self.status_label.setObjectName("train_status")
+        self.status_label.setWordWrap(True)
+        self.message_label = QLabel("")
+        self.message_label.setObjectName("train_message")
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #e0504a;")
+        self.message_label.hide()
+        self.lock_note = QLabel(LOCK_NOTE)
+        self.lock_note.setObjectName("lock_note")
+        self.lock_note.setWordWrap(True)
+        self.lock_note.setStyleSheet("color: #9a9a9a;")
+        self.lock_note.hide()
+        self.autosave_label = QLabel(f"Autosaves go to {host.engine.autosaver.folder}")
+        self.autosave_label.setObjectName("autosave_label")
+        self.autosave_label.setStyleSheet("color: #9a9a9a;")
+
+        # divergence: what happened, and the offer to roll back with a lower learning rate
+        self.banner = QFrame()
+        self.banner.setObjectName("divergence_banner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner.setStyleSheet("#divergence_banner { background: #4a2320; border: 1px solid #c0504a; }")
+        self.divergence_label = QLabel("")
+        self.divergence_label.setObjectName("divergence_label")
+        self.divergence_label.setWordWrap(True)
+        self.rollback_lr = LogSlider(1e-8, 10.0, 1e-4, decimals=8)
+        self.rollback_lr.setObjectName("rollback_lr")
+        self.rollback_lr.setToolTip("The learning rate η to continue with after the rollback "
+                                    "(θ ← θ − η·Adam(∇θ loss)); a tenth of the one that diverged "
+                                    "is suggested.")
+        self.rollback_button = button("Roll back to the last good checkpoint and lower the learning rate",
+                                      "rollback_button",
+                                      "Reload the newest autosave (or the last good state in memory) "
+                                      "and set the learning rate below; then Continue training")
+        bl = QGridLayout(self.banner)
+        bl.addWidget(self.divergence_label, 0, 0, 1, 3)
+        bl.addWidget(QLabel("New learning rate"), 1, 0)
+        bl.addWidget(self.rollback_lr, 1, 1)
+        bl.addWidget(self.rollback_button, 1, 2)
+        self.banner.hide()
+
+        run_row = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.stop_button, self.continue_button):
+            run_row.addWidget(b)
+        run_row.addStretch(1)
+        for b in (self.save_button, self.open_button, self.export_button, self.import_button):
+            run_row.addWidget(b)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.rate_label)
+
+        # --- right: views ------------------------------------------------------------------------
+        self.samples_view = FrameView()
+        self.samples_view.setObjectName("samples_view")
+        self.samples_view.setToolTip("The newest negatives x⁻ of the run (or the replay buffer)")
+        self.show_box = QComboBox()
+        self.show_box.setObjectName("samples_source_box")
+        self.show_box.addItem("newest negatives", "negatives")
+        self.show_box.addItem("replay buffer", "buffer")
+        self.show_box.setToolTip("Show the samples of the latest training step, or a random "
+                                 "draw from the replay buffer (refreshed every second)")
+        self.landscape_view = pg.GraphicsLayoutWidget()
+        self.landscape_view.setObjectName("landscape_view")
+        self.landscape_view.setBackground("k")
+        self.landscape_view.setToolTip("2-D data: log p_T(x) of the model, the newest negatives "
+                                       "on top")
+        self.landscape_plot = self.landscape_view.addPlot(title="landscape log p_T")
+        self.landscape_plot.setAspectLocked(True)
+        self.landscape_plot.hideButtons()
+        self.landscape_image = pg.ImageItem()  # [ix, iy] arrays: column-major is right
+        self.landscape_image.setColorMap(pg.colormap.get(LANDSCAPE_CMAP))
+        self.landscape_points = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(255, 200, 60, 200))
+        self.landscape_plot.addItem(self.landscape_image)
+        self.landscape_plot.addItem(self.landscape_points)
+        self.plots = MetricPlots()
+
+        samples_box = QWidget()
+        sl = QVBoxLayout(samples_box)
+        sl.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        self.samples_title = QLabel("Samples")
+        head.addWidget(self.samples_title, 1)
+        head.addWidget(QLabel("Show"))
+        head.addWidget(self.show_box)
+        sl.addLayout(head)
+        sl.addWidget(self.samples_view, 1)
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(samples_box)
+        views.addWidget(self.landscape_view)
+        self.views_splitter = views
+        right_split = QSplitter(Qt.Orientation.Vertical)
+        right_split.addWidget(views)
+        right_split.addWidget(self.plots)
+        right_split.setStretchFactor(0, 3)
+        right_split.setStretchFactor(1, 2)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(run_row)
+        rl.addLayout(progress_row)
+        rl.addWidget(self.status_label)
+        rl.addWidget(self.message_label)
+        rl.addWidget(self.lock_note)
+        rl.addWidget(self.banner)
+        rl.addWidget(right_split, 1)
+        rl.addWidget(self.autosave_label)
+
+        lay = QHBoxLayout(self)
+        lay.addWidget(left)
+        lay.addWidget(right, 1)
+
+        # --- wiring ------------------------------------------------------------------------------
+        self.train_button.clicked.connect(self.train)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.continue_button.clicked.connect(self.continue_training)
+        self.save_button.clicked.connect(lambda: self.save_checkpoint())
+        self.open_button.clicked.connect(lambda: self.open_checkpoint())
+        self.export_button.clicked.connect(lambda: self.export_config())
+        self.import_button.clicked.connect(lambda: self.import_config())
+        self.rollback_button.clicked.connect(self.rollback)
+        self.show_box.currentIndexChanged.connect(self._on_show_changed)
+        self.form.live_changed.connect(self._on_live_changed)
+        self.form.preset_chosen.connect(self.apply_preset)
+        self.data.data_changed.connect(self._on_data_changed)
+        self.form.device_box.activated.connect(self._on_device_chosen)
+        e = host.engine
+        # bound methods of this QObject: Qt queues these into the GUI thread
+        e.metrics_ready.connect(self._on_metrics)
+        e.job_state.connect(self._on_job_state)
+        e.model_changed.connect(self._on_model_changed)
+        e.saved.connect(self._on_saved)
+        e.landscape_ready.connect(self._on_landscape)
+        e.result.connect(self._on_result)
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._refresh)
+        self._timer.start()
+
+        self._restore_settings()
+        self._set_state("idle")
+        self.data.select(DEFAULT_DATA)
+
+    # ==============================================================================================
+    # presets and data
+    # ==============================================================================================
+    def apply_preset(self, name: str) -> None:
+        """Fill the form with preset ``name`` (see ``core.config.PRESETS``) and pick its data set."""
+        if name not in PRESETS:
+            self._show_message(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+            return
+        current = self.data.name or ""
+        kind = self.data.info.get("kind")
+        if name == "2-D quick" and kind == "points":
+            cfg = PRESETS[name](current)  # keep the user's 2-D set
+        elif name == "texture" and current.startswith("texture:"):
+            cfg = PRESETS[name](current)
+        else:
+            cfg = PRESETS[name]()
+        self.form.set_config(cfg)
+        i = self.form.preset_box.findData(name)
+        self.form.preset_box.setCurrentIndex(max(0, i))
+        self.status_label.setText(f"Preset '{name}' loaded.")
+        if cfg.data.name != current or cfg.data.image_size != self.data.image_size:
+            self.data.select(cfg.data.name, cfg.data.image_size)
+
+    def _on_data_changed(self, payload: dict) -> None:
+        info = payload.get("info") or {}
+        kind = info.get("kind", "points")
+        if kind != self.form.data_kind:
+            # points and images need different networks and samplers: start from the fitting preset
+            cfg = preset_for(payload["name"], kind)
+            cfg.data.image_size = payload.get("image_size")
+            self.form.set_config(cfg)
+            self.status_label.setText(
+                f"{'Image' if kind == 'images' else '2-D'} data: the settings switched to the "
+                f"{'digits (UvA-style)' if kind == 'images' else '2-D quick'} preset.")
+        self.form.set_data_kind(kind)
+        self.landscape_view.setVisible(kind == "points")
+
+    # ==============================================================================================
+    # run control
+    # ==============================================================================================
+    def train(self) -> None:
+        """Start a new run from the form (a fresh model)."""
+        cfg = self._form_config()
+        if cfg is None:
+            return
+        self.plots.reset()
+        self._start(cfg, resume=False)
+
+    def continue_training(self) -> None:
+        """Continue the engine's run, or resume the opened checkpoint, up to 'Training steps'."""
+        if self.continue_mode is None:
+            self._show_message("There is no run to continue: press Train, or open a resumable checkpoint.")
+            return
+        cfg = self._form_config()
+        if cfg is None:
+            return
+        if cfg.steps <= self.step:
+            self._show_message(f"The run is at step {self.step:,}: raise 'Training steps' above it "
+                               "to continue.")
+            return
+        diffs = self.form.structural_differences(self.run_config, cfg.data.name, cfg.data.image_size)
+        if diffs and not self._confirm(
+            "Continue training",
+            "These settings differ from the run's and only take effect in a new run (Train): "
+            f"{', '.join(diffs)}.\n\nContinue the run with its own settings?",
+        ):
+            return
+        self._start(cfg, resume=True, from_checkpoint=self.continue_mode == "checkpoint")
+
+    def _form_config(self) -> TrainConfig | None:
+        if self.data.name is None:
+            self._show_message("Choose a data set first (it has not loaded yet).")
+            return None
+        if self.data.busy:
+            self._show_message("The data set is still loading; press again in a moment.")
+            return None
+        data_kind = self.data.info.get("kind")
+        if data_kind and data_kind != self.form.data_kind:
+            # e.g. an image preset whose data set failed to load: the network would not fit
+            def what(kind: str) -> str:
+                return "2-D points" if kind == "points" else "images"
+
+            self._show_message(f"These settings are for {what(self.form.data_kind)}, but the "
+                               f"selected data set ({self.data.name}) holds {what(data_kind)}: "
+                               "pick a preset that fits it, or another data set.")
+            return None
+        try:
+            return self.form.config(self.data.name, self.data.image_size)
+        except ConfigError as exc:
+            self._show_message(f"Cannot train with these settings: {exc}")
+            return None
+
+    def _start(self, cfg: TrainConfig, resume: bool, from_checkpoint: bool = False) -> None:
+        self._hide_message()
+        self.banner.hide()
+        try:
+            # the live settings are shared with the viewer: start the run with this form's values
+            self.host.live.update(**self.form.live_values())
+        except ValueError as exc:
+            self._show_message(str(exc))
+            return
+        request = JobRequest(
+            "train",
+            {
+                "config": cfg.to_dict(),
+                "resume": resume,
+                "autosave_every": self.form.autosave.value(),
+                "landscape_every": LANDSCAPE_EVERY,
+                "record_negatives": self.form.record.value(),
+            },
+            seed=cfg.seed,
+            record=self.form.record.value() > 0,
+            purpose="training",
+        )
+        self.total = cfg.steps
+        self._rate_points = []
+        self._set_state("starting")
+        if from_checkpoint:
+            self.host.live.update(paused=False)
+            self.host.call.emit(functools.partial(resume_and_train, request))
+        else:
+            self.host.run(request)
+
+    def toggle_pause(self) -> None:
+        if self.state == "running":
+            self.host.pause(True)
+            # the engine pauses between steps: a ConvNet step on a CPU can take seconds
+            self.pause_button.setText("Pausing…")
+            self.pause_button.setEnabled(False)
+        elif self.state == "paused":
+            self.host.pause(False)
+            self._set_state("running")
+
+    def stop(self) -> None:
+        if self.state in ACTIVE:
+            self.host.stop()
+
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _on_device_chosen(self, _index: int) -> None:
+        name = self.form.device_box.currentData()
+        if name != "auto" and self.state not in ACTIVE:
+            self.host.set_device.emit(str(name))  # as the status bar's device box does
+
+    def _on_live_changed(self, change: dict) -> None:
+        if self.state not in ACTIVE:
+            return  # idle: the value goes into the next run's configuration
+        try:
+            self.host.update_live(**change)
+        except ValueError as exc:
+            self._show_message(str(exc))
+
+    # ==============================================================================================
+    # engine answers
+    # ==============================================================================================
+    def _on_job_state(self, info: dict) -> None:
+        if info.get("kind") != "train":
+            return
+        state = info.get("state", "")
+        message = info.get("message", "") or ""
+        if state == "running":
+            self._set_state("running")
+        elif state == "paused":
+            self._set_state("paused")
+        elif state in ("finished", "stopped", "error", "diverged"):
+            if state != "error" or info.get("step"):
+                self.continue_mode = "run"
+            self._set_state(state, message)
+            if state == "diverged":
+                self._show_divergence(message)
+            elif state == "error":
+                self._show_message(f"The run stopped with an error: {message}")
+
+    def _on_metrics(self, rows: list) -> None:
+        if not rows:
+            return
+        self.plots.add_rows(rows)
+        last = rows[-1]
+        self.step = int(last.get("step", self.step))
+        now = time.perf_counter()
+        self._rate_points.append((now, self.step))
+        while len(self._rate_points) > 2 and now - self._rate_points[0][0] > RATE_WINDOW_S:
+            self._rate_points.pop(0)
+        if self.state == "paused":  # resumed elsewhere (Space in the window): rows are coming again
+            self._set_state("running")
+        self._update_progress(last.get("sec_per_step"))
+
+    def on_frame(self, frame: Frame) -> None:
+        """Called by the main window for every frame; this panel keeps the newest train frame."""
+        if frame.job_kind != "train":
+            return
+        self._latest_frame = frame
+        self._frame_dirty = True
+        total = frame.metrics.get("total")
+        if total:
+            self.total = int(total)
+
+    def _on_model_changed(self, info: dict) -> None:
+        if info.get("training"):
+            self.has_run = True
+            self.continue_mode = "run"
+            self.run_config = dict(info.get("config") or {})
+            self.step = int(info.get("step", 0))
+            if "rolled_back" in info:
+                lr = float(self.run_config.get("optim", {}).get("lr", self.form.lr.value()))
+                self.form.set_lr(lr)
+                self.banner.hide()
+                self._set_state("idle", f"Rolled back to {info['rolled_back']}; learning rate now "
+                                        f"{lr:.3g}. Press Continue training to go on.")
+            else:
+                self.plots.load_history(info.get("metrics") or {})
+            self._update_progress()
+            return
+        if not info.get("path"):
+            return  # the demo, a device move: the engine's run (if any) is unchanged
+        self.has_run = False
+        self._landscape = None
+        self.step = int(info.get("step", 0))
+        self.plots.load_history(info.get("metrics") or {})
+        cfg_dict = info.get("config")
+        name = Path(info["path"]).name
+        if cfg_dict:
+            try:
+                cfg = TrainConfig.from_dict(cfg_dict)
+            except ConfigError as exc:
+                cfg = None
+                self._show_message(f"{name}: its stored configuration cannot be shown: {exc}")
+            if cfg is not None:
+                self.run_config = cfg.to_dict()
+                self.form.set_config(cfg)
+                self.total = cfg.steps
+                if cfg.data.name != self.data.name or cfg.data.image_size != self.data.image_size:
+                    self.data.select(cfg.data.name, cfg.data.image_size)
+        if info.get("resumable") and cfg_dict:
+            self.continue_mode = "checkpoint"
+            self._set_state("idle", f"Opened {name} at step {self.step:,}: press Continue training "
+                                    "to resume its run (raise 'Training steps' to go further), or "
+                                    "sample it in Live chains.")
+        else:
+            self.continue_mode = None
+            self._set_state("idle", f"Opened {name} (weights only, step {self.step:,}): it can be "
+                                    "sampled in Live chains but holds no optimiser state to resume.")
+        self._update_progress()
+
+    def _on_saved(self, path: str) -> None:
+        name = Path(path).name
+        if name.startswith("autosave-"):
+            self.autosave_label.setText(f"Autosaved {name} in {Path(path).parent}")
+        elif path.endswith(".pt"):
+            self.status_label.setText(f"Saved {path} at step {self.step:,}.")
+
+    def _on_landscape(self, result) -> None:
+        if not self.has_run or not isinstance(result, dict) or result.get("landscape") is None:
+            return
+        self._landscape = result
+        self._landscape_dirty = True
+
+    def _on_result(self, topic: str, payload) -> None:
+        if topic == TOPIC and isinstance(payload, dict) and payload.get("event") == "resume_failed":
+            self._set_state("idle", "Could not resume the checkpoint's run (see the error message).")
+        elif topic == BUFFER_TOPIC:
+            self._buffer_waiting = False
+            if payload is None:
+                self.samples_title.setText("Samples: this run has no replay buffer")
+            elif self.show_box.currentData() == "buffer":
+                self._latest_frame = payload
+                self._frame_dirty = True
+
+    # ==============================================================================================
+    # checkpoints, divergence, configuration files
+    # ==============================================================================================
+    def save_checkpoint(self, path: str | None = None) -> None:
+        """Save a resumable checkpoint (the engine writes it atomically between steps)."""
+        if path is None:
+            start = Path(self.checkpoint_dir) / f"{Path(self.data.name or 'model').stem}.pt"
+            path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start),
+                                                  "EBM Studio checkpoints (*.pt)")
+            if not path:
+                return
+        if not path.endswith(".pt"):
+            path += ".pt"
+        self.checkpoint_dir = str(Path(path).parent)
+        self.host.save_checkpoint.emit(str(path))
+
+    def open_checkpoint(self, path: str | None = None) -> None:
+        """Open a checkpoint: it can be sampled at once, and resumed with Continue training."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self.checkpoint_dir,
+                                                  "EBM Studio checkpoints (*.pt);;All files (*)")
+            if not path:
+                return
+        self.checkpoint_dir = str(Path(path).parent)
+        self.host.open_checkpoint.emit(str(path))
+
+    def _show_divergence(self, message: str) -> None:
+        self.divergence_label.setText(f"<b>The run diverged.</b> {message}")
+        self.rollback_lr.setValue(max(self.form.lr.value() / 10.0, 1e-8))
+        self.banner.show()
+
+    def rollback(self) -> None:
+        """Reload the last good checkpoint and lower the learning rate (after a divergence)."""
+        lr = self.rollback_lr.value()
+        if not (math.isfinite(lr) and lr > 0):
+            self._show_message("The new learning rate must be a positive number.")
+            return
+        self.rollback_button.setEnabled(False)
+        self.host.rollback.emit(float(lr))
+
+    def export_config(self, path: str | None = None) -> None:
+        """Write the form's configuration as TOML for ``ebm-studio train --config``."""
+        cfg = self._form_config()
+        if cfg is None:
+            return
+        if path is None:
+            start = Path(self.checkpoint_dir) / f"{Path(cfg.data.name).stem}.toml"
+            path, _ = QFileDialog.getSaveFileName(self, "Export training configuration", str(start),
+                                                  "TOML files (*.toml)")
+            if not path:
+                return
+        if not path.endswith(".toml"):
+            path += ".toml"
+        try:
+            cfg.save(path)
+        except OSError as exc:
+            self._show_message(f"Cannot write {path}: {exc}")
+            return
+        self._hide_message()
+        self.status_label.setText(f"Wrote {path}. Rerun headless with: ebm-studio train --config "
+                                  f"{path} --out run.pt")
+
+    def import_config(self, path: str | None = None) -> None:
+        """Fill the form from a TOML configuration (as ``export_config`` writes)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import training configuration",
+                                                  self.checkpoint_dir, "TOML files (*.toml);;All files (*)")
+            if not path:
+                return
+        try:
+            cfg = TrainConfig.load(path)
+        except ConfigError as exc:
+            self._show_message(f"Cannot use {Path(path).name}: {exc}")
+            return
+        self._hide_message()
+        self.form.set_config(cfg)
+        self.status_label.setText(f"Settings read from {path}.")
+        if cfg.data.name != self.data.name or cfg.data.image_size != self.data.image_size:
+            self.data.select(cfg.data.name, cfg.data.image_size)
+
+    # ==============================================================================================
+    # display
+    # ==============================================================================================
+    def _set_state(self, state: str, message: str = "") -> None:
+        self.state = state
+        active = state in ACTIVE
+        self.form.set_running(active)
+        self.data.setEnabled(not active)
+        self.lock_note.setVisible(active)
+        self.train_button.setEnabled(not active)
+        self.continue_button.setEnabled(not active and self.continue_mode is not None)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(active)
+        self.open_button.setEnabled(True)
+        self.import_button.setEnabled(not active)
+        self.rollback_button.setEnabled(True)
+        texts = {
+            "starting": "Starting the run…",
+            "running": "Training…",
+            "paused": f"Paused at step {self.step:,}: Resume to go on.",
+            "finished": f"Finished at step {self.step:,}.",
+            "stopped": f"Stopped at step {self.step:,}: Continue training picks it up from here.",
+            "diverged": "The run diverged (see below).",
+            "error": "The run stopped with an error.",
+        }
+        text = message if state in ("idle", "finished") and message else texts.get(state, "")
+        if state == "stopped" and message and "user" not in message:
+            text = f"Stopped at step {self.step:,} ({message}): Continue training picks it up from here."
+        if text:
+            self.status_label.setText(text)
+        self.last_message = message
+        if not active:  # keep the last throughput, drop the ETA
+            rate = self.steps_per_second()
+            self.rate_label.setText(f"last {_fmt_rate(rate)}" if rate > 0 else "")
+
+    def _update_progress(self, sec_per_step: float | None = None) -> None:
+        total = max(1, int(self.total or 1))
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(self.step, total))
+        rate = self.steps_per_second(sec_per_step)
+        if rate > 0 and self.state in ACTIVE:
+            eta = (total - self.step) / rate
+            self.rate_label.setText(f"{_fmt_rate(rate)} · ETA {_fmt_duration(eta)}")
+
+    def steps_per_second(self, sec_per_step: float | None = None) -> float:
+        """Throughput over the last few seconds of metric rows (wall clock, all overheads in)."""
+        pts = self._rate_points
+        if len(pts) >= 2 and pts[-1][0] > pts[0][0] and pts[-1][1] > pts[0][1]:
+            return (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+        if sec_per_step and sec_per_step > 0:
+            return 1.0 / sec_per_step
+        return 0.0
+
+    def _show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.show()
+
+    def _hide_message(self) -> None:
+        self.message_label.hide()
+        self.message_label.setText("")
+
+    def _on_show_changed(self, _index: int) -> None:
+        self._buffer_t = 0.0
+        self._buffer_waiting = False
+        self.samples_title.setText("Samples")
+
+    def _refresh(self) -> None:
+        """The redraw timer: newest frame and landscape (latest wins), buffer polling."""
+        if not self.isVisible():
+            return
+        want_buffer = self.show_box.currentData() == "buffer"
+        now = time.perf_counter()
+        if want_buffer and (self.has_run or self.continue_mode == "run") and not self._buffer_waiting \
+                and now - self._buffer_t >= BUFFER_POLL_S:
+            self._buffer_t = now
+            self._buffer_seed += 1
+            self._buffer_waiting = True
+            self.host.call.emit(functools.partial(buffer_frame, 64, self._buffer_seed))
+        frame = self._latest_frame
+        if self._frame_dirty and frame is not None:
+            self._frame_dirty = False
+            is_buffer = frame.job_kind == "train-buffer"
+            if is_buffer == want_buffer:
+                caption = frame.label if is_buffer else f"negatives · step {frame.step:,}"
+                self.samples_view.show_frame(frame, caption)
+                self.samples_title.setText(
+                    f"Samples: {caption} · mean E {float(np.mean(frame.energies)):.4g}"
+                    if frame.energies.size else f"Samples: {caption}")
+                self.frames_drawn += 1
+            if frame.kind == "points" and not is_buffer and frame.points is not None:
+                self.landscape_points.setData(frame.points[:, 0], frame.points[:, 1])
+        if self._landscape_dirty and self._landscape is not None:
+            self._landscape_dirty = False
+            self._draw_landscape(self._landscape)
+
+    def _draw_landscape(self, result: dict) -> None:
+        ls = result["landscape"]
+        logp = np.asarray(ls.log_density, dtype=np.float32)
+        finite = logp[np.isfinite(logp)]
+        if finite.size == 0:
+            return
+        top = float(finite.max())
+        self.landscape_image.setImage(np.nan_to_num(logp, nan=top - LANDSCAPE_RANGE,
+                                                    neginf=top - LANDSCAPE_RANGE),
+                                      autoLevels=False, levels=(top - LANDSCAPE_RANGE, top))
+        x, y, w, h = ls.grid.rect
+        self.landscape_image.setRect(x, y, w, h)
+        self.landscape_plot.setRange(xRange=(x, x + w), yRange=(y, y + h), padding=0.02)
+        numbers = result.get("numbers") or {}
+        title = f"landscape log p_T · step {result.get('step', 0):,}"
+        if numbers.get("nll") is not None and math.isfinite(numbers["nll"]):
+            title += f" · held-out NLL {numbers['nll']:.3f}"
+        self.landscape_plot.setTitle(title)
+        self.landscapes_drawn += 1
+
+    # ==============================================================================================
+    # persistence
+    # ==============================================================================================
+    def _restore_settings(self) -> None:
+        from ebm_studio.ui.main_window import app_settings
+
+        s = app_settings()
+        self.checkpoint_dir = str(s.value("training/checkpoint_dir", self.checkpoint_dir))
+        self.data.restore_settings(s)
+        autosave = s.value("training/autosave_every")
+        if autosave is not None:
+            try:
+                self.form.autosave.setValue(int(autosave))
+            except (TypeError, ValueError):
+                pass  # a damaged settings file: keep the default
+
+    def save_settings(self, settings: QSettings) -> None:
+        """Called by the main window when it closes."""
+        settings.setValue("training/checkpoint_dir", self.checkpoint_dir)
+        settings.setValue("training/autosave_every", self.form.autosave.value())
+        self.data.save_settings(settings)

@@ -1,0 +1,1043 @@
+"""The Trajectories tab: scrub, replay, branch and export the recorded MCMC runs.
+
+Every sampling job records its states on the engine side (a
+:class:`~ebm_studio.core.trajectory.TrajectoryStore`) under one memory budget. This panel
+shows a recording like a video:
+
+- a timeline slider under the view (value = index of a recorded step) with orange ticks where the
+  live settings changed; dragging it, or Left/Right/Home/End while the panel has the keyboard,
+  shows exactly the recorded state of that step, while the live chains keep running (or stay
+  paused: Space still pauses/resumes them);
+- playback forward or backward at a chosen rate, once, looping or bouncing;
+- the energy trace of the recording with a cursor at the shown step (drag it to scrub);
+- a followed chain (click a tile or a particle): enlarged, with its own energy curve;
+- branching: resume sampling from the shown step with the live settings in force (a new branch);
+- exports (GIF, APNG, PNG strip, raw ``.npz``) with a progress bar and Cancel;
+- the memory budget (MB) and what to keep when it is full (thin: every k-th step of the whole run;
+  newest: a ring buffer), with a sentence saying what the recording keeps now.
+
+How it talks to the engine (it never touches tensors):
+    frames      ``host.fetch_recorded`` → ``engine.scrub_frames`` + ``scrub_ready``. At most one
+                request is in flight; a slider that moved meanwhile is served with its newest
+                position when the answer arrives, so dragging never builds a queue;
+    summaries   :func:`~ebm_studio.worker.trajectory_service.publish_info` via ``host.call``, on
+                ``engine.result`` topic ``trajectory_info``: on ``recording_changed``, on showing
+                the tab, and twice a second while a job records and the tab is visible;
+    exports     :func:`~ebm_studio.worker.trajectory_service.run_export` via ``host.call`` with a
+                ``threading.Event`` this panel sets to cancel.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ebm_studio.core.imaging import grid_shape
+from ebm_studio.core.trajectory import DEFAULT_BUDGET_BYTES, POLICIES, POLICY_LABELS
+from ebm_studio.ui.trajectory_export import ExportBox
+from ebm_studio.ui.trajectory_widgets import (
+    ChainView,
+    RecordedView,
+    ScrubTrace,
+    Timeline,
+    is_scrub_key,
+)
+from ebm_studio.worker import trajectory_service as service
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.requests import JobRequest
+from ebm_studio.worker.thread import EngineHost
+
+MB = 1024**2
+#: while a job records and the tab is visible, ask for the recording's state this often (ms)
+POLL_MS = 500
+#: a scrub request unanswered for this long no longer blocks the next one (s)
+INFLIGHT_TIMEOUT_S = 0.5
+PLAY_MODES = {"once": "Once", "loop": "Loop", "bounce": "Bounce"}
+#: short names for the policy box (the core's labels are too long for the side column)
+POLICY_SHORT = {"thin": "Thin: every k-th step", "newest": "Newest: ring buffer"}
+SETTINGS_PREFIX = "trajectories/"
+
+TIPS = {
+    "timeline": "Recorded steps of the chosen branch. Drag, or use Left/Right (one recorded step) "
+    "and Home/End. Orange ticks mark changes of the live settings (hover for details).",
+    "budget": "Memory all recordings together may use, in MB (1 MB = 1024² bytes). Lowering it "
+    "frees memory at once: older branches go first, then the policy below applies.",
+    "policy": "When the budget is full:<br><b>Thin</b>: keep every k-th step, doubling k as "
+    "needed, so the recording always spans the whole run;<br><b>Newest</b>: a ring buffer that "
+    "drops the oldest steps and keeps full detail of the recent past.",
+    "branch_box": "Recordings: each start of the live chains is a root branch; 'Branch from here' "
+    "adds a branch that continues from a recorded step. Older branches are dropped first when the "
+    "budget needs the space.",
+    "branch": "Resume sampling from exactly the shown recorded state as a new branch, with the "
+    "live settings now in force (set them in the Live chains tab). The old branch is kept until "
+    "the budget needs the space.",
+    "seed": "Noise seed of the branch: branches with the same seed and different settings see the "
+    "same noise, so they differ only by the settings.",
+    "fps": "Playback and export rate in frames per second (one recorded step per frame).",
+    "mode": "Once: stop at the end. Loop: start again from the other end. Bounce: reverse.",
+    "chain": "Follow one chain (0-based index): enlarged on the right with its own energy curve. "
+    "Clicking a tile (images) or near a particle (points) picks it too; 'none' follows none.",
+}
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes for people: 50.8 KB, 256 MB (1 KB = 1024 bytes, as the budget)."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            if unit == "bytes":
+                return f"{n:,.0f} bytes"
+            return f"{n:,.1f} {unit}" if abs(n) < 100 else f"{n:,.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def settings_text(settings: dict) -> str:
+    """The recorded live settings in a few words: 'langevin · T 1 · ε 0.01 · σ 0.005'."""
+    parts = []
+    if "sampler" in settings:
+        parts.append(str(settings["sampler"]))
+    for key, label in (("temperature", "T"), ("step_size", "ε"), ("noise", "σ")):
+        if key in settings:
+            try:
+                parts.append(f"{label} {float(settings[key]):.4g}")
+            except (TypeError, ValueError):
+                parts.append(f"{label} {settings[key]}")
+    return " · ".join(parts)
+
+
+class TrajectoryScrubber(QWidget):
+    """Scrub, play, follow, branch and export recorded trajectories (the "Trajectories" tab)."""
+
+    #: short messages for the window's status bar
+    status = Signal(str)
+
+    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trajectory_scrubber")
+        self.host = host
+        self.engine = host.engine
+        # --- what is shown ------------------------------------------------------------------
+        self.branch_id: int | None = None
+        self.steps = np.zeros(0, np.int64)  # recorded step numbers of the shown branch
+        self.kind: str | None = None
+        self.n_chains = 0
+        self.markers: list[tuple[int, str]] = []
+        self.chain: int | None = None  # the followed chain
+        self.track: dict | None = None  # its energies (and positions) over the recorded steps
+        self.frame: Frame | None = None  # the recorded frame drawn last
+        self.info: dict = {}
+        self._active_seen: int | None = None
+        self._expect_branch: tuple[int, int] | None = None
+        self._go_to_end_next = False
+        # --- requests in flight -------------------------------------------------------------
+        self._wanted: tuple[int, int] | None = None
+        self._sent: tuple[int, int] | None = None
+        self._sent_t = 0.0
+        self._inflight = False
+        self._info_id = 0
+        self._info_pending = False
+        self._info_t = 0.0
+        self._info_again = False
+        self._job_running = False
+        self._play_dir = 0
+        self._window_filtered: QObject | None = None
+        self.last_latency_ms: float | None = None
+        self.scrub_timings: list[tuple[float | None, float, float]] = []
+
+        self._build()
+        self._restore_settings()
+        self._connect()
+
+    # ------------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        # --- centre: recorded view + followed chain, timeline, transport, trace ---------------
+        self.view = RecordedView()
+        self.view.setObjectName("trajectory_view")
+        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the timeline
+        self.view.setToolTip("The recorded state at the step of the timeline. Click a tile or a "
+                             "particle to follow that chain.")
+        self.view.on_latency = self._on_latency
+        self.chain_view = ChainView()
+        self.chain_view.setMinimumWidth(220)
+        self.timeline = Timeline()
+        self.timeline.setToolTip(TIPS["timeline"])
+        self.step_label = QLabel("nothing recorded yet")
+        self.step_label.setObjectName("trajectory_step_label")
+        self.marker_label = QLabel("")
+        self.marker_label.setObjectName("trajectory_marker_label")
+        self.marker_label.setStyleSheet("color: rgb(255, 150, 40);")
+        self.latency_label = QLabel("")
+        self.latency_label.setObjectName("trajectory_latency_label")
+        self.latency_label.setToolTip("Time from the slider move to the redrawn frame")
+
+        def button(text: str, name: str, tip: str, icon=None) -> QPushButton:
+            b = QPushButton(text)
+            if icon is not None:
+                b.setIcon(self.style().standardIcon(icon))
+            b.setObjectName(name)
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # clicking keeps the keys on the timeline
+            return b
+
+        sp = QStyle.StandardPixmap
+        self.first_button = button("", "trajectory_first", "First recorded step (Home)",
+                                   sp.SP_MediaSkipBackward)
+        self.back_button = button("Back", "trajectory_play_back", "Play the recording backward",
+                                  sp.SP_MediaSeekBackward)
+        self.stop_button = button("", "trajectory_stop", "Stop playback", sp.SP_MediaStop)
+        self.play_button = button("Play", "trajectory_play", "Play the recording forward",
+                                  sp.SP_MediaPlay)
+        self.last_button = button("", "trajectory_last", "Newest recorded step (End)",
+                                  sp.SP_MediaSkipForward)
+        self.fps_spin = QSpinBox()
+        self.fps_spin.setObjectName("trajectory_fps")
+        self.fps_spin.setRange(1, 120)
+        self.fps_spin.setValue(15)
+        self.fps_spin.setSuffix(" fps")
+        self.fps_spin.setToolTip(TIPS["fps"])
+        self.mode_box = QComboBox()
+        self.mode_box.setObjectName("trajectory_play_mode")
+        for k, label in PLAY_MODES.items():
+            self.mode_box.addItem(label, k)
+        self.mode_box.setToolTip(TIPS["mode"])
+        transport = QHBoxLayout()
+        for w in (self.first_button, self.back_button, self.stop_button, self.play_button,
+                  self.last_button, self.fps_spin, self.mode_box):
+            transport.addWidget(w)
+        transport.addSpacing(12)
+        transport.addWidget(self.step_label, 1)
+        transport.addWidget(self.latency_label)
+
+        self.trace = ScrubTrace()
+        self.trace.setMinimumHeight(150)
+
+        self.chain_caption = QLabel(self.chain_view.title)
+        self.chain_caption.setObjectName("trajectory_chain_caption")
+        self.chain_caption.setWordWrap(True)
+        chain_box = QWidget()
+        cb = QVBoxLayout(chain_box)
+        cb.setContentsMargins(0, 0, 0, 0)
+        cb.addWidget(self.chain_caption)
+        cb.addWidget(self.chain_view, 1)
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(self.view)
+        views.addWidget(chain_box)
+        views.setStretchFactor(0, 3)
+        views.setStretchFactor(1, 1)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(views, 1)
+        tl.addWidget(self.timeline)
+        tl.addWidget(self.marker_label)
+        tl.addLayout(transport)
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(top)
+        centre.addWidget(self.trace)
+        centre.setStretchFactor(0, 4)
+        centre.setStretchFactor(1, 1)
+
+        # --- left: recording, follow, branch, export -----------------------------------------
+        self.branch_box = QComboBox()
+        self.branch_box.setObjectName("trajectory_branch_box")
+        self.branch_box.setToolTip(TIPS["branch_box"])
+        self.branch_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.branch_box.setMinimumContentsLength(22)
+        self.memory_bar = QProgressBar()
+        self.memory_bar.setObjectName("trajectory_memory_bar")
+        self.memory_bar.setRange(0, 1000)
+        self.memory_bar.setTextVisible(True)
+        self.memory_bar.setToolTip("Memory held by all recordings together, of the budget")
+        self.budget_spin = QSpinBox()
+        self.budget_spin.setObjectName("trajectory_budget")
+        self.budget_spin.setRange(1, 1024 * 1024)
+        self.budget_spin.setValue(DEFAULT_BUDGET_BYTES // MB)
+        self.budget_spin.setSuffix(" MB")
+        self.budget_spin.setKeyboardTracking(False)  # typing "512" must not apply 5 and 51 first
+        self.budget_spin.setToolTip(TIPS["budget"])
+        self.policy_box = QComboBox()
+        self.policy_box.setObjectName("trajectory_policy")
+        for k in POLICIES:
+            self.policy_box.addItem(POLICY_SHORT.get(k, POLICY_LABELS[k]), k)
+        self.policy_box.setToolTip(TIPS["policy"])
+        self.kept_label = QLabel("nothing recorded yet")
+        self.kept_label.setObjectName("trajectory_kept_label")
+        self.kept_label.setWordWrap(True)
+        self.per_step_label = QLabel("")
+        self.per_step_label.setObjectName("trajectory_per_step_label")
+        self.per_step_label.setWordWrap(True)
+        self.live_button = QPushButton("Pause live chains")
+        self.live_button.setObjectName("trajectory_live_button")
+        self.live_button.setToolTip("Pause or resume the live chains (Space); scrubbing works "
+                                    "either way")
+        rec_form = QFormLayout()
+        rec_form.addRow("Branch", self.branch_box)
+        rec_form.addRow("Budget", self.budget_spin)
+        rec_form.addRow("When full", self.policy_box)
+        rec_box = QGroupBox("Recording")
+        rv = QVBoxLayout(rec_box)
+        rv.addLayout(rec_form)
+        rv.addWidget(self.memory_bar)
+        rv.addWidget(self.kept_label)
+        rv.addWidget(self.per_step_label)
+        rv.addWidget(self.live_button)
+
+        self.chain_spin = QSpinBox()
+        self.chain_spin.setObjectName("trajectory_chain")
+        self.chain_spin.setRange(-1, 0)
+        self.chain_spin.setValue(-1)
+        self.chain_spin.setSpecialValueText("none")
+        self.chain_spin.setKeyboardTracking(False)
+        self.chain_spin.setToolTip(TIPS["chain"])
+        self.chain_label = QLabel("")
+        self.chain_label.setObjectName("trajectory_chain_label")
+        self.chain_label.setWordWrap(True)
+        follow_box = QGroupBox("Follow one chain")
+        ff = QFormLayout(follow_box)
+        ff.addRow("Chain #", self.chain_spin)
+        ff.addRow(self.chain_label)
+
+        self.branch_button = QPushButton("Branch from this step")
+        self.branch_button.setObjectName("trajectory_branch_button")
+        self.branch_button.setToolTip(TIPS["branch"])
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("trajectory_branch_seed")
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip(TIPS["seed"])
+        self.live_label = QLabel("")
+        self.live_label.setObjectName("trajectory_live_settings")
+        self.live_label.setWordWrap(True)
+        branch_box = QGroupBox("Branch")
+        bf = QFormLayout(branch_box)
+        bf.addRow("Noise seed", self.seed_spin)
+        bf.addRow(self.live_label)
+        bf.addRow(self.branch_button)
+
+        self.export_box = ExportBox(self.host, self._export_source)
+        self.export_box.message.connect(self._message)
+
+        self.message_label = QLabel("")
+        self.message_label.setObjectName("trajectory_message")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        for w in (rec_box, follow_box, branch_box, self.export_box):
+            lv.addWidget(w)
+        lv.addWidget(self.message_label)
+        lv.addStretch(1)
+        left.setMinimumWidth(330)
+        left.setMaximumWidth(400)
+        left.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+        lay = QHBoxLayout(self)
+        lay.addWidget(left)
+        lay.addWidget(centre, 1)
+        self.setFocusProxy(self.timeline)
+        for b in self.findChildren(QAbstractButton):
+            b.installEventFilter(self)  # see eventFilter: arrows scrub, not move the focus
+
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(POLL_MS)
+        self.play_timer = QTimer(self)
+        self.inflight_timer = QTimer(self)
+        self.inflight_timer.setSingleShot(True)
+        self._set_empty()
+
+    def _connect(self) -> None:
+        e = self.engine
+        # bound methods of this widget: Qt queues them into the GUI thread
+        e.scrub_ready.connect(self._on_scrub_ready)
+        e.result.connect(self._on_result)
+        e.recording_changed.connect(self._on_recording_changed)
+        e.job_state.connect(self._on_job_state)
+        self.timeline.valueChanged.connect(self._on_timeline)
+        self.trace.step_picked.connect(self._on_trace_picked)
+        self.view.plot.scene().sigMouseClicked.connect(self._on_view_click)
+        self.branch_box.activated.connect(self._on_branch_chosen)
+        self.budget_spin.valueChanged.connect(self._on_budget)
+        self.policy_box.currentIndexChanged.connect(self._on_policy)
+        self.chain_spin.valueChanged.connect(self._on_chain_spin)
+        self.first_button.clicked.connect(lambda: self.go_to_index(0))
+        self.last_button.clicked.connect(lambda: self.go_to_index(self.timeline.maximum()))
+        self.play_button.clicked.connect(lambda: self.play(+1))
+        self.back_button.clicked.connect(lambda: self.play(-1))
+        self.stop_button.clicked.connect(self.stop_playback)
+        self.fps_spin.valueChanged.connect(self._on_fps)
+        self.branch_button.clicked.connect(self.branch_here)
+        self.live_button.clicked.connect(self._toggle_live)
+        self.poll_timer.timeout.connect(self._poll)
+        self.play_timer.timeout.connect(self._play_tick)
+        self.inflight_timer.timeout.connect(self._inflight_expired)
+
+    # ------------------------------------------------------------------------------------------
+    # settings
+    # ------------------------------------------------------------------------------------------
+    def _settings(self) -> QSettings | None:
+        try:
+            from ebm_studio.ui.main_window import app_settings
+        except ImportError:  # pragma: no cover - the panel used outside the app
+            return None
+        return app_settings()
+
+    def _restore_settings(self) -> None:
+        s = self._settings()
+        if s is None:
+            return
+
+        def get(key: str, default, cast):
+            try:
+                return cast(s.value(SETTINGS_PREFIX + key, default))
+            except (TypeError, ValueError):
+                return default
+
+        budget = get("budget_mb", DEFAULT_BUDGET_BYTES // MB, int)
+        policy = get("policy", "thin", str)
+        self.budget_spin.setValue(min(max(budget, 1), self.budget_spin.maximum()))
+        self.policy_box.setCurrentIndex(max(0, self.policy_box.findData(policy)))
+        self.fps_spin.setValue(min(max(get("fps", 15, int), 1), 120))
+        self.mode_box.setCurrentIndex(max(0, self.mode_box.findData(get("play_mode", "once", str))))
+        self.export_box.frames_spin.setValue(min(max(get("max_frames", 200, int), 2), 5000))
+        self.export_box.last_dir = get("last_dir", str(Path.cwd()), str)
+        # the engine starts with the defaults: give it the remembered budget and policy
+        if self.budget_spin.value() * MB != DEFAULT_BUDGET_BYTES:
+            self._on_budget(self.budget_spin.value())
+        if self.policy_box.currentData() != "thin":
+            self._on_policy()
+
+    def save_settings(self, settings: QSettings) -> None:
+        """Called by the main window when it closes."""
+        settings.setValue(SETTINGS_PREFIX + "budget_mb", self.budget_spin.value())
+        settings.setValue(SETTINGS_PREFIX + "policy", self.policy_box.currentData())
+        settings.setValue(SETTINGS_PREFIX + "fps", self.fps_spin.value())
+        settings.setValue(SETTINGS_PREFIX + "play_mode", self.mode_box.currentData())
+        settings.setValue(SETTINGS_PREFIX + "max_frames", self.export_box.frames_spin.value())
+        settings.setValue(SETTINGS_PREFIX + "last_dir", self.export_box.last_dir)
+
+    # ------------------------------------------------------------------------------------------
+    # Qt events: showing, keys, closing the window
+    # ------------------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        win = self.window()
+        if win is not self and win is not self._window_filtered:
+            win.installEventFilter(self)  # to cancel a running export when the window closes
+            self._window_filtered = win
+            bar = getattr(win, "statusBar", None)
+            if callable(bar):
+                self.status.connect(partial(self._to_status_bar, bar()))
+        self.request_info()
+        if self._job_running:
+            self.poll_timer.start()
+        self.timeline.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().hideEvent(event)
+        self.poll_timer.stop()  # nobody looks: no summaries needed
+        self.stop_playback()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if (event.type() == QEvent.Type.KeyPress and isinstance(obj, QAbstractButton)
+                and is_scrub_key(event)):
+            # a focused button would move the focus with the arrows: here they scrub instead
+            self.keyPressEvent(event)
+            return True
+        if obj is self._window_filtered and event.type() == QEvent.Type.Close:
+            # the engine thread must be free to shut down: stop the export at its next frame
+            self.export_box.cancel()
+            self.play_timer.stop()
+            self.poll_timer.stop()
+        return False
+
+    def event(self, event: QEvent) -> bool:  # noqa: D401 (Qt override)
+        # Claim the scrub keys for any child that does not want them itself (a button, a combo
+        # box), so the window-wide "Right = live single step" shortcut does not fire here.
+        if event.type() == QEvent.Type.ShortcutOverride and is_scrub_key(event):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        if is_scrub_key(event):
+            key = event.key()
+            v, top = self.timeline.value(), self.timeline.maximum()
+            target = {Qt.Key.Key_Left: v - 1, Qt.Key.Key_Right: v + 1, Qt.Key.Key_Home: 0,
+                      Qt.Key.Key_End: top}[key]
+            self.go_to_index(target)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    # ------------------------------------------------------------------------------------------
+    # engine signals
+    # ------------------------------------------------------------------------------------------
+    def _on_recording_changed(self, _summary: dict) -> None:
+        self.request_info()
+
+    def _on_job_state(self, info: dict) -> None:
+        state = info.get("state")
+        self._job_running = state in ("running", "paused")
+        if self._job_running and self.isVisible():
+            if not self.poll_timer.isActive():
+                self.poll_timer.start()
+        else:
+            self.poll_timer.stop()
+        self._update_live_button()
+
+    def _poll(self) -> None:
+        if self.isVisible():
+            self.request_info()
+        self._update_live_button()
+
+    def _on_result(self, topic: str, payload) -> None:
+        if topic == service.TOPIC_INFO:
+            self._on_info(payload)
+        elif topic == service.TOPIC_PICK:
+            self._on_pick(payload)
+        elif topic in (service.TOPIC_EXPORT_PROGRESS, service.TOPIC_EXPORT_DONE):
+            self.export_box.on_result(topic, payload)
+
+    # ------------------------------------------------------------------------------------------
+    # recording summaries
+    # ------------------------------------------------------------------------------------------
+    def request_info(self) -> None:
+        """Ask the engine for the store and the shown branch (answers on ``trajectory_info``)."""
+        now = time.perf_counter()
+        if self._info_pending and now - self._info_t < 2.0:
+            self._info_again = True  # one more when the answer is in: never a queue of requests
+            return
+        self._info_id += 1
+        self._info_pending = True
+        self._info_again = False
+        self._info_t = now
+        self.host.call.emit(partial(
+            service.publish_info, branch_id=self.branch_id, chain=self.chain,
+            request_id=self._info_id,
+        ))
+
+    def _on_info(self, info: dict) -> None:
+        if info.get("request_id") == self._info_id:
+            self._info_pending = False
+        self.info = info
+        self._show_memory(info)
+        self._fill_branch_box(info)
+        active = info.get("active")
+        switch_to = None
+        if self._expect_branch is not None:
+            for b in info["branches"]:
+                if tuple(b["parent"] or ()) == self._expect_branch and b["id"] == active:
+                    switch_to = b["id"]
+                    self._expect_branch = None
+        elif active is not None and active != self._active_seen:
+            switch_to = active  # a new recording started (viewer restart, branch): show it
+        self._active_seen = active
+        detail = info.get("branch")
+        if info.get("fallback") and self.branch_id is not None:
+            self._message(f"Branch {self.branch_id} is gone ({info['fallback']}); showing "
+                          f"{'branch ' + str(detail['id']) if detail else 'nothing'}.")
+        if switch_to is not None and (detail is None or detail["id"] != switch_to):
+            self.branch_id = switch_to
+            self._go_to_end_next = True
+            self._info_pending = False
+            self.request_info()
+            return
+        if detail is None:
+            self._set_empty()
+        else:
+            self._apply_branch(detail)
+        if not info.get("complete", True) or self._info_again:
+            QTimer.singleShot(0, self.request_info)
+
+    def _on_branch_chosen(self, index: int) -> None:
+        bid = self.branch_box.itemData(index)
+        if bid is None or bid == self.branch_id:
+            return
+        self.stop_playback()
+        self.branch_id = int(bid)
+        self._go_to_end_next = True
+        self._info_pending = False  # a new question: do not wait for the old answer
+        self.request_info()
+
+    def _show_memory(self, info: dict) -> None:
+        used, budget = info.get("nbytes", 0), max(1, info.get("budget", 1))
+        self.memory_bar.setValue(int(round(1000 * min(1.0, used / budget))))
+        self.memory_bar.setFormat(f"{fmt_bytes(used)} of {fmt_bytes(budget)}")
+        if budget != self.budget_spin.value() * MB and budget % MB == 0:
+            self.budget_spin.blockSignals(True)
+            self.budget_spin.setValue(budget // MB)
+            self.budget_spin.blockSignals(False)
+
+    def _fill_branch_box(self, info: dict) -> None:
+        rows = info.get("branches", [])
+        items = []
+        for b in rows:
+            if b["parent"]:
+                label = f"#{b['id']} ← #{b['parent'][0]} @ {b['parent'][1]:,}"
+            else:
+                label = f"#{b['id']}"
+            label += f" · {b['steps']:,} steps"
+            if b["id"] == info.get("active") and info.get("recording"):
+                label += " · ● rec"
+            items.append((label, b["id"]))
+        current = [(self.branch_box.itemText(i), self.branch_box.itemData(i))
+                   for i in range(self.branch_box.count())]
+        if items != current:
+            self.branch_box.blockSignals(True)
+            self.branch_box.clear()
+            for label, bid in items:
+                self.branch_box.addItem(label, bid)
+            self.branch_box.blockSignals(False)
+        shown = self.branch_box.findData(self.branch_id)
+        if shown >= 0 and shown != self.branch_box.currentIndex():
+            self.branch_box.setCurrentIndex(shown)
+
+    def _apply_branch(self, d: dict) -> None:
+        new_branch = d["id"] != self.branch_id or self.kind != d["kind"]
+        go_end = self._go_to_end_next or new_branch
+        self._go_to_end_next = False
+        old_index = self.timeline.value()
+        old_step = int(self.steps[old_index]) if len(self.steps) > old_index else None
+        at_end = len(self.steps) == 0 or old_index >= self.timeline.maximum()
+        self.branch_id = d["id"]
+        self.kind = d["kind"]
+        self.n_chains = int(d["n_chains"] or 0)
+        steps = np.asarray(d["steps"], np.int64)
+        self.steps = steps
+        i = self.branch_box.findData(self.branch_id)
+        if i >= 0:
+            self.branch_box.setCurrentIndex(i)
+        # where the slider goes: the newest step when following the live edge, else the same step
+        playing = self.play_timer.isActive()
+        if len(steps) == 0:
+            index = 0
+        elif go_end or (at_end and not playing and not self.timeline.isSliderDown()):
+            index = len(steps) - 1
+        elif old_step is not None:
+            index = int(np.clip(np.searchsorted(steps, old_step), 0, len(steps) - 1))
+        else:
+            index = 0
+        self.timeline.blockSignals(True)
+        self.timeline.setRange(0, max(0, len(steps) - 1))
+        self.timeline.setValue(index)
+        self.timeline.setPageStep(max(1, len(steps) // 20))
+        self.timeline.blockSignals(False)
+        self.markers = [(int(s), str(t)) for s, t in d["markers"]]
+        if len(steps):
+            ms = np.asarray([s for s, _ in self.markers], np.float64)
+            pos = np.interp(ms, steps.astype(np.float64), np.arange(len(steps), dtype=np.float64))
+            self.timeline.set_markers([(float(p), s, t) for p, (s, t) in zip(pos, self.markers)])
+        else:
+            self.timeline.set_markers([])
+        self.trace.set_markers(self.markers)
+        t = d["trace"]
+        self.trace.set_trace(t["steps"], t["mean"], t["lo"], t["hi"])
+        self.track = d.get("track")
+        if self.track is not None and self.track["chain"] == self.chain:
+            self.trace.set_chain(self.track["steps"], self.track["energy"], self.chain)
+        else:
+            self.trace.set_chain(None, None, None)
+        self.chain_spin.blockSignals(True)
+        self.chain_spin.setRange(-1, max(0, self.n_chains - 1))
+        self.chain_spin.setValue(-1 if self.chain is None else self.chain)
+        self.chain_spin.blockSignals(False)
+        policy = POLICY_LABELS.get(d["policy"], d["policy"])
+        self.kept_label.setText(f"{policy}: {d['kept']}")
+        per = d["bytes_per_step"]
+        if per:
+            fit = int(self.info.get("budget", 0) // per)
+            what = "images" if self.kind == "images" else "points"
+            self.per_step_label.setText(
+                f"{fmt_bytes(per)} per recorded step ({self.n_chains:,} chains, {what} as "
+                f"{d['storage_dtype']}): the budget holds ~{fit:,} steps"
+            )
+        else:
+            self.per_step_label.setText("")
+        has = len(steps) > 0
+        for w in (self.timeline, self.branch_button, self.first_button, self.last_button,
+                  self.play_button, self.back_button):
+            w.setEnabled(has)
+        self.export_box.set_available(has)
+        if not has:
+            self.step_label.setText("nothing recorded in this branch yet")
+        self._update_live_label()
+        want = (self.branch_id, int(steps[index])) if has else None
+        if want is not None and (want != self._sent or self.frame is None or new_branch):
+            self._request_frame(force=new_branch)
+        else:
+            self._update_step_label()  # more steps recorded: "… of N recorded"
+            if want is not None and self.chain is not None and self.kind == "points":
+                self._update_follow()  # the path grew: redraw it
+
+    def _set_empty(self) -> None:
+        self.steps = np.zeros(0, np.int64)
+        self.timeline.setRange(0, 0)
+        self.timeline.set_markers([])
+        for w in (self.timeline, self.branch_button, self.first_button, self.last_button,
+                  self.play_button, self.back_button):
+            w.setEnabled(False)
+        self.export_box.set_available(False)
+        self.step_label.setText("nothing recorded yet")
+        self.kept_label.setText("Nothing recorded yet: start the chains in the Live chains tab; "
+                                "every sampling run is recorded.")
+
+    # ------------------------------------------------------------------------------------------
+    # scrubbing
+    # ------------------------------------------------------------------------------------------
+    def go_to_index(self, index: int) -> None:
+        """Show the recorded step at ``index`` (clipped to the recording)."""
+        top = self.timeline.maximum()
+        self.timeline.setValue(int(min(max(index, 0), top)))
+
+    def go_to_step(self, step: float) -> None:
+        """Show the recorded step nearest to step number ``step``."""
+        if not len(self.steps):
+            return
+        i = int(np.searchsorted(self.steps, step))
+        if i >= len(self.steps):
+            i = len(self.steps) - 1
+        elif i > 0 and step - self.steps[i - 1] <= self.steps[i] - step:
+            i -= 1
+        self.go_to_index(i)
+
+    def current_step(self) -> int | None:
+        if not len(self.steps):
+            return None
+        return int(self.steps[min(self.timeline.value(), len(self.steps) - 1)])
+
+    def _on_timeline(self, _value: int) -> None:
+        self._request_frame()
+
+    def _on_trace_picked(self, step: float) -> None:
+        self.go_to_step(step)
+
+    def _request_frame(self, force: bool = False) -> None:
+        step = self.current_step()
+        if step is None or self.branch_id is None:
+            return
+        self._wanted = (self.branch_id, step)
+        if self._inflight and not force:
+            return  # the answer to the request in flight sends the newest wish
+        self._send()
+
+    def _send(self) -> None:
+        if self._wanted is None:
+            return
+        t = time.perf_counter()
+        self._sent, self._sent_t, self._inflight = self._wanted, t, True
+        self.inflight_timer.start(int(INFLIGHT_TIMEOUT_S * 1000))
+        self.host.fetch_recorded.emit({"branch": self._sent[0], "step": self._sent[1],
+                                       "t_request": t})
+
+    def _inflight_expired(self) -> None:
+        # the engine answered nothing (the step vanished, an error was shown): stop waiting
+        if self._inflight:
+            self._inflight = False
+            if self._wanted != self._sent:
+                self._send()
+
+    def _on_scrub_ready(self) -> None:
+        frame = self.engine.scrub_frames.take()
+        if frame is None:
+            return
+        t_received = time.perf_counter()
+        self._inflight = False
+        self.inflight_timer.stop()
+        self.show_recorded(frame)
+        # (request, received, drawn) times of recent scrubs, for latency break-downs
+        self.scrub_timings.append((frame.metrics.get("t_request"), t_received, time.perf_counter()))
+        if len(self.scrub_timings) > 1000:
+            del self.scrub_timings[:500]
+        if self._wanted is not None and self._wanted != self._sent:
+            self._send()
+
+    def show_recorded(self, frame: Frame) -> None:
+        """Draw a recorded frame (and the followed chain at that step)."""
+        self.frame = frame
+        b = frame.metrics.get("branch", self.branch_id)
+        caption = f"step {frame.step:,} · {'branch' if b else 'recording'} {b}"
+        s = settings_text(frame.settings)
+        if s:
+            caption += f" · {s}"
+        self.view.show_frame(frame, caption)
+        self.view.expect_paint(frame.metrics.get("t_request"))
+        self.trace.set_cursor(frame.step)
+        self._update_step_label()
+        self._show_marker_near(frame.step)
+        self._update_follow()
+
+    def _update_step_label(self) -> None:
+        """'step 340 · 35 of 201 recorded · mean E …' for the frame shown (and the newest count)."""
+        frame = self.frame
+        if frame is None or not len(self.steps):
+            return
+        i = int(np.searchsorted(self.steps, frame.step))
+        text = f"step {frame.step:,} · {i + 1:,} of {len(self.steps):,} recorded"
+        finite = frame.energies[np.isfinite(frame.energies)]
+        if finite.size:
+            text += f" · mean E {float(finite.mean()):.4g}"
+        self.step_label.setText(text)
+
+    def _show_marker_near(self, step: int) -> None:
+        """Name the last settings change at or before ``step`` (what is in force there)."""
+        before = [(s, t) for s, t in self.markers if s <= step]
+        if before:
+            s, t = before[-1]
+            self.marker_label.setText(f"last change: {t} at step {s:,}")
+        else:
+            self.marker_label.setText("")
+
+    def _on_latency(self, ms: float) -> None:
+        self.last_latency_ms = ms
+        self.latency_label.setText(f"drawn in {ms:.1f} ms")
+
+    # ------------------------------------------------------------------------------------------
+    # playback
+    # ------------------------------------------------------------------------------------------
+    def play(self, direction: int) -> None:
+        """Play forward (+1) or backward (-1) at the chosen rate; from the far end if at the end."""
+        if not len(self.steps):
+            return
+        self._play_dir = 1 if direction >= 0 else -1
+        v, top = self.timeline.value(), self.timeline.maximum()
+        if self.mode_box.currentData() == "once":
+            if self._play_dir > 0 and v >= top:
+                self.go_to_index(0)
+            elif self._play_dir < 0 and v <= 0:
+                self.go_to_index(top)
+        self.play_timer.start(max(1, int(round(1000 / self.fps_spin.value()))))
+        self.timeline.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def stop_playback(self) -> None:
+        self.play_timer.stop()
+        self._play_dir = 0
+
+    def _on_fps(self, fps: int) -> None:
+        if self.play_timer.isActive():
+            self.play_timer.setInterval(max(1, int(round(1000 / fps))))
+
+    def _play_tick(self) -> None:
+        top = self.timeline.maximum()
+        v = self.timeline.value() + self._play_dir
+        mode = self.mode_box.currentData()
+        if v > top or v < 0:
+            if mode == "loop":
+                v = 0 if v > top else top
+            elif mode == "bounce" and top > 0:
+                self._play_dir = -self._play_dir
+                v = self.timeline.value() + self._play_dir
+            else:
+                self.stop_playback()
+                return
+        self.go_to_index(v)
+
+    # ------------------------------------------------------------------------------------------
+    # following one chain
+    # ------------------------------------------------------------------------------------------
+    def follow(self, chain: int | None) -> None:
+        """Follow chain ``chain`` (None: none): enlarged, with its own energy curve."""
+        if chain is not None and not 0 <= chain < max(self.n_chains, 1):
+            self._message(f"There is no chain #{chain}: this recording has {self.n_chains} chains.")
+            return
+        if chain == self.chain:
+            return
+        self.chain = chain
+        self.track = None
+        self.trace.set_chain(None, None, None)
+        self.chain_spin.blockSignals(True)
+        self.chain_spin.setValue(-1 if chain is None else chain)
+        self.chain_spin.blockSignals(False)
+        self._update_follow()
+        self._info_pending = False  # a new question: do not wait for the old answer
+        self.request_info()
+
+    def _on_chain_spin(self, value: int) -> None:
+        self.follow(None if value < 0 else value)
+
+    def _tile_rect(self, chain: int) -> tuple[int, int, int, int] | None:
+        """(x0, y0, w, h) of a chain's tile in the image grid (pad 1, as ``image_grid``)."""
+        f = self.frame
+        if f is None or f.tile_shape is None or not 0 <= chain < f.n_chains:
+            return None
+        h, w = f.tile_shape
+        _, cols = grid_shape(f.n_chains)
+        r, q = divmod(chain, cols)
+        return 1 + q * (w + 1), 1 + r * (h + 1), w, h
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """The chain whose tile holds grid pixel coordinates (x, y), or None (padding, outside)."""
+        f = self.frame
+        if f is None or f.tile_shape is None:
+            return None
+        h, w = f.tile_shape
+        rows, cols = grid_shape(f.n_chains)
+        q, dx = divmod(x - 1, w + 1)
+        r, dy = divmod(y - 1, h + 1)
+        if not (0 <= q < cols and 0 <= r < rows and dx < w and dy < h):
+            return None
+        chain = int(r) * cols + int(q)
+        return chain if chain < f.n_chains else None
+
+    def _on_view_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.frame is None:
+            return
+        self.timeline.setFocus(Qt.FocusReason.MouseFocusReason)
+        pos = self.view.plot.vb.mapSceneToView(event.scenePos())
+        if self.frame.kind == "images":
+            chain = self.tile_at(pos.x(), pos.y())
+            if chain is not None:
+                self.follow(chain)
+        elif self.branch_id is not None:
+            self.host.call.emit(partial(service.pick_chain, branch_id=self.branch_id,
+                                        step=self.frame.step, x=pos.x(), y=pos.y()))
+
+    def _on_pick(self, payload: dict) -> None:
+        if payload.get("chain") is None:
+            if payload.get("message"):
+                self._message(f"No chain picked: {payload['message']}")
+            return
+        self.follow(int(payload["chain"]))
+
+    def _update_follow(self) -> None:
+        """Redraw the followed chain (enlarged view, highlight) for the frame shown now."""
+        f, c = self.frame, self.chain
+        if f is None or c is None or c >= f.n_chains:
+            self.chain_view.clear_chain()
+            self.chain_caption.setText(self.chain_view.title)
+            self.view.highlight_tile(None)
+            self.view.highlight_at(None)
+            self.chain_label.setText("")
+            return
+        e = float(f.energies[c]) if c < f.energies.size else float("nan")
+        title = f"chain #{c} · step {f.step:,} · E {e:.4g}"
+        if f.kind == "images":
+            x0, y0, w, h = self._tile_rect(c)
+            tile = f.grid[y0 : y0 + h, x0 : x0 + w]  # exactly the recorded pixels of that chain
+            self.chain_view.show_tile(tile, title)
+            self.view.highlight_tile((x0 - 0.5, y0 - 0.5, w + 1, h + 1))
+            self.view.highlight_at(None)
+        else:
+            path, upto, pos = None, 0, None
+            tr = self.track
+            if tr is not None and tr["chain"] == c and tr["state"] is not None and len(tr["steps"]):
+                path = tr["state"]
+                upto = int(np.searchsorted(tr["steps"], f.step, side="right")) - 1
+                if 0 <= upto < len(path) and tr["steps"][upto] == f.step:
+                    pos = path[upto]
+            if f.points is not None and c < len(f.points):
+                pos = f.points[c]  # in the frame itself: exactly the recorded position
+            if pos is None:
+                self.chain_label.setText(f"chain #{c}: loading its path…")
+                return
+            self.chain_view.show_path(path, max(0, upto), pos, title)
+            self.view.highlight_tile(None)
+            self.view.highlight_at(pos)
+        self.chain_caption.setText(self.chain_view.title)
+        text = f"chain #{c}: E {e:.4g} at step {f.step:,}"
+        finite = f.energies[np.isfinite(f.energies)]
+        if finite.size:
+            text += f" (all chains: mean {float(finite.mean()):.4g})"
+        self.chain_label.setText(text)
+
+    # ------------------------------------------------------------------------------------------
+    # live chains and branching
+    # ------------------------------------------------------------------------------------------
+    def _toggle_live(self) -> None:
+        # the window's Play/Pause action keeps the live viewer's own button in step
+        action = getattr(self.window(), "play_action", None)
+        if action is not None:
+            action.trigger()
+        else:
+            self.host.pause(not self.host.live.snapshot().paused)
+        self._update_live_button()
+
+    def _update_live_button(self) -> None:
+        paused = self.host.live.snapshot().paused
+        self.live_button.setText("Resume live chains" if paused else "Pause live chains")
+        self._update_live_label()
+
+    def _update_live_label(self) -> None:
+        s = self.host.live.snapshot()
+        self.live_label.setText(
+            f"A branch samples with the live settings now in force: {s.sampler} · "
+            f"T {s.temperature:.4g} · ε {s.step_size:.4g} · σ {s.noise:.4g}"
+            + (" (live chains paused: the branch starts paused)" if s.paused else "")
+        )
+
+    def branch_here(self) -> None:
+        """Resume sampling from the shown recorded step as a new branch (shown live)."""
+        step = self.current_step()
+        if step is None or self.branch_id is None:
+            self._message("Nothing recorded to branch from yet.")
+            return
+        self._expect_branch = (self.branch_id, step)
+        request = JobRequest("sample", {"branch_from": [self.branch_id, step]},
+                             seed=self.seed_spin.value(), purpose="viewer")
+        # start_job, not run(): a paused live viewer stays paused (its Play button stays right)
+        self.host.start_job.emit(request)
+        s = self.host.live.snapshot()
+        live = settings_text({"sampler": s.sampler, "temperature": s.temperature,
+                              "step_size": s.step_size, "noise": s.noise})
+        paused = " (paused: press Space to run)" if s.paused else ""
+        self._message(f"Branching from step {step:,} of branch {self.branch_id} with "
+                      f"{live}{paused}.", error=False)
+
+    # ------------------------------------------------------------------------------------------
+    # budget and policy
+    # ------------------------------------------------------------------------------------------
+    def _on_budget(self, mb: int) -> None:
+        self._info_id += 1
+        self._info_pending = True
+        self._info_t = time.perf_counter()
+        self.host.call.emit(partial(service.set_budget, budget_bytes=int(mb) * MB,
+                                    request_id=self._info_id))
+
+    def _on_policy(self, _index: int = 0) -> None:
+        self._info_id += 1
+        self._info_pending = True
+        self._info_t = time.perf_counter()
+        self.host.call.emit(partial(service.set_policy, policy=self.policy_box.currentData(),
+                                    request_id=self._info_id))
+
+    # ------------------------------------------------------------------------------------------
+    # exports (the export group asks what to export)
+    # ------------------------------------------------------------------------------------------
+    def _export_source(self) -> dict:
+        return {"branch": self.branch_id, "n_steps": len(self.steps), "chain": self.chain,
+                "fps": float(self.fps_spin.value())}
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _to_status_bar(bar, text: str) -> None:
+        bar.showMessage(text, 6000)
+
+    def _message(self, text: str, error: bool = True) -> None:
+        self.message_label.setStyleSheet("color: rgb(230, 90, 70);" if error else "")
+        self.message_label.setText(text)
+        if text:
+            self.status.emit(text)
+

@@ -1,0 +1,214 @@
+"""The Training panel, driven as a user would: preset, Train, pause, live learning rate, stop, save,
+reopen, continue; a diverging run and its rollback; bad user data; TOML export for headless runs.
+
+Runs use a tiny 2-D set-up (5 Langevin steps, batch 64, a 32-32 MLP) so every test is quick on a
+2-core CPU. No sleeps: everything waits on the panel's state with ``qtbot.waitUntil``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebm_studio.core.checkpoint import load_checkpoint
+from ebm_studio.core.config import TrainConfig
+
+RUN_TIMEOUT = 30000
+
+
+@pytest.fixture
+def panel(make_window, qtbot):
+    window = make_window(False)  # no demo chains: the engine is free for training
+    p = window.panels["training"]
+    window.tabs.setCurrentWidget(p)
+    qtbot.waitUntil(lambda: p.data.name == "8gaussians" and not p.data.busy, timeout=10000)
+    p.window_ = window
+    return p
+
+
+def tiny_2d(p, qtbot, lr: float = 1e-3) -> None:
+    """The 2-D preset, shrunk so a step takes a few milliseconds."""
+    p.form.preset_box.setCurrentIndex(p.form.preset_box.findData("2-D quick"))
+    p.form.preset_box.activated.emit(p.form.preset_box.currentIndex())  # as a user's pick
+    qtbot.waitUntil(lambda: not p.data.busy, timeout=10000)
+    f = p.form
+    f.hidden.setText("32, 32")
+    f.mcmc_steps.setValue(5)
+    f.batch.setValue(64)
+    f.buffer_size.setValue(256)
+    f.total_steps.setValue(100000)
+    f.lr.setValue(lr)
+
+
+def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
+    p = panel
+    engine = p.host.engine
+    tiny_2d(p, qtbot)
+    assert p.form.mcmc_steps.isEnabled() and not p.lock_note.isVisible()
+
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step >= 10, timeout=RUN_TIMEOUT)
+    # while training, only the live settings stay editable, with a note saying why
+    assert p.lock_note.isVisible()
+    assert not p.form.batch.isEnabled() and not p.form.hidden.isEnabled()
+    assert not p.data.isEnabled() and not p.train_button.isEnabled()
+    assert p.form.lr.isEnabled() and p.form.step_size.isEnabled() and p.form.temperature.isEnabled()
+    assert p.progress.maximum() == 100000 and p.progress.value() >= 10
+    qtbot.waitUntil(lambda: "steps/s" in p.rate_label.text() and "ETA" in p.rate_label.text(),
+                    timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: p.frames_drawn > 0 and p.plots.redraws > 0, timeout=RUN_TIMEOUT)
+
+    p.pause_button.click()
+    qtbot.waitUntil(lambda: p.state == "paused", timeout=RUN_TIMEOUT)
+    assert p.pause_button.text() == "Resume"
+    # the replay buffer can be inspected while paused (served between steps)
+    p.show_box.setCurrentIndex(p.show_box.findData("buffer"))
+    qtbot.waitUntil(lambda: "replay buffer" in p.samples_title.text(), timeout=10000)
+    p.show_box.setCurrentIndex(p.show_box.findData("negatives"))
+
+    p.form.lr.spin.setValue(0.0005)  # the user types a new learning rate
+    assert p.host.live.snapshot().lr == pytest.approx(0.0005)
+    p.pause_button.click()  # Resume
+    qtbot.waitUntil(lambda: p.state == "running", timeout=RUN_TIMEOUT)
+    # the engine reports the new rate in its metrics
+    qtbot.waitUntil(lambda: p.plots.store.last("lr") == pytest.approx(0.0005), timeout=RUN_TIMEOUT)
+    lrs = p.plots.store.column("lr")
+    assert lrs[0] == pytest.approx(1e-3)
+
+    p.stop_button.click()
+    qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
+    saved_step = p.step
+    assert saved_step >= 10 and p.continue_button.isEnabled() and p.form.batch.isEnabled()
+    path = tmp_path / "run.pt"
+    with qtbot.waitSignal(engine.saved, timeout=10000) as saved:
+        p.save_checkpoint(str(path))
+    assert saved.args == [str(path)]
+    ckpt = load_checkpoint(path)
+    assert ckpt.step == saved_step
+    assert ckpt.config["optim"]["lr"] == pytest.approx(0.0005)
+    assert len(ckpt.metrics["step"]) == saved_step
+
+    # reopen: the form shows the checkpoint's settings and history; Continue resumes its run
+    p.form.lr.setValue(0.01)
+    with qtbot.waitSignal(engine.model_changed, timeout=10000,
+                         check_params_cb=lambda info: info.get("path") == str(path)):
+        p.open_checkpoint(str(path))
+    qtbot.waitUntil(lambda: p.continue_mode == "checkpoint", timeout=10000)
+    assert p.step == saved_step and len(p.plots.store) == saved_step
+    assert p.form.lr.value() == pytest.approx(0.0005)
+    assert "Continue training" in p.status_label.text()
+    p.continue_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step >= saved_step + 3, timeout=RUN_TIMEOUT)
+    steps = p.plots.store.column("step")
+    assert steps[saved_step - 1] == saved_step and steps[saved_step] == saved_step + 1
+    assert p.plots.store.last("lr") == pytest.approx(0.0005)
+    p.stop_button.click()
+    qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
+
+
+def test_divergence_message_and_rollback(panel, qtbot, tmp_path):
+    p = panel
+    engine = p.host.engine
+    tiny_2d(p, qtbot, lr=10.0)  # absurd: the energies blow past the limit within a few steps
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "diverged", timeout=RUN_TIMEOUT)
+    assert p.banner.isVisible()
+    assert "diverged" in p.divergence_label.text() and "learning rate" in p.divergence_label.text()
+    assert p.rollback_lr.value() == pytest.approx(1.0)  # a tenth is suggested
+    good_step = p.step
+
+    p.rollback_lr.spin.setValue(1e-3)
+    with qtbot.waitSignal(engine.model_changed, timeout=10000,
+                         check_params_cb=lambda info: "rolled_back" in info):
+        p.rollback_button.click()
+    assert not p.banner.isVisible()
+    assert p.form.lr.value() == pytest.approx(1e-3)
+    assert "Rolled back" in p.status_label.text()
+    assert list((tmp_path / "autosave").glob("autosave-*.pt")), "the last good state was autosaved"
+
+    p.continue_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step >= good_step + 20, timeout=RUN_TIMEOUT)
+    assert p.plots.store.last("lr") == pytest.approx(1e-3)
+    p.stop_button.click()
+    qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
+
+
+def test_bad_user_data_keeps_the_previous_set(panel, qtbot, tmp_path):
+    from PIL import Image
+
+    p = panel
+    window = p.window_
+    before = np.array(p.data.preview_data, copy=True)
+    n_items = p.data.combo.count()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(corrupt / "good.png")
+    (corrupt / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a PNG")
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((10, 3), np.float32))
+
+    cases = [
+        (lambda: p.data.open_folder(str(empty)), "no images"),
+        (lambda: p.data.open_folder(str(corrupt)), "bad.png"),
+        (lambda: p.data.open_file(str(wrong)), "(10, 3)"),
+    ]
+    for choose, expected in cases:
+        choose()
+        qtbot.waitUntil(lambda: not p.data.busy, timeout=10000)
+        assert p.data.error_label.isVisible() and expected in p.data.error_label.text()
+        assert expected in window.last_error  # the main window's error dialog says it too
+        assert p.data.name == "8gaussians"
+        assert p.data.combo.currentData() == "8gaussians" and p.data.combo.count() == n_items
+        np.testing.assert_array_equal(p.data.preview_data, before)
+        assert "values in [-4, 4]" in p.data.info_label.text()
+
+    # good user data replaces the selection and clears the error
+    points = tmp_path / "pts.csv"
+    points.write_text("x,y\n" + "\n".join(f"{np.cos(t):.4f},{np.sin(t):.4f}" for t in np.linspace(0, 6, 50)))
+    p.data.open_file(str(points))
+    qtbot.waitUntil(lambda: p.data.name == str(points), timeout=10000)
+    assert not p.data.error_label.isVisible()
+    assert p.data.combo.currentData() == str(points) and "50 points" in p.data.info_label.text()
+
+
+def test_export_toml_runs_headless(panel, qtbot, tmp_path):
+    from ebm_studio.cli import main
+
+    p = panel
+    tiny_2d(p, qtbot)
+    p.form.seed.setValue(7)
+    p.form.hidden.setText("12, oops")
+    p.export_config(str(tmp_path / "bad.toml"))
+    assert p.message_label.isVisible() and "Hidden layers" in p.message_label.text()
+    assert not (tmp_path / "bad.toml").exists()
+
+    p.form.hidden.setText("16, 16")
+    path = tmp_path / "session.toml"
+    p.export_config(str(path))
+    cfg = TrainConfig.load(path)
+    assert cfg.seed == 7 and cfg.model.hidden == [16, 16] and cfg.sampler.steps == 5
+    assert cfg.to_dict() == p.form.config("8gaussians").to_dict()
+    out = tmp_path / "headless.pt"
+    assert main(["train", "--config", str(path), "--steps", "3", "--out", str(out)]) == 0
+    assert load_checkpoint(out).step == 3
+
+
+def test_metric_history_is_downsampled_for_long_runs():
+    from ebm_studio.ui.metric_plots import MAX_POINTS, MetricStore
+
+    store = MetricStore()
+    n = 100_000
+    for start in range(0, n, 1000):  # as the engine sends them: batches of rows
+        store.extend([{"step": s + 1, "loss": float(s % 10), "accept": None}
+                      for s in range(start, start + 1000)])
+    assert len(store) == n and store.last("step") == n
+    x, y = store.series("loss")
+    assert len(x) <= MAX_POINTS + 100  # bins of equal size, plus the newest partial bin
+    assert x[-1] == n  # the newest step is always drawn
+    assert np.nanmean(y) == pytest.approx(4.5, abs=0.05)  # block means keep the level
+    assert np.isnan(store.series("accept")[1]).all()
+    store.load({"step": [1.0, 2.0], "loss": [0.5, 0.25]})
+    assert len(store) == 2 and store.last("loss") == 0.25
