@@ -76,11 +76,16 @@ def measure(app, window, seconds: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: as the app sets them, all cores but one)")
     args = ap.parse_args()
-    from ebm_studio.app import _tune_allocator
+    from ebm_studio.app import _leave_a_core_for_the_gui, _tune_allocator
     from ebm_studio.ui.app_window import build_window
 
     _tune_allocator()
+    _leave_a_core_for_the_gui()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp())
