@@ -44,7 +44,8 @@ DEFAULT_BATCH = 16384
 MIXTURE_N_STD = 6.0
 
 
-def _check_limits(name: str, lim) -> tuple[float, float]:
+def check_limits(name: str, lim) -> tuple[float, float]:
+    """``lim`` as a finite pair (lo, hi) with lo < hi, else ``ValueError`` naming ``name``."""
     try:
         lo, hi = (float(v) for v in lim)
     except (TypeError, ValueError):
@@ -64,8 +65,8 @@ class Grid:
 
     def __post_init__(self) -> None:
         # frozen: normalise through object.__setattr__ so equal grids compare (and hash) equal
-        object.__setattr__(self, "xlim", _check_limits("xlim", self.xlim))
-        object.__setattr__(self, "ylim", _check_limits("ylim", self.ylim))
+        object.__setattr__(self, "xlim", check_limits("xlim", self.xlim))
+        object.__setattr__(self, "ylim", check_limits("ylim", self.ylim))
         object.__setattr__(self, "n", check_int_at_least("n", self.n, 2))
 
     @property

@@ -42,6 +42,7 @@ from PySide6.QtCore import QThread
 from ebm_studio.core.landscape import (
     DEFAULT_GRID_N,
     Grid,
+    check_limits,
     compare_to_truth,
     compute_landscape,
     eval_mode,
@@ -80,16 +81,6 @@ def _state() -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_box(name: str, lim) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in lim)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (lo, hi), got {lim!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"{name} must be finite with lo < hi, got {lim!r}")
-    return lo, hi
-
-
 def _check_int(name: str, value, lo: int, hi: int) -> int:
     try:
         v = int(value)
@@ -111,10 +102,10 @@ def clean_params(params: dict) -> dict:
     if "grad_n" in params:
         out["grad_n"] = _check_int("arrow grid", params["grad_n"], *GRAD_N_RANGE)
     if params.get("box") is not None:  # the older square form (lo, hi)
-        out["xlim"] = out["ylim"] = _check_box("box", params["box"])
+        out["xlim"] = out["ylim"] = check_limits("box", params["box"])
     for key in ("xlim", "ylim"):
         if key in params:
-            out[key] = None if params[key] is None else _check_box(key, params[key])
+            out[key] = None if params[key] is None else check_limits(key, params[key])
     if "view" in params:
         out["view"] = None if params["view"] is None else clean_spec(params["view"])
     if "temperature" in params and params["temperature"] is not None:
