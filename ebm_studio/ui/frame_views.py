@@ -95,13 +95,16 @@ class EnergyTrace(pg.PlotWidget):
     """Per-chain energy over steps: the mean and a 10–90 % band, bounded history."""
 
     MAX_POINTS = 3000
-    REDRAW_S = 0.1
+    DRAWN_POINTS = 300
+    REDRAW_S = 0.25
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setLabel("left", "energy E")
         self.setLabel("bottom", "step")
-        self.showGrid(x=True, y=True, alpha=0.2)
+        self.showGrid(x=False, y=True, alpha=0.15)
+        # a fixed axis width: tick labels of changing length would otherwise re-layout the plot
+        self.getAxis("left").setWidth(56)
         self.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.getPlotItem().setClipToView(True)
         self.mean_curve = self.plot(pen=pg.mkPen((255, 200, 60), width=2), name="mean")
@@ -144,6 +147,10 @@ class EnergyTrace(pg.PlotWidget):
         if not self._rows:
             return
         a = np.asarray(self._rows)
+        if len(a) > self.DRAWN_POINTS:
+            # the band's path is built from every point: a few hundred are all a trace needs, and
+            # thousands made each redraw stall the GUI thread for tens of milliseconds
+            a = a[np.linspace(0, len(a) - 1, self.DRAWN_POINTS).astype(int)]
         self.mean_curve.setData(a[:, 0], a[:, 1])
         self.lo_curve.setData(a[:, 0], a[:, 2])
         self.hi_curve.setData(a[:, 0], a[:, 3])

@@ -97,6 +97,11 @@ class MainWindow(QMainWindow):
         self.rate_label = QLabel("")
         self.step_label = QLabel("")
         self.energy_label = QLabel("")
+        # fixed widths for the numbers that change every frame: a label that grows or shrinks
+        # re-lays out the status bar (and repaints the window) many times a second
+        for w, width in ((self.job_label, 130), (self.rate_label, 130), (self.step_label, 110),
+                         (self.energy_label, 130)):
+            w.setMinimumWidth(width)
         for w in (self.device_label, self.device_box, self.job_label, self.rate_label,
                   self.step_label, self.energy_label):
             sb.addPermanentWidget(w)
