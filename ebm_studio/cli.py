@@ -171,7 +171,8 @@ def cmd_info(args) -> int:
 def cmd_train(args) -> int:
     import torch
 
-    from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
+    from ebm_studio.core.checkpoint import CheckpointError, save_checkpoint, trainer_checkpoint
+    from ebm_studio.core.fileio import check_writable
     from ebm_studio.core.config import TrainConfig, preset_for
     from ebm_studio.core.datasets import load_dataset
     from ebm_studio.core.training import DivergenceError, Trainer
@@ -214,7 +215,15 @@ def cmd_train(args) -> int:
         raise UsageError(f"--out must name a .pt checkpoint file, got {args.out!r}")
 
     def save() -> None:
-        save_checkpoint(trainer_checkpoint(trainer, log.to_dict()), out)
+        try:
+            save_checkpoint(trainer_checkpoint(trainer, log.to_dict()), out)
+        except CheckpointError as exc:
+            raise Failure(str(exc)) from None
+
+    try:  # a run that cannot be saved must fail before it trains, not after
+        check_writable(out)
+    except OSError as exc:
+        raise Failure(str(exc)) from None
 
     total = config.steps
     start = trainer.step_count

@@ -168,3 +168,22 @@ def test_energy_of_images(tmp_path, capsys):
     pts.write_text("0,0\n1,1\n")
     assert main(["energy", str(ckpt), str(pts), "--out", str(out)]) == 1
     assert "points" in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_before_training(tmp_path, tiny_toml, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "m.pt"  # a folder that cannot exist: its parent is a file
+    t0 = __import__("time").perf_counter()
+    assert main(["train", "--config", str(tiny_toml), "--steps", "100000", "--out", str(out)]) == 1
+    assert __import__("time").perf_counter() - t0 < 30  # failed at once, did not train first
+    err = capsys.readouterr().err
+    assert "m.pt" in err and ".part" not in err and "Traceback" not in err
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path, capsys):
+    p = tmp_path / "notes.pt"
+    p.write_text("hello")
+    assert main(["info", str(p)]) == 1
+    err = capsys.readouterr().err
+    assert "not a checkpoint file" in err and "KeyError" not in err

@@ -159,8 +159,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): {first}") from None
-    except Exception as exc:  # torch raises assorted types for foreign files
-        raise CheckpointError(f"{path}: not a readable checkpoint: {type(exc).__name__}: {exc}") from None
+    except Exception:  # torch raises assorted types (KeyError, ...) for foreign files
+        raise CheckpointError(
+            f"{path}: not a checkpoint file: it is not in PyTorch's format (a text file, an image, "
+            "or a file from another program?)"
+        ) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an EBM Studio checkpoint (no '{FORMAT}' marker)")
     version = raw.get("version")
