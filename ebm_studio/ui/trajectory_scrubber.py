@@ -37,6 +37,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QFrame,
+    QScrollArea,
     QAbstractButton,
     QComboBox,
     QFormLayout,
@@ -352,11 +354,19 @@ class TrajectoryScrubber(QWidget):
         lv.addWidget(self.message_label)
         lv.addStretch(1)
         left.setMinimumWidth(330)
-        left.setMaximumWidth(400)
         left.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        # a scroll area keeps every row at its natural height on short screens (squeezed into the
+        # window, the recording rows overlapped and became unreadable)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(350)
+        scroll.setMaximumWidth(420)
 
         lay = QHBoxLayout(self)
-        lay.addWidget(left)
+        lay.addWidget(scroll)
         lay.addWidget(centre, 1)
         self.setFocusProxy(self.timeline)
         for b in self.findChildren(QAbstractButton):
