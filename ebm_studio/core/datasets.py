@@ -117,10 +117,12 @@ class Dataset:
     normalisation: str = "none"
 
     def batch(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """The training draw; every concrete data set defines it."""
+        raise TypeError(f"{type(self).__name__} defines no training draw (batch)")
 
     def heldout(self, n: int, seed: int = HELDOUT_SEED) -> torch.Tensor:
-        raise NotImplementedError
+        """Data that ``batch`` never returns; every concrete data set defines it."""
+        raise TypeError(f"{type(self).__name__} defines no held-out data")
 
     def preview(self, n: int = 64, seed: int = 0) -> np.ndarray:
         """A deterministic float32 numpy draw for the GUI: points (n, 2) or images (n, C, H, W)."""
@@ -168,7 +170,7 @@ class StoredDataset(Dataset):
 
     def items(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
         """The stored items at ``indices`` as the float32 tensors ``batch`` returns."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} defines no stored items")
 
     def batch_indices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Indices (into all items) of a training draw; ``labels[idx]`` gives its labels."""

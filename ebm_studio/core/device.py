@@ -45,3 +45,8 @@ def device_label(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(dev)})"
     return dev.type.upper()
+
+
+def torch_version() -> str:
+    """The torch version, for the GUI's About box (which never imports torch itself)."""
+    return torch.__version__

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio import __version__
-from ebm_studio.core.device import available_devices
+from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.thread import EngineHost
@@ -180,7 +180,6 @@ class MainWindow(QMainWindow):
 
     def about(self) -> None:
         import pyqtgraph
-        import torch
         from PySide6 import __version__ as pyside_version
         from PySide6.QtCore import qVersion
 
@@ -190,7 +189,7 @@ class MainWindow(QMainWindow):
             f"<h3>EBM Studio {__version__}</h3>"
             "<p>Train and explore energy-based models: p(x) ∝ exp(−E(x)/T)·q(x).</p>"
             f"<p>Device in use: {self.device_label.text()}<br>"
-            f"PyTorch {torch.__version__} · Qt {qVersion()} · PySide6 {pyside_version} · "
+            f"PyTorch {torch_version()} · Qt {qVersion()} · PySide6 {pyside_version} · "
             f"pyqtgraph {pyqtgraph.__version__}<br>Python {platform.python_version()}</p>",
         )
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
 from ebm_studio.core.energies import ConvEnergy
@@ -117,3 +117,19 @@ def test_settings_persist(make_window, qtbot):
 def test_menus_exist(window, menu):
     titles = [a.text() for a in window.menuBar().actions()]
     assert menu in titles
+
+
+def test_about_names_the_versions(window, qtbot):
+    from PySide6.QtCore import QTimer
+
+    seen = []
+
+    def close_box():
+        box = next((w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()), None)
+        if box is not None:
+            seen.append(box.text())
+            box.accept()
+
+    QTimer.singleShot(300, close_box)
+    window.about()
+    assert seen and "PyTorch" in seen[0] and "Qt" in seen[0]
