@@ -246,7 +246,15 @@ class ChainViewer(QWidget):
         self.restart()
 
     def show_frame(self, frame: Frame) -> None:
-        self.view.show_frame(frame, f"step {frame.step}")
+        caption = f"step {frame.step}"
+        if frame.kind == "points" and frame.points is not None and len(frame.points):
+            lo, hi = frame.box
+            outside = float(((frame.points < lo) | (frame.points > hi)).any(axis=1).mean())
+            if outside > 0.5:
+                # runaway chains leave an empty plot: say why instead of showing nothing
+                caption += (f"  ·  {outside:.0%} of the chains are outside the plot: the step size "
+                            "may be too large for this temperature (Reset chains after lowering it)")
+        self.view.show_frame(frame, caption)
         self.trace.add(frame.step, frame.energies)
         self.step_label.setText(
             f"step {frame.step:,} · {frame.n_chains:,} chains · {frame.steps_per_sec:,.0f} steps/s"

@@ -133,3 +133,9 @@ def test_about_names_the_versions(window, qtbot):
     QTimer.singleShot(300, close_box)
     window.about()
     assert seen and "PyTorch" in seen[0] and "Qt" in seen[0]
+
+
+def test_runaway_chains_are_explained(window, qtbot):
+    qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
+    window.viewer.step_size.spin.setValue(100.0)
+    qtbot.waitUntil(lambda: "outside the plot" in window.viewer.view.caption.toPlainText(), timeout=10000)
