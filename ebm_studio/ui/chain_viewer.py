@@ -252,8 +252,8 @@ class ChainViewer(QWidget):
             outside = float(((frame.points < lo) | (frame.points > hi)).any(axis=1).mean())
             if outside > 0.5:
                 # runaway chains leave an empty plot: say why instead of showing nothing
-                caption += (f"  ·  {outside:.0%} of the chains are outside the plot: the step size "
-                            "may be too large for this temperature (Reset chains after lowering it)")
+                caption += (f"\n{outside:.0%} of the chains are off the plot: step size too large?"
+                            "\nLower it, then Reset chains.")
         self.view.show_frame(frame, caption)
         self.trace.add(frame.step, frame.energies)
         self.step_label.setText(

@@ -80,7 +80,7 @@ class FrameView(pg.GraphicsLayoutWidget):
                 self.plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.02)
             pts = frame.points
             self.scatter.setData(pts[:, 0], pts[:, 1])
-            self.caption.setPos(frame.box[0], frame.box[1] + (frame.box[1] - frame.box[0]))
+            self.caption.setPos(frame.box[0], frame.box[1])  # top-left corner of the data box
         self.caption.setText(caption)
         self.frames_drawn += 1
 

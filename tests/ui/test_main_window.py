@@ -138,4 +138,4 @@ def test_about_names_the_versions(window, qtbot):
 def test_runaway_chains_are_explained(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
     window.viewer.step_size.spin.setValue(100.0)
-    qtbot.waitUntil(lambda: "outside the plot" in window.viewer.view.caption.toPlainText(), timeout=10000)
+    qtbot.waitUntil(lambda: "off the plot" in window.viewer.view.caption.toPlainText(), timeout=10000)
