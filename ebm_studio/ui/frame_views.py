@@ -96,7 +96,7 @@ class EnergyTrace(pg.PlotWidget):
 
     MAX_POINTS = 3000
     DRAWN_POINTS = 300
-    REDRAW_S = 0.25
+    REDRAW_S = 0.5
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
