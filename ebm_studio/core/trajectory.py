@@ -69,7 +69,6 @@ import math
 import operator
 import os
 import sys
-import tempfile
 import threading
 import zipfile
 from collections import deque
@@ -78,6 +77,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from ebm_studio.core.fileio import atomic_path
 
 from ebm_studio.core.errors import check_int_at_least, check_positive
 
@@ -1010,17 +1011,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
     left as it was: no half-written file, ever.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
     return path
 
 
