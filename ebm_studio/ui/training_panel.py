@@ -498,8 +498,6 @@ class TrainingPanel(QWidget):
         self._rate_points.append((now, self.step))
         while len(self._rate_points) > 2 and now - self._rate_points[0][0] > RATE_WINDOW_S:
             self._rate_points.pop(0)
-        if self.state == "paused":  # resumed elsewhere (Space in the window): rows are coming again
-            self._set_state("running")
         self._update_progress(last.get("sec_per_step"))
 
     def on_frame(self, frame: Frame) -> None:

@@ -231,8 +231,11 @@ class Engine(QObject):
             self._emit_frame(job)
             now = time.perf_counter()
             due = now + 1.0 / MAX_FPS
-        self._maybe_flush_metrics()
         s = self.live.snapshot()
+        if s.paused or single:
+            self._flush_metrics()  # a paused run shows the step it stopped at, not an older one
+        else:
+            self._maybe_flush_metrics()
         if s.paused:
             if self.live.take_single_step():
                 self.live.request_single_step()  # put it back: handled in the next slice

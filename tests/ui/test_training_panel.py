@@ -61,6 +61,8 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     p.pause_button.click()
     qtbot.waitUntil(lambda: p.state == "paused", timeout=RUN_TIMEOUT)
     assert p.pause_button.text() == "Resume"
+    # the panel shows the step the run stopped at, not the last periodic report before it
+    assert p.step == engine.trainer.step_count and f"step {p.step:,}" in p.status_label.text()
     # the replay buffer can be inspected while paused (served between steps)
     p.show_box.setCurrentIndex(p.show_box.findData("buffer"))
     qtbot.waitUntil(lambda: "replay buffer" in p.samples_title.text(), timeout=10000)
