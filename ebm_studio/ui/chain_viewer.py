@@ -159,7 +159,7 @@ class ChainViewer(QWidget):
         self.seed.valueChanged.connect(lambda _: self.restart())
         self.play_button.clicked.connect(self.toggle_pause)
         self.step_button.clicked.connect(self.single_step)
-        self.reset_button.clicked.connect(self.restart)
+        self.reset_button.clicked.connect(lambda: self.restart())  # not clicked(checked)
         self._sampler_changed()
         self._push_all_live()
 

@@ -48,6 +48,9 @@ def test_reset_restarts_the_chains(window, qtbot):
     old_job = window.job_info["job_id"]
     qtbot.mouseClick(window.viewer.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.job_info.get("job_id", old_job) > old_job, timeout=5000)
+    n = drawn(window)
+    qtbot.waitUntil(lambda: drawn(window) > n + 3, timeout=5000)  # the new chains run
+    assert window.job_info["state"] == "running" and not window.last_error
 
 
 def test_temperature_slider_reaches_the_frames(window, qtbot):
