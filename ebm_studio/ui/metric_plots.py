@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QWidget
 COLUMNS = ("step", "loss", "e_data", "e_sample", "gap", "grad_norm", "accept", "lr", "sec_per_step")
 #: points per curve after downsampling: well above the pixel width of a plot
 MAX_POINTS = 1000
-REDRAW_HZ = 10.0
+REDRAW_HZ = 2.0
 #: with fewer rows than this, every row is also drawn as a dot
 FEW_ROWS = 30
 
@@ -134,6 +134,37 @@ def _energy_title() -> str:
     return f"mean E: {colour(DATA_PEN, 'data x⁺')} · {colour(SAMPLE_PEN, 'samples x⁻')}"
 
 
+def sticky_range(current: tuple[float, float] | None, lo: float, hi: float,
+                 margin: float = 0.15, shrink_below: float = 0.4) -> tuple[float, float] | None:
+    """A new axis range for data in [lo, hi], or ``None`` to keep ``current``.
+
+    Live curves change their bounds at every redraw; an axis that followed them exactly would
+    regenerate its ticks (the costliest part of a pyqtgraph repaint) every time and jitter. The
+    range is kept while the data stays inside it and fills at least ``shrink_below`` of it;
+    otherwise it is refitted with a ``margin`` on both sides.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+        return None
+    span = hi - lo
+    if span <= 0.0:
+        span = max(abs(hi), 1e-12) * 0.2
+    if current is not None:
+        c0, c1 = current
+        if c0 <= lo and hi <= c1 and (hi - lo) >= shrink_below * (c1 - c0):
+            return None
+    return lo - margin * span, hi + margin * span
+
+
+def growing_range(current: tuple[float, float] | None, first: float, last: float,
+                  headroom: float = 0.5) -> tuple[float, float] | None:
+    """An x range from the first step that grows by ``headroom`` when the newest step reaches it."""
+    if not (math.isfinite(first) and math.isfinite(last)):
+        return None
+    if current is not None and current[0] == first and last <= current[1]:
+        return None
+    return first, max(last, first + 1.0) * (1.0 + headroom) if last > 0 else first + 1.0
+
+
 def _number(v) -> float:
     try:
         return float(v) if v is not None else math.nan
@@ -175,6 +206,9 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             self.plots[key] = p
         for col in range(3):  # equal widths, whatever the tick labels need
             self.ci.layout.setColumnStretchFactor(col, 1)
+        #: which plot each curve is drawn in
+        self._plot_of = {"loss": "loss", "e_data": "energy", "e_sample": "energy", "gap": "gap",
+                         "grad_norm": "grad_norm", "accept": "accept", "lr": "lr"}
         self.curves = {
             "loss": self.plots["loss"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
             "e_data": self.plots["energy"].plot(pen=pg.mkPen(DATA_PEN, width=1.5), name="data"),
@@ -189,6 +223,14 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         self._symbols = False
         for key in ("energy", "gap", "grad_norm", "accept", "lr"):
             self.plots[key].setXLink(self.plots["loss"])
+        # ranges are set here (sticky, see ``sticky_range``) until the user zooms or pans a plot;
+        # its "A" button (auto range) hands it back
+        self._follow_x = True
+        self._follow_y = {key: key != "accept" for key in self.plots}
+        for key, p in self.plots.items():
+            p.disableAutoRange()
+            p.vb.sigRangeChangedManually.connect(
+                lambda mask, key=key: self._taken_over(key, mask))
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
         self._timer.timeout.connect(self._maybe_redraw)
@@ -207,7 +249,16 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         """Forget the history (a new run). Not ``clear``: GraphicsLayoutWidget's ``clear`` removes
         the plots themselves."""
         self.store.clear()
+        self._follow_x = True
+        self._follow_y = {key: key != "accept" for key in self.plots}
         self._dirty = True
+
+    def _taken_over(self, key: str, mask) -> None:
+        """The user zoomed or panned ``key``: leave that axis where they put it."""
+        if mask[0]:
+            self._follow_x = False
+        if mask[1]:
+            self._follow_y[key] = False
 
     # --- drawing ----------------------------------------------------------------------------------
     def _maybe_redraw(self) -> None:
@@ -215,6 +266,7 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             self.redraw()
 
     def redraw(self) -> None:
+        bounds: dict[str, list[float]] = {}
         self._dirty = False
         self._last_draw = time.perf_counter()
         # a slow run (a ConvNet on a CPU) has few rows for a long time: mark them, or one row
@@ -230,18 +282,44 @@ class MetricPlots(pg.GraphicsLayoutWidget):
                 curve.setSymbolBrush(pen.color())
             if len(x) and np.isfinite(y).any():
                 curve.setData(x, y, connect="finite")
+                finite = y[np.isfinite(y)]
+                bounds.setdefault(self._plot_of[key], []).extend((finite.min(), finite.max()))
             else:
                 curve.setData([], [])
         self._symbols = symbols
-        lr = self.store.column("lr")
-        if np.isfinite(lr).any():  # from 0: a flat line reads as "unchanged", not as noise
-            self.plots["lr"].setYRange(0.0, float(np.nanmax(lr)) * 1.25, padding=0)
+        self._update_ranges(bounds)
         has_accept = bool(np.isfinite(self.store.column("accept")).any())
         title = "acceptance" if has_accept or not len(self.store) else "acceptance: none (unadjusted)"
         if title != self._accept_title:
             self._accept_title = title
             self.plots["accept"].setTitle(title)
         self.redraws += 1
+
+    def _update_ranges(self, bounds: dict[str, list[float]]) -> None:
+        for key, p in self.plots.items():
+            auto = p.vb.state["autoRange"]  # the "A" button was pressed: follow the data again
+            if auto[0]:
+                self._follow_x = True
+            if auto[1]:
+                self._follow_y[key] = key != "accept"
+            if any(auto):
+                p.disableAutoRange()
+        steps = self.store.column("step")
+        if self._follow_x and len(steps):
+            new = growing_range(tuple(self.plots["loss"].vb.viewRange()[0]), float(steps[0]),
+                                float(steps[-1]))
+            if new is not None:
+                self.plots["loss"].setXRange(*new, padding=0)
+        for key, values in bounds.items():
+            if not self._follow_y.get(key):
+                continue
+            lo, hi = min(values), max(values)
+            if key == "lr":
+                lo = 0.0  # from 0: a flat line reads as "unchanged", not as noise
+            new = sticky_range(tuple(self.plots[key].vb.viewRange()[1]), lo, hi)
+            if new is not None:
+                self.plots[key].setYRange(max(new[0], 0.0) if key == "lr" else new[0], new[1],
+                                          padding=0)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(event)

@@ -7,6 +7,8 @@ Runs use a tiny 2-D set-up (5 Langevin steps, batch 64, a 32-32 MLP) so every te
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -213,3 +215,41 @@ def test_metric_history_is_downsampled_for_long_runs():
     assert np.isnan(store.series("accept")[1]).all()
     store.load({"step": [1.0, 2.0], "loss": [0.5, 0.25]})
     assert len(store) == 2 and store.last("loss") == 0.25
+
+
+def test_live_ranges_stay_put_until_the_data_leaves_them():
+    from ebm_studio.ui.metric_plots import growing_range, sticky_range
+
+    r = sticky_range(None, 0.0, 1.0)
+    assert r == pytest.approx((-0.15, 1.15))
+    assert sticky_range(r, 0.1, 0.9) is None  # noisy data inside: the axis does not move
+    assert sticky_range(r, 0.0, 1.5) == pytest.approx((-0.225, 1.725))  # it left the range
+    assert sticky_range(r, 0.4, 0.5) is not None  # it fills too little of it: zoom in
+    assert sticky_range(r, 2.0, 2.0) is not None and sticky_range(r, math.nan, 1.0) is None
+    x = growing_range(None, 1.0, 10.0)
+    assert x == pytest.approx((1.0, 15.0))
+    assert growing_range(x, 1.0, 14.0) is None and growing_range(x, 1.0, 16.0)[1] == pytest.approx(24.0)
+
+
+def test_metric_axes_follow_the_run_until_the_user_zooms(qtbot):
+    from ebm_studio.ui.metric_plots import MetricPlots
+
+    plots = MetricPlots()
+    qtbot.addWidget(plots)
+    plots.add_rows([{"step": s, "loss": 1.0 + 0.01 * (s % 5)} for s in range(1, 11)])
+    plots.redraw()
+    loss = plots.plots["loss"].vb
+    lo, hi = loss.viewRange()[1]
+    assert lo < 1.0 and hi > 1.04
+    x_hi = loss.viewRange()[0][1]
+    assert x_hi >= 10
+    loss.sigRangeChangedManually.emit([False, True])  # as a mouse zoom on the y axis does
+    loss.setYRange(5.0, 6.0, padding=0)
+    plots.add_rows([{"step": s, "loss": -3.0} for s in range(11, 40)])
+    plots.redraw()
+    assert loss.viewRange()[1] == pytest.approx([5.0, 6.0])  # the user's y range is kept
+    assert loss.viewRange()[0][1] >= 39  # x still follows the run
+    loss.enableAutoRange()  # the "A" button
+    plots.add_rows([{"step": 40, "loss": -3.0}])
+    plots.redraw()
+    assert loss.viewRange()[1][0] < -3.0 and not any(loss.state["autoRange"])
