@@ -150,7 +150,9 @@ class LandscapePlots(pg.GraphicsLayoutWidget):
         # move 30 times a second, and re-stroking thousands of contour and arrow segments and
         # re-scaling the heatmap under them at every frame cost ~10 ms of the GUI thread per paint.
         # (the truth plot has no moving items: its layers are painted only when they change)
-        for item in (self.image, self.contours, self.arrows, self.fit_forward, self.fit_reverse):
+        # Not the fitted ellipses: a wide fit reaches past the view, and a device cache of an item
+        # larger than the viewport keeps only its exposed pieces (drawn as broken arcs).
+        for item in (self.image, self.contours, self.arrows):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._truth_key: tuple | None = None
         self._truth_segs_key: tuple | None = None
