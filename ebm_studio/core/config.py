@@ -303,16 +303,26 @@ PRESETS = {
 }
 
 
-def preset_for(data_name: str, kind: str | None = None) -> TrainConfig:
-    """The preset that fits a data set (``kind`` ``points`` → 2-D, digits, textures, other images)."""
+def preset_name_for(data_name: str, kind: str | None = None) -> str:
+    """The name (a key of ``PRESETS``) of the preset that fits a data set."""
     from ebm_studio.core.datasets import TOY_NAMES
 
     if data_name in TOY_NAMES or kind == "points":
+        return "2-D quick"
+    if data_name.startswith("texture"):
+        return "texture"
+    return "digits (UvA-style)"  # digits, and other images (at 32 px, see ``preset_for``)
+
+
+def preset_for(data_name: str, kind: str | None = None) -> TrainConfig:
+    """The preset that fits a data set (``kind`` ``points`` → 2-D, digits, textures, other images)."""
+    name = preset_name_for(data_name, kind)
+    if name == "2-D quick":
         return preset_2d(data_name)
+    if name == "texture":
+        return preset_texture(data_name)
     if data_name == "digits":
         return preset_digits()
-    if data_name.startswith("texture"):
-        return preset_texture(data_name)
     cfg = preset_digits()
     cfg.data = DataConfig(name=data_name, image_size=32, data_noise=0.005)
     return cfg

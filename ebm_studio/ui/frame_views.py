@@ -84,6 +84,13 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.caption.setText(caption)
         self.frames_drawn += 1
 
+    def clear_frame(self) -> None:
+        """Show nothing (until the next frame): the data behind the last one is gone."""
+        self.image.clear()
+        self.hist.clear()
+        self.scatter.setData([], [])
+        self.caption.setText("")
+
     def _on_click(self, event) -> None:
         if self._mode != "points" or event.button() != pg.QtCore.Qt.MouseButton.LeftButton:
             return

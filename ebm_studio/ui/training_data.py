@@ -200,10 +200,13 @@ class DataPicker(QGroupBox):
         self._pending = None
         name = self._pending_name
         if payload.get("error"):
-            self._show_error(f"Cannot use {self._short(name)}: {payload['error']}")
+            error = str(payload["error"])
+            if error.startswith(f"{name}: "):  # the loader names the path itself: say it once
+                error = error[len(name) + 2:]
+            self._show_error(f"Cannot use {self._short(name)}: {error}")
             self._restore_selection()
             return
-        self.error_label.hide()
+        self.clear_error()
         self.name, self.image_size = name, self._pending_size
         self.info = dict(payload.get("info") or {})
         self.preview_data = payload.get("preview")
@@ -211,6 +214,11 @@ class DataPicker(QGroupBox):
         self._show_info()
         self._draw_preview()
         self.data_changed.emit({"name": name, "image_size": self.image_size, "info": dict(self.info)})
+
+    def clear_error(self) -> None:
+        """Hide the last loading error (something else has since succeeded)."""
+        self.error_label.hide()
+        self.error_label.setText("")
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)

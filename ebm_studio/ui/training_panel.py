@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ebm_studio.core.config import PRESETS, ConfigError, TrainConfig, preset_for
+from ebm_studio.core.config import PRESETS, ConfigError, TrainConfig, preset_for, preset_name_for
 from ebm_studio.ui.frame_views import FrameView
 from ebm_studio.ui.metric_plots import MetricPlots
 from ebm_studio.ui.training_data import DataPicker
@@ -339,14 +339,22 @@ class TrainingPanel(QWidget):
     def _on_data_changed(self, payload: dict) -> None:
         info = payload.get("info") or {}
         kind = info.get("kind", "points")
-        if kind != self.form.data_kind:
-            # points and images need different networks and samplers: start from the fitting preset
+        preset = preset_name_for(payload["name"], kind)
+        shown = self.form.preset_box.currentData()
+        # points and images need different networks and samplers, and textures their own set-up:
+        # start from the fitting preset. Within one family (moons after rings, your own images
+        # after digits) the user's settings stay.
+        if kind != self.form.data_kind or (shown and shown != preset):
             cfg = preset_for(payload["name"], kind)
             cfg.data.image_size = payload.get("image_size")
             self.form.set_config(cfg)
-            self.status_label.setText(
-                f"{'Image' if kind == 'images' else '2-D'} data: the settings switched to the "
-                f"{'digits (UvA-style)' if kind == 'images' else '2-D quick'} preset.")
+            self.form.preset_box.setCurrentIndex(max(0, self.form.preset_box.findData(preset)))
+            self.status_label.setText(f"The settings switched to the '{preset}' preset for "
+                                      f"{'image' if kind == 'images' else '2-D'} data.")
+            if kind != self.form.data_kind and self.state not in ACTIVE:
+                self.samples_view.clear_frame()  # the previous kind's samples mean nothing now
+                self._latest_frame = None
+                self.samples_title.setText("Samples")
         self.form.set_data_kind(kind)
         self.landscape_view.setVisible(kind == "points")
 
@@ -534,6 +542,7 @@ class TrainingPanel(QWidget):
         self.plots.load_history(info.get("metrics") or {})
         cfg_dict = info.get("config")
         name = Path(info["path"]).name
+        self.data.clear_error()  # an earlier failed pick is moot: the checkpoint brings its data
         if cfg_dict:
             try:
                 cfg = TrainConfig.from_dict(cfg_dict)

@@ -82,6 +82,7 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     p.stop_button.click()
     qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
     saved_step = p.step
+    assert saved_step == engine.trainer.step_count and f"step {saved_step:,}" in p.status_label.text()
     assert saved_step >= 10 and p.continue_button.isEnabled() and p.form.batch.isEnabled()
     path = tmp_path / "run.pt"
     with qtbot.waitSignal(engine.saved, timeout=10000) as saved:
@@ -168,6 +169,10 @@ def test_bad_user_data_keeps_the_previous_set(panel, qtbot, tmp_path):
         np.testing.assert_array_equal(p.data.preview_data, before)
         assert "values in [-4, 4]" in p.data.info_label.text()
 
+    p.data.open_folder(str(empty))
+    qtbot.waitUntil(lambda: not p.data.busy, timeout=10000)
+    assert p.data.error_label.text().startswith("Cannot use empty: no images")  # no path twice
+
     # good user data replaces the selection and clears the error
     points = tmp_path / "pts.csv"
     points.write_text("x,y\n" + "\n".join(f"{np.cos(t):.4f},{np.sin(t):.4f}" for t in np.linspace(0, 6, 50)))
@@ -253,3 +258,19 @@ def test_metric_axes_follow_the_run_until_the_user_zooms(qtbot):
     plots.add_rows([{"step": 40, "loss": -3.0}])
     plots.redraw()
     assert loss.viewRange()[1][0] < -3.0 and not any(loss.state["autoRange"])
+
+
+def test_the_preset_follows_the_kind_of_data(panel, qtbot):
+    p = panel
+    box = p.form.preset_box
+    for name, preset in (("digits", "digits (UvA-style)"), ("texture:brick", "texture"),
+                         ("moons", "2-D quick")):
+        p.data.select(name)
+        qtbot.waitUntil(lambda: p.data.name == name and not p.data.busy, timeout=20000)
+        assert box.currentData() == preset, name
+        assert preset in p.status_label.text()
+    # within one family the user's settings stay
+    p.form.lr.setValue(0.0123)
+    p.data.select("rings")
+    qtbot.waitUntil(lambda: p.data.name == "rings" and not p.data.busy, timeout=20000)
+    assert p.form.lr.value() == pytest.approx(0.0123)
