@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,10 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     return path
 
 
+_NOT_TORCH = ("{path}: not a checkpoint file: it is not in PyTorch's format (a text file, an image, "
+              "or a file from another program?)")
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint safely; raises :class:`CheckpointError` for anything else."""
     path = Path(path)
@@ -152,18 +157,20 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # only a named global is code; other unpickling errors are bytes that are not a pickle
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise CheckpointError(_NOT_TORCH.format(path=path)) from None
         raise CheckpointError(
-            f"{path}: refused: the file contains Python objects that could run code, "
-            f"not only tensors and plain data ({str(exc).splitlines()[0][:160]})"
+            f"{path}: refused: the file contains Python objects that could run code (it names "
+            f"{found.group(1)}), not only tensors and plain data. Only open checkpoints written by "
+            "EBM Studio."
         ) from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): {first}") from None
     except Exception:  # torch raises assorted types (KeyError, ...) for foreign files
-        raise CheckpointError(
-            f"{path}: not a checkpoint file: it is not in PyTorch's format (a text file, an image, "
-            "or a file from another program?)"
-        ) from None
+        raise CheckpointError(_NOT_TORCH.format(path=path)) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an EBM Studio checkpoint (no '{FORMAT}' marker)")
     version = raw.get("version")

@@ -193,9 +193,18 @@ def test_pickled_code_is_refused(tmp_path, capsys):
     raw = torch.load(path, weights_only=True)
     raw["metrics"] = {"evil": Sneaky()}
     torch.save(raw, path)
-    with pytest.raises(CheckpointError, match="could run code"):
+    with pytest.raises(CheckpointError, match=r"could run code \(it names print\)"):
         load_checkpoint(path)
     assert "this must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["hello world\n", "(not a pickle", "x,y\n1,2\n"])
+def test_a_text_file_is_not_called_code(tmp_path, text):
+    path = tmp_path / "notes.pt"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match="not in PyTorch's format") as info:
+        load_checkpoint(path)
+    assert "could run code" not in str(info.value)
 
 
 def test_a_plain_pickle_is_refused(tmp_path):
