@@ -507,6 +507,11 @@ def load_dataset(
         array, labels = read_array(path, ("points", "images", "x", "X", "data"))
         if array.ndim == 2 and array.shape[1] == 2:
             return PointsDataset(array, name=path.stem, source=str(path))
+        if array.ndim <= 2:  # a table (or a list) cannot be images: it is points of the wrong width
+            raise DatasetError(
+                f"{path}: an array of shape {array.shape}; points need shape (N, 2), images "
+                "(N, H, W), (N, H, W, C) or (N, C, H, W)"
+            )
         return im.images_from_array(array, labels, path, image_size, channels)
     if suffix in im.IMAGE_SUFFIXES:
         raise DatasetError(f"{path}: one image is not a data set; choose the folder that holds it")
