@@ -327,6 +327,10 @@ class TrajectoryRecorder:
         self.branch_id = 0
         #: (parent branch id, parent step) for a branch; None for a root recording
         self.parent: tuple[int, int] | None = None
+        #: the model the chains ran under, as its owner names it (saved with the recording)
+        self.model = ""
+        #: which loaded model that was, in the owner's count (not saved: it means nothing later)
+        self.model_id: int | None = None
         self._frozen = False
         self._evicted = False
         self._reset()
@@ -790,6 +794,7 @@ class TrajectoryRecorder:
             "dropped": self._dropped,
             "branch_id": self.branch_id,
             "parent": list(self.parent) if self.parent is not None else None,
+            "model": self.model,
             "kept": self.kept_description,
         }
 
@@ -980,6 +985,7 @@ class TrajectoryRecorder:
         parent = meta.get("parent")
         rec.parent = (int(parent[0]), int(parent[1])) if parent else None
         rec.branch_id = int(meta.get("branch_id") or 0)
+        rec.model = str(meta.get("model") or "")
         if "branch_state" in z.files and t:
             bs = z["branch_state"]
             if bs.shape != states.shape[1:] or bs.dtype != np.float32:
@@ -1107,8 +1113,11 @@ class TrajectoryStore:
         policy: str | None = None,
         every: int | None = None,
         image_dtype: str | None = None,
+        model: str = "",
+        model_id: int | None = None,
     ) -> TrajectoryRecorder:
-        """Start a root branch (no parent) and make it active."""
+        """Start a root branch (no parent) and make it active; ``model``/``model_id`` say which
+        model the chains run under (branches inherit them)."""
         rec = TrajectoryRecorder(
             self._budget,
             policy=policy or self.policy,
@@ -1116,6 +1125,7 @@ class TrajectoryStore:
             image_dtype=image_dtype or self.image_dtype,
             kind=kind,
         )
+        rec.model, rec.model_id = str(model), model_id
         with self._lock:
             return self._attach(rec)
 
@@ -1161,6 +1171,7 @@ class TrajectoryStore:
                     f"({child._entry_cost(entry, None):,} bytes as float32)"
                 )
             child.parent = (parent.branch_id, src.step)
+            child.model, child.model_id = parent.model, parent.model_id
             child._last_settings = src.settings
             child._last_seen = src.step
             self._attach(child)

@@ -141,6 +141,7 @@ class TrajectoryScrubber(QWidget):
         self.engine = host.engine
         # --- what is shown ------------------------------------------------------------------
         self.branch_id: int | None = None
+        self.branch_model = ""  # the model the shown branch was recorded under
         self.steps = np.zeros(0, np.int64)  # recorded step numbers of the shown branch
         self.kind: str | None = None
         self.n_chains = 0
@@ -614,6 +615,7 @@ class TrajectoryScrubber(QWidget):
             if b["id"] == info.get("active") and info.get("recording"):
                 label += " · ● rec"
             items.append((label, b["id"]))
+        models = {b["id"]: b.get("model") or "" for b in rows}
         current = [(self.branch_box.itemText(i), self.branch_box.itemData(i))
                    for i in range(self.branch_box.count())]
         if items != current:
@@ -621,7 +623,14 @@ class TrajectoryScrubber(QWidget):
             self.branch_box.clear()
             for label, bid in items:
                 self.branch_box.addItem(label, bid)
+                if models.get(bid):
+                    self.branch_box.setItemData(self.branch_box.count() - 1,
+                                                f"recorded under the model {models[bid]}",
+                                                Qt.ItemDataRole.ToolTipRole)
             self.branch_box.blockSignals(False)
+        self.branch_model = models.get(self.branch_id, "")
+        self.branch_box.setToolTip(f"Recorded under the model {self.branch_model}"
+                                   if self.branch_model else "")
         shown = self.branch_box.findData(self.branch_id)
         if shown >= 0 and shown != self.branch_box.currentIndex():
             self.branch_box.setCurrentIndex(shown)

@@ -144,7 +144,8 @@ class RecordedView(FrameView):
         self.plot.addItem(self.highlight_point)
 
     def expect_paint(self, t_request: float | None) -> None:
-        self._t_request = t_request
+        # a hidden view paints only when it is shown: that wait is not the scrub's latency
+        self._t_request = t_request if self.isVisible() else None
         self.viewport().update()
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)

@@ -6,6 +6,7 @@ window is alive at once; opening a checkpoint or training replaces it. Lives in 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,9 @@ from ebm_studio.core.chains import noise
 from ebm_studio.core.checkpoint import Checkpoint, load_checkpoint
 from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, load_dataset, toy
 from ebm_studio.core.energies import Energy, eight_gaussians_energy
+
+
+_serials = itertools.count(1)
 
 
 @dataclass
@@ -31,6 +35,8 @@ class ModelState:
     step: int = 0
     ref_sigma: float | None = None
     _dataset: Dataset | None = None
+    #: tells loaded models apart (recordings remember it: a branch must run under the same model)
+    serial: int = field(default_factory=lambda: next(_serials), compare=False)
 
     # --- construction --------------------------------------------------------------------------
     @classmethod

@@ -192,6 +192,7 @@ def _branch_row(b: TrajectoryRecorder) -> dict:
         "last": int(steps[-1]) if len(steps) else None,
         "kind": b.kind,
         "n_chains": b.n_chains,
+        "model": b.model,
     }
 
 

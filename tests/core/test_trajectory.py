@@ -254,10 +254,11 @@ def test_npz_round_trip(tmp_path, kind):
     rng = np.random.default_rng(9)
     if kind == "branch":
         store = TrajectoryStore(budget_bytes=10**6)
-        root = store.new_recording()
+        root = store.new_recording(model="ring.pt", model_id=3)
         for s in range(10):
             root.record(s, images(rng), settings={"temperature": 1.0})
         rec = store.new_branch(root.branch_id, 4)
+        assert (rec.model, rec.model_id) == ("ring.pt", 3)  # a branch runs under its parent's
         for s in range(5, 30):
             rec.record(s, images(rng), rng.normal(size=8), settings={"noise": float(s // 10)})
     else:
@@ -282,6 +283,7 @@ def test_npz_round_trip(tmp_path, kind):
         assert len(z["marker_steps"]) == len(rec.markers)
     back = TrajectoryRecorder.load_npz(path)
     assert_same_recording(rec, back)
+    assert back.model == rec.model and back.model_id is None  # the name is kept, not the identity
     if kind == "branch":
         np.testing.assert_array_equal(back.start_state, rec.start_state)
         other = TrajectoryStore(budget_bytes=10**6)

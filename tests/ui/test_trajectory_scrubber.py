@@ -366,6 +366,26 @@ def test_branch_resumes_from_the_exact_recorded_state(points_window, qtbot):
     qtbot.waitUntil(lambda: sc.branch_id == parent_id and len(sc.steps) == 41, timeout=5000)
 
 
+def test_a_branch_needs_the_model_it_was_recorded_under(points_window, qtbot):
+    from ebm_studio.worker.model_state import ModelState
+
+    w = points_window
+    sc = scrubber(w)
+    parent_id = sc.branch_id
+    assert recorded(w, sc).model == w.engine.model.name
+    assert w.engine.model.name in sc.branch_box.toolTip()
+    show_index(qtbot, sc, 10)
+
+    def swap(engine):  # another model with the same name: only its identity differs
+        engine.model = ModelState.demo()
+
+    w.host.call.emit(swap)
+    qtbot.mouseClick(sc.branch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "recorded under the model" in w.last_error, timeout=10000)
+    assert "Open that model again" in w.last_error
+    assert [b.branch_id for b in w.engine.trajectories.branches] == [parent_id]  # no branch made
+
+
 # ------------------------------------------------------------------------------------------------
 # exports
 # ------------------------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ class SampleJob(Job):
         store = self.engine.trajectories
         self.recorder = None
         if branch is not None:
+            parent = store.branch(int(branch[0]))
+            if parent.model_id is not None and parent.model_id != model.serial:
+                raise ValueError(
+                    f"branch {parent.branch_id} was recorded under the model '{parent.model}', "
+                    f"but the model now loaded is '{model.name}'. Open that model again to "
+                    "branch from this recording."
+                )
             # the branch's first entry is the parent's recorded state, stored exactly as float32
             self.recorder = store.new_branch(int(branch[0]), int(branch[1]))
             x0 = torch.from_numpy(np.array(self.recorder.start_state, dtype=np.float32))
@@ -74,7 +81,8 @@ class SampleJob(Job):
         )
         self.sampler.steps_done = self.step
         if self.recorder is None and self.request.record:
-            self.recorder = store.new_recording(kind=model.kind)
+            self.recorder = store.new_recording(kind=model.kind, model=model.name,
+                                                model_id=model.serial)
             self._record(None, s)
         if self.recorder is not None:
             self.engine.announce_recording()
@@ -141,7 +149,8 @@ class SampleJob(Job):
             raise ValueError(f"at most {MAX_CHAINS} chains; this would make {n}")
         self.sampler.set_state(torch.cat([new.to(x.device), x.detach()]))
         if self.recorder is not None:
-            self.recorder = self.engine.trajectories.new_recording(kind=model.kind)
+            self.recorder = self.engine.trajectories.new_recording(
+                kind=model.kind, model=model.name, model_id=model.serial)
             self._record(None, self.engine.live.snapshot())
             self.engine.announce_recording()
         return n

@@ -71,7 +71,9 @@ class TrainJob(Job):
         every = int(cfg.get("record_negatives", 0) or 0)
         if every > 0:
             # the negatives of every K-th step, scrubbable like a sampling run
-            self.recorder = engine.trajectories.new_recording(kind=self.trainer.dataset.kind, every=every)
+            self.recorder = engine.trajectories.new_recording(
+                kind=self.trainer.dataset.kind, every=every, model=engine.model.name,
+                model_id=engine.model.serial)
             engine.announce_recording()
         self._landscape_due = 0.0
         self.metrics: dict = {}
