@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal
 
 from ebm_studio.worker.engine import Engine
+from ebm_studio.worker.gui_gc import gui_collector
 from ebm_studio.worker.live import LiveSettings
 from ebm_studio.worker.requests import JobRequest
 
@@ -66,8 +67,13 @@ class EngineHost(QObject):
             sig.connect(slot, q)
         self.thread.started.connect(e.setup)
         self._running = False
+        self._collector = None
 
     def start(self) -> None:
+        # from now on two threads run Python: cycles are collected in this (the GUI) thread only
+        self._collector = gui_collector()
+        if self._collector is not None:
+            self._collector.hold()
         self.thread.start()
         self._running = True
 
@@ -106,4 +112,7 @@ class EngineHost(QObject):
         if not ok:  # the last resort: never leave a running QThread behind at exit
             self.thread.terminate()
             self.thread.wait(500)
+        if self._collector is not None:
+            self._collector.release()
+            self._collector = None
         return ok

@@ -192,3 +192,47 @@ def test_training_records_its_negatives_on_request(host, qtbot):
     last = rec.get(len(rec) - 1)
     assert last.state.shape == (32, 2) and np.isfinite(last.state).all()
     assert last.settings["lr"] == cfg.optim.lr
+
+
+def test_cycles_are_collected_in_the_gui_thread_only(host, qtbot):
+    """The engine allocates at every step; a collection there would destroy Qt objects from the
+    wrong thread. While the engine runs, only the GUI thread collects."""
+    import gc
+    import threading
+
+    assert not gc.isenabled()
+    threads = []
+
+    def note(phase, info):
+        if phase == "start":
+            threads.append(threading.get_ident())
+
+    class Cycle:  # garbage that only the cyclic collector frees
+        def __init__(self):
+            self.me = self
+
+    def make_cycles(engine):
+        for _ in range(50_000):
+            Cycle()
+
+    gc.callbacks.append(note)
+    try:
+        host.run(JobRequest("sample", {"n_chains": 256}, seed=0))
+        host.call.emit(make_cycles)  # crosses the allocation threshold in the engine thread
+        for _ in range(5):
+            qtbot.wait(300)
+            [Cycle() for _ in range(2_000)]
+    finally:
+        gc.callbacks.remove(note)
+    assert threads, "nothing was collected"
+    assert set(threads) == {threading.get_ident()}
+
+
+def test_automatic_collection_returns_after_the_engine(qtbot):
+    import gc
+
+    h = EngineHost("cpu")
+    h.start()
+    assert not gc.isenabled()
+    assert h.shutdown(3000)
+    assert gc.isenabled()
