@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from ebm_studio.core.chains import INIT_LABELS
 from ebm_studio.core.samplers import SAMPLER_KINDS, SAMPLER_LABELS
 from ebm_studio.ui.frame_views import EnergyTrace, FrameView
-from ebm_studio.ui.widgets import LogSlider
+from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
@@ -257,7 +257,7 @@ class ChainViewer(QWidget):
         self.view.show_frame(frame, caption)
         self.trace.add(frame.step, frame.energies)
         self.step_label.setText(
-            f"step {frame.step:,} · {frame.n_chains:,} chains · {frame.steps_per_sec:,.0f} steps/s"
+            f"step {frame.step:,} · {frame.n_chains:,} chains · {format_rate(frame.steps_per_sec)}"
         )
         if frame.accept is not None:
             mean = frame.metrics.get("mean_accept")

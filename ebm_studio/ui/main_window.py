@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ebm_studio import __version__
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
+from ebm_studio.ui.widgets import format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.thread import EngineHost
 
@@ -213,7 +214,7 @@ class MainWindow(QMainWindow):
                 handler(frame)
         if frame.job_kind == "sample" and frame.label == "viewer":
             self.viewer.show_frame(frame)
-        self.rate_label.setText(f"{frame.steps_per_sec:,.0f} steps/s")
+        self.rate_label.setText(format_rate(frame.steps_per_sec))
         self.step_label.setText(f"step {frame.step:,}")
         if frame.energies.size:
             self.energy_label.setText(f"mean E {float(frame.energies.mean()):.4g}")

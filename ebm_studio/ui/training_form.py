@@ -424,7 +424,31 @@ class SettingsForm(QWidget):
                 theirs = run_config.get(section, {}) or {}
                 for key, v in values.items():
                     if (section, key) not in skip and theirs.get(key) != v:
-                        out.append(f"{section}.{key}")
+                        out.append(_difference(f"{section}.{key}", v, theirs.get(key)))
             elif (section,) not in skip and run_config.get(section) != values:
-                out.append(section)
+                out.append(_difference(section, values, run_config.get(section)))
         return out
+
+
+#: the words the form uses for configuration keys (messages name fields as the user sees them)
+FIELD_NAMES = {
+    "data.name": "data set", "data.image_size": "image size", "data.data_noise": "data noise",
+    "model.kind": "network", "model.hidden": "hidden layers", "model.width": "ConvNet width",
+    "model.spectral_norm": "spectral norm", "model.ref_sigma": "reference q σ",
+    "sampler.kind": "sampler", "sampler.init": "chain start", "sampler.steps": "MCMC steps",
+    "sampler.n_leapfrog": "leapfrog steps", "sampler.clip_grad": "gradient clip",
+    "sampler.clamp": "clamp to the data range", "sampler.buffer_size": "replay buffer size",
+    "sampler.reseed_fraction": "buffer re-seed fraction", "sampler.noise_kind": "start noise",
+    "optim.beta1": "Adam β₁", "optim.beta2": "Adam β₂", "optim.alpha": "energy regulariser α",
+    "optim.batch_size": "batch size", "optim.energy_limit": "divergence limit", "seed": "seed",
+}
+
+
+def _difference(key: str, mine, theirs) -> str:
+    """'batch size 64 (the run has 256)': one differing field in the user's words."""
+    def show(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return "-".join(str(x) for x in v)
+        return "none" if v is None else str(v)
+
+    return f"{FIELD_NAMES.get(key, key)} {show(mine)} (the run has {show(theirs)})"

@@ -49,7 +49,7 @@ from ebm_studio.ui.frame_views import FrameView
 from ebm_studio.ui.metric_plots import MetricPlots
 from ebm_studio.ui.training_data import DataPicker
 from ebm_studio.ui.training_form import SettingsForm
-from ebm_studio.ui.widgets import LogSlider
+from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
@@ -84,11 +84,6 @@ def _fmt_duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _fmt_rate(steps_per_s: float) -> str:
-    # slow runs (ConvNets on a CPU) read better as seconds per step
-    return f"{steps_per_s:,.1f} steps/s" if steps_per_s >= 1 else f"{1 / steps_per_s:,.1f} s/step"
 
 
 class TrainingPanel(QWidget):
@@ -704,7 +699,7 @@ class TrainingPanel(QWidget):
         self.last_message = message
         if not active:  # keep the last throughput, drop the ETA
             rate = self.steps_per_second()
-            self.rate_label.setText(f"last {_fmt_rate(rate)}" if rate > 0 else "")
+            self.rate_label.setText(f"last {format_rate(rate, 1)}" if rate > 0 else "")
 
     def _update_progress(self, sec_per_step: float | None = None) -> None:
         total = max(1, int(self.total or 1))
@@ -713,7 +708,7 @@ class TrainingPanel(QWidget):
         rate = self.steps_per_second(sec_per_step)
         if rate > 0 and self.state in ACTIVE:
             eta = (total - self.step) / rate
-            self.rate_label.setText(f"{_fmt_rate(rate)} · ETA {_fmt_duration(eta)}")
+            self.rate_label.setText(f"{format_rate(rate, 1)} · ETA {_fmt_duration(eta)}")
 
     def steps_per_second(self, sec_per_step: float | None = None) -> float:
         """Throughput over the last few seconds of metric rows (wall clock, all overheads in)."""

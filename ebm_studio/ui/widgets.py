@@ -100,3 +100,13 @@ class LogSlider(QWidget):
         finally:
             self._syncing = False
         self.valueChanged.emit(v)
+
+
+def format_rate(steps_per_s: float, decimals: int = 0) -> str:
+    """'1 step/s', '1,234 steps/s'; below one step a second, '2.5 s/step' (a ConvNet on a CPU)."""
+    if not steps_per_s > 0:
+        return "– steps/s"
+    if steps_per_s < 1:
+        return f"{1 / steps_per_s:,.1f} s/step"
+    text = f"{steps_per_s:,.{decimals}f}"
+    return f"{text} step/s" if float(text.replace(",", "")) == 1 else f"{text} steps/s"

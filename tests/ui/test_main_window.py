@@ -142,3 +142,11 @@ def test_runaway_chains_are_explained(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
     window.viewer.step_size.spin.setValue(100.0)
     qtbot.waitUntil(lambda: "off the plot" in window.viewer.view.caption.toPlainText(), timeout=10000)
+
+
+def test_rates_read_as_english():
+    from ebm_studio.ui.widgets import format_rate
+
+    assert format_rate(1.0) == "1 step/s" and format_rate(1234.4) == "1,234 steps/s"
+    assert format_rate(0.4) == "2.5 s/step" and format_rate(12.34, 1) == "12.3 steps/s"
+    assert format_rate(0.0) == "– steps/s"

@@ -83,6 +83,11 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
     saved_step = p.step
     assert saved_step == engine.trainer.step_count and f"step {saved_step:,}" in p.status_label.text()
+    # what a continued run cannot take over is named in the form's words
+    p.form.batch.setValue(32)
+    assert p.form.structural_differences(p.run_config, p.data.name, p.data.image_size) == [
+        "batch size 32 (the run has 64)"]
+    p.form.batch.setValue(64)
     assert saved_step >= 10 and p.continue_button.isEnabled() and p.form.batch.isEnabled()
     path = tmp_path / "run.pt"
     with qtbot.waitSignal(engine.saved, timeout=10000) as saved:
