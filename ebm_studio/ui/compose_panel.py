@@ -37,7 +37,8 @@ TIPS = {
     "term": "An energy E<sub>i</sub>: the current model, an analytic energy with an exact density, or a "
             "checkpoint (.pt) of a 2-D model.",
     "weight": "Weight w<sub>i</sub> of E<sub>i</sub> in E = w₁E₁ + w₂E₂. The density is "
-              "p ∝ exp(−E/T) = p₁<sup>w₁</sup>·p₂<sup>w₂</sup> (a product of experts): w = 0 ignores an expert, w > 1 sharpens it, "
+              "p ∝ exp(−E/T) = p₁<sup>w₁</sup>·p₂<sup>w₂</sup> (a product of experts): w = 0 "
+              "ignores an expert, w > 1 sharpens it, "
               "w < 0 pushes mass away from it. Live once composed.",
     "compose": "Install w₁E₁ + w₂E₂ as the current model: the landscape and the viewer's chains "
                "switch to it (and Save checkpoint saves it).",
@@ -170,7 +171,8 @@ class ComposePanel(QWidget):
         self.back_button.setObjectName("uncompose_button")
         self.back_button.setToolTip(TIPS["back"])
         self.back_button.setEnabled(False)
-        self.status = QLabel("E = w₁E₁ + w₂E₂, so p ∝ p₁<sup>w₁</sup>·p₂<sup>w₂</sup> (a product of experts).")
+        self.status = QLabel(
+            "E = w₁E₁ + w₂E₂, so p ∝ p₁<sup>w₁</sup>·p₂<sup>w₂</sup> (a product of experts).")
         self.status.setObjectName("compose_status")
         self.status.setWordWrap(True)
         buttons = QGridLayout()
