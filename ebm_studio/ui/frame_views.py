@@ -44,6 +44,11 @@ class FrameView(pg.GraphicsLayoutWidget):
         self._image_shape: tuple[int, ...] | None = None
         self.frames_drawn = 0
         self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self._hide_axes()  # until a frame says what the plane is
+
+    def _hide_axes(self) -> None:
+        self.plot.showAxis("left", False)
+        self.plot.showAxis("bottom", False)
 
     def set_mode(self, mode: str) -> None:
         """``images`` (pixel grid, y downwards) or ``points`` (data plane, y upwards)."""
@@ -90,6 +95,8 @@ class FrameView(pg.GraphicsLayoutWidget):
         self.hist.clear()
         self.scatter.setData([], [])
         self.caption.setText("")
+        self._mode = None
+        self._hide_axes()
 
     def _on_click(self, event) -> None:
         if self._mode != "points" or event.button() != pg.QtCore.Qt.MouseButton.LeftButton:

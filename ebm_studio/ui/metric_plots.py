@@ -198,7 +198,8 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         for i, (key, title, tip) in enumerate(specs):
             p = self.addPlot(row=i // 3, col=i % 3, title=title)
             p.showGrid(x=True, y=True, alpha=0.2)
-            p.setLabel("bottom", "step")
+            if i // 3 == 1:  # the axes are linked: "step" under the bottom row says it for both
+                p.setLabel("bottom", "step")
             p.getAxis("left").setWidth(48)
             p.setToolTip(tip)
             p.setClipToView(True)
@@ -221,6 +222,8 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         self.plots["accept"].setYRange(0, 1, padding=0.05)
         self._accept_title = ""
         self._symbols = False
+        self._tick_values = True
+        self._show_tick_values(False)
         for key in ("energy", "gap", "grad_norm", "accept", "lr"):
             self.plots[key].setXLink(self.plots["loss"])
         # ranges are set here (sticky, see ``sticky_range``) until the user zooms or pans a plot;
@@ -287,6 +290,7 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             else:
                 curve.setData([], [])
         self._symbols = symbols
+        self._show_tick_values(len(self.store) > 0)
         self._update_ranges(bounds)
         has_accept = bool(np.isfinite(self.store.column("accept")).any())
         title = "acceptance" if has_accept or not len(self.store) else "acceptance: none (unadjusted)"
@@ -294,6 +298,15 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             self._accept_title = title
             self.plots["accept"].setTitle(title)
         self.redraws += 1
+
+    def _show_tick_values(self, show: bool) -> None:
+        """Empty plots show no numbers: a placeholder 0…1 scale reads as data."""
+        if show == self._tick_values:
+            return
+        self._tick_values = show
+        for p in self.plots.values():
+            for side in ("left", "bottom"):
+                p.getAxis(side).setStyle(showValues=show)
 
     def _update_ranges(self, bounds: dict[str, list[float]]) -> None:
         for key, p in self.plots.items():

@@ -206,15 +206,19 @@ class TrainingPanel(QWidget):
         bl.addWidget(self.rollback_button, 1, 2)
         self.banner.hide()
 
+        # two rows, so the panel fits a 1100-pixel-wide window: run controls and checkpoints, then
+        # progress and the TOML configuration
         run_row = QHBoxLayout()
         for b in (self.train_button, self.pause_button, self.stop_button, self.continue_button):
             run_row.addWidget(b)
         run_row.addStretch(1)
-        for b in (self.save_button, self.open_button, self.export_button, self.import_button):
+        for b in (self.save_button, self.open_button):
             run_row.addWidget(b)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.rate_label)
+        for b in (self.export_button, self.import_button):
+            progress_row.addWidget(b)
 
         # --- right: views ------------------------------------------------------------------------
         self.samples_view = FrameView()
@@ -234,6 +238,8 @@ class TrainingPanel(QWidget):
         self.landscape_plot = self.landscape_view.addPlot(title="landscape log p_T")
         self.landscape_plot.setAspectLocked(True)
         self.landscape_plot.hideButtons()
+        for side in ("left", "bottom"):  # shown with the first landscape
+            self.landscape_plot.showAxis(side, False)
         self.landscape_image = pg.ImageItem()  # [ix, iy] arrays: column-major is right
         self.landscape_image.setColorMap(pg.colormap.get(LANDSCAPE_CMAP))
         self.landscape_points = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(255, 200, 60, 200))
@@ -763,6 +769,8 @@ class TrainingPanel(QWidget):
 
     def _draw_landscape(self, result: dict) -> None:
         ls = result["landscape"]
+        for side in ("left", "bottom"):
+            self.landscape_plot.showAxis(side, True)
         logp = np.asarray(ls.log_density, dtype=np.float32)
         finite = logp[np.isfinite(logp)]
         if finite.size == 0:

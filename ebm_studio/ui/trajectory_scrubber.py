@@ -189,12 +189,14 @@ class TrajectoryScrubber(QWidget):
         self.timeline.setToolTip(TIPS["timeline"])
         self.step_label = QLabel("nothing recorded yet")
         self.step_label.setObjectName("trajectory_step_label")
+        # in a narrow window the label gives way (its tooltip keeps the whole text)
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.marker_label = QLabel("")
         self.marker_label.setObjectName("trajectory_marker_label")
         self.marker_label.setStyleSheet("color: rgb(255, 150, 40);")
         self.latency_label = QLabel("")
         self.latency_label.setObjectName("trajectory_latency_label")
-        self.latency_label.setToolTip("Time from the slider move to the redrawn frame")
+        self.latency_label.setToolTip("Scrub latency: time from the slider move to the redrawn frame")
 
         def button(text: str, name: str, tip: str, icon=None) -> QPushButton:
             b = QPushButton(text)
@@ -820,6 +822,7 @@ class TrajectoryScrubber(QWidget):
         if finite.size:
             text += f" · mean E {float(finite.mean()):.4g}"
         self.step_label.setText(text)
+        self.step_label.setToolTip(text)
 
     def _show_marker_near(self, step: int) -> None:
         """Name the last settings change at or before ``step`` (what is in force there)."""
@@ -832,7 +835,7 @@ class TrajectoryScrubber(QWidget):
 
     def _on_latency(self, ms: float) -> None:
         self.last_latency_ms = ms
-        self.latency_label.setText(f"drawn in {ms:.1f} ms")
+        self.latency_label.setText(f"{ms:.0f} ms")
 
     # ------------------------------------------------------------------------------------------
     # playback

@@ -281,7 +281,7 @@ class ChainView(pg.GraphicsLayoutWidget):
         self.point = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w"), brush=pg.mkBrush(255, 60, 40))
         for item in (self.image, self.path_all, self.path_done, self.point):
             self.plot.addItem(item)
-        self._mode: str | None = None
+        self._mode: str | None = "unset"  # so that clear_chain below hides the empty axes
         self._path_range: tuple | None = None
         self.tile: np.ndarray | None = None  # the tile drawn last (uint8, H×W[×C])
         self.position: np.ndarray | None = None  # the point drawn last
