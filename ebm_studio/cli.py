@@ -242,6 +242,8 @@ def cmd_train(args) -> int:
         interrupted = True
 
     signal.signal(signal.SIGINT, on_sigint)
+    live = sys.stderr.isatty()
+    line_open = False  # a progress line without its newline yet
     try:
         while trainer.step_count < total and not interrupted:
             try:
@@ -253,14 +255,19 @@ def cmd_train(args) -> int:
             done = trainer.step_count - start
             rate = done / (time.perf_counter() - t0)
             eta = (total - trainer.step_count) / rate if rate > 0 else 0
-            _progress(trainer.step_count, total, rate, eta, m)
+            report = trainer.step_count % args.every == 0 or trainer.step_count == total
+            if live:
+                _progress(trainer.step_count, total, rate, eta, m, end="\n" if report else "")
+                line_open = not report
+            elif report:  # a log file gets one line per report, not a carriage return per step
+                _progress(trainer.step_count, total, rate, eta, m, end="\n", prefix="")
             if trainer.step_count % args.every == 0:
-                print(file=sys.stderr)
                 save()
     finally:
         signal.signal(signal.SIGINT, old_handler)
     save()
-    print(file=sys.stderr)
+    if line_open:
+        print(file=sys.stderr)
     if interrupted:
         print(f"interrupted at step {trainer.step_count}; resumable checkpoint saved to {out} "
               f"(continue with --resume {out})", file=sys.stderr)
@@ -270,13 +277,14 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _progress(step: int, total: int, rate: float, eta: float, m: dict) -> None:
+def _progress(step: int, total: int, rate: float, eta: float, m: dict, end: str = "",
+              prefix: str = "\r") -> None:
     width = 24
     filled = int(width * step / total)
     bar = "#" * filled + "-" * (width - filled)
     sys.stderr.write(
-        f"\r[{bar}] {step}/{total} {rate:5.1f} it/s ETA {eta:5.0f}s  loss {m['loss']:+.4f} "
-        f"E_data {m['e_data']:+.3f} E_sample {m['e_sample']:+.3f}   "
+        f"{prefix}[{bar}] {step}/{total} {rate:5.1f} it/s ETA {eta:5.0f}s  loss {m['loss']:+.4f} "
+        f"E_data {m['e_data']:+.3f} E_sample {m['e_sample']:+.3f}   {end}"
     )
     sys.stderr.flush()
 

@@ -49,8 +49,11 @@ def test_train_info_resume(tmp_path, tiny_toml, capsys):
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "mlp" in text and "8gaussians" in text and "resumable    yes" in text
-    assert main(["train", "--resume", str(out), "--steps", "7", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--steps", "7", "--out", str(out), "--every", "2"]) == 0
     assert load_checkpoint(out).step == 7
+    # not a terminal: one progress line per report (steps 6 and 7), no carriage returns
+    err = capsys.readouterr().err
+    assert "\r" not in err and "] 6/7 " in err and "] 7/7 " in err and "] 5/7 " not in err
 
 
 def test_sample_npz_and_png(tmp_path, capsys):
@@ -124,8 +127,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, tiny_toml):
 
     out = tmp_path / "run.pt"
     proc = subprocess.Popen(
+        # not a terminal: a progress line comes with each report, so report every step
         [sys.executable, "-m", "ebm_studio", "train", "--config", str(tiny_toml), "--steps", "100000",
-         "--every", "100000", "--out", str(out)],
+         "--every", "1", "--out", str(out)],
         stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -274,6 +274,9 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
     d = view.draw
     view.tools.setCurrentIndex(1)
     assert view.plots.vb.draw_mode
+    # the tool page changes the side panel's size: let the plot take its final geometry before
+    # mapping data coordinates to mouse positions
+    qtbot.wait(100)
     qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
     assert "at least 2 points" in d.status.text()  # nothing drawn yet
     d.radius.setValue(0.2)
