@@ -274,9 +274,6 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
     d = view.draw
     view.tools.setCurrentIndex(1)
     assert view.plots.vb.draw_mode
-    # the tool page changes the side panel's size: let the plot take its final geometry before
-    # mapping data coordinates to mouse positions
-    qtbot.wait(100)
     qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
     assert "at least 2 points" in d.status.text()  # nothing drawn yet
     d.radius.setValue(0.2)
@@ -284,9 +281,10 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
     mouse_drag(view.plots, [(-2.0, 1.0), (-1.0, 1.0), (0.0, 1.0), (1.0, 1.0), (2.0, 1.0)])
     n = len(d.points)
     assert n >= 5 * 10  # dabs every brush radius along a 4-unit stroke
-    assert np.all(np.abs(d.points[:, 1] - 1.0) <= 0.2 + 1e-6)
+    # within the brush radius of the stroke, whose position is known to a pixel of the view
+    pixel = abs(view.plots.vb.viewPixelSize()[1])
+    assert np.all(np.abs(d.points[:, 1] - 1.0) <= 0.2 + pixel)
     assert d.points[:, 0].min() < -1.7 and d.points[:, 0].max() > 1.7
-    assert view.plots.drawn_points.data.size == n
     assert view.plots.drawn_points.data.size == n
     # the drag drew instead of panning
     (x0, x1), _ = view.plots.view_box_limits()
