@@ -22,12 +22,7 @@ import torch  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from pyqtgraph.widgets.GraphicsView import GraphicsView  # noqa: E402
 
-
-def spin(app: QApplication, seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.001)
+from gui_latency import spin  # noqa: E402 (bench/ is the script's folder)
 
 
 def count_paints() -> collections.Counter:
