@@ -157,12 +157,13 @@ def sticky_range(current: tuple[float, float] | None, lo: float, hi: float,
 
 def growing_range(current: tuple[float, float] | None, first: float, last: float,
                   headroom: float = 0.5) -> tuple[float, float] | None:
-    """An x range from the first step that grows by ``headroom`` when the newest step reaches it."""
+    """An x range from the first step that grows by ``headroom`` of its span when the newest step
+    reaches its end (relative to the first step, so a run resumed at step 10 000 is not squashed)."""
     if not (math.isfinite(first) and math.isfinite(last)):
         return None
     if current is not None and current[0] == first and last <= current[1]:
         return None
-    return first, max(last, first + 1.0) * (1.0 + headroom) if last > 0 else first + 1.0
+    return first, first + max(last - first, 1.0) * (1.0 + headroom)
 
 
 def _number(v) -> float:
@@ -228,8 +229,7 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             self.plots[key].setXLink(self.plots["loss"])
         # ranges are set here (sticky, see ``sticky_range``) until the user zooms or pans a plot;
         # its "A" button (auto range) hands it back
-        self._follow_x = True
-        self._follow_y = {key: key != "accept" for key in self.plots}
+        self._follow_all()
         for key, p in self.plots.items():
             p.disableAutoRange()
             p.vb.sigRangeChangedManually.connect(
@@ -252,9 +252,13 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         """Forget the history (a new run). Not ``clear``: GraphicsLayoutWidget's ``clear`` removes
         the plots themselves."""
         self.store.clear()
+        self._follow_all()
+        self._dirty = True
+
+    def _follow_all(self) -> None:
+        """Axes follow the data (the acceptance axis stays 0…1)."""
         self._follow_x = True
         self._follow_y = {key: key != "accept" for key in self.plots}
-        self._dirty = True
 
     def _taken_over(self, key: str, mask) -> None:
         """The user zoomed or panned ``key``: leave that axis where they put it."""

@@ -237,8 +237,9 @@ def test_live_ranges_stay_put_until_the_data_leaves_them():
     assert sticky_range(r, 0.4, 0.5) is not None  # it fills too little of it: zoom in
     assert sticky_range(r, 2.0, 2.0) is not None and sticky_range(r, math.nan, 1.0) is None
     x = growing_range(None, 1.0, 10.0)
-    assert x == pytest.approx((1.0, 15.0))
-    assert growing_range(x, 1.0, 14.0) is None and growing_range(x, 1.0, 16.0)[1] == pytest.approx(24.0)
+    assert x == pytest.approx((1.0, 14.5))
+    assert growing_range(x, 1.0, 14.0) is None and growing_range(x, 1.0, 16.0)[1] == pytest.approx(23.5)
+    assert growing_range(None, 10_000.0, 10_010.0) == pytest.approx((10_000.0, 10_015.0))
 
 
 def test_metric_axes_follow_the_run_until_the_user_zooms(qtbot):
