@@ -208,17 +208,20 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             self.plots[key] = p
         for col in range(3):  # equal widths, whatever the tick labels need
             self.ci.layout.setColumnStretchFactor(col, 1)
-        #: which plot each curve is drawn in
-        self._plot_of = {"loss": "loss", "e_data": "energy", "e_sample": "energy", "gap": "gap",
-                         "grad_norm": "grad_norm", "accept": "accept", "lr": "lr"}
+        #: metric column → (plot it is drawn in, pen colour, legend name)
+        curve_specs = {
+            "loss": ("loss", PLAIN_PEN, None),
+            "e_data": ("energy", DATA_PEN, "data"),
+            "e_sample": ("energy", SAMPLE_PEN, "samples"),
+            "gap": ("gap", GAP_PEN, None),
+            "grad_norm": ("grad_norm", PLAIN_PEN, None),
+            "accept": ("accept", SAMPLE_PEN, None),
+            "lr": ("lr", PLAIN_PEN, None),
+        }
+        self._plot_of = {key: plot for key, (plot, _, _) in curve_specs.items()}
         self.curves = {
-            "loss": self.plots["loss"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
-            "e_data": self.plots["energy"].plot(pen=pg.mkPen(DATA_PEN, width=1.5), name="data"),
-            "e_sample": self.plots["energy"].plot(pen=pg.mkPen(SAMPLE_PEN, width=1.5), name="samples"),
-            "gap": self.plots["gap"].plot(pen=pg.mkPen(GAP_PEN, width=1.5)),
-            "grad_norm": self.plots["grad_norm"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
-            "accept": self.plots["accept"].plot(pen=pg.mkPen(SAMPLE_PEN, width=1.5)),
-            "lr": self.plots["lr"].plot(pen=pg.mkPen(PLAIN_PEN, width=1.5)),
+            key: self.plots[plot].plot(pen=pg.mkPen(colour, width=1.5), name=name)
+            for key, (plot, colour, name) in curve_specs.items()
         }
         self.plots["accept"].setYRange(0, 1, padding=0.05)
         self._accept_title = ""

@@ -233,8 +233,9 @@ class TrainingPanel(QWidget):
         self.landscape_view = pg.GraphicsLayoutWidget()
         self.landscape_view.setObjectName("landscape_view")
         self.landscape_view.setBackground("k")
-        self.landscape_view.setToolTip("2-D data: log p_T(x) of the model, the newest negatives "
-                                       "on top")
+        self.landscape_view.setToolTip("2-D data: log p_T(x) of the model, normalised by "
+                                       "quadrature, with the newest negatives on top; NLL is the "
+                                       "negative log-likelihood of held-out data")
         self.landscape_plot = self.landscape_view.addPlot(title="landscape log p_T")
         self.landscape_plot.setAspectLocked(True)
         self.landscape_plot.hideButtons()
@@ -260,6 +261,8 @@ class TrainingPanel(QWidget):
         views = QSplitter(Qt.Orientation.Horizontal)
         views.addWidget(samples_box)
         views.addWidget(self.landscape_view)
+        views.setStretchFactor(0, 1)  # samples and landscape share the width equally
+        views.setStretchFactor(1, 1)
         self.views_splitter = views
         right_split = QSplitter(Qt.Orientation.Vertical)
         right_split.addWidget(views)
@@ -783,9 +786,10 @@ class TrainingPanel(QWidget):
         self.landscape_image.setRect(x, y, w, h)
         self.landscape_plot.setRange(xRange=(x, x + w), yRange=(y, y + h), padding=0.02)
         numbers = result.get("numbers") or {}
-        title = f"landscape log p_T · step {result.get('step', 0):,}"
+        # short: the title must fit half the panel (the tooltip says what NLL is measured on)
+        title = f"log p_T · step {result.get('step', 0):,}"
         if numbers.get("nll") is not None and math.isfinite(numbers["nll"]):
-            title += f" · held-out NLL {numbers['nll']:.3f}"
+            title += f" · NLL {numbers['nll']:.3f}"
         self.landscape_plot.setTitle(title)
         self.landscapes_drawn += 1
 
