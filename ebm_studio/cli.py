@@ -306,9 +306,8 @@ def cmd_sample(args) -> int:
     import numpy as np
     import torch
 
-    from ebm_studio.core.chains import noise
     from ebm_studio.core.device import resolve_device
-    from ebm_studio.core.samplers import make_sampler
+    from ebm_studio.core.model import ModelState
 
     ckpt = _load_ckpt(args.checkpoint)
     out = Path(args.out)
@@ -322,35 +321,20 @@ def cmd_sample(args) -> int:
     errors = _user_errors()
     try:
         device = resolve_device(args.device)
-        energy = ckpt.build_energy(device)
-        defaults = ckpt.sampler
-        shape = tuple(energy.event_shape)
-        lo, hi = ckpt.data.get("value_range") or ((-1.0, 1.0) if len(shape) == 3 else (-4.0, 4.0))
+        model = ModelState.from_checkpoint(ckpt, device)
+        shape = tuple(model.event_shape)
+        lo, hi = model.value_range
         gen = torch.Generator().manual_seed(args.seed)
-        if args.init == "noise":
-            x0 = noise(args.n, shape, "uniform", low=lo, high=hi, generator=gen)
-        elif args.init == "data":
-            x0 = _dataset_for(ckpt).batch(args.n, gen)
-        else:
-            if ckpt.buffer is None:
-                raise Failure(f"{args.checkpoint}: the checkpoint holds no replay buffer; use --init noise or data")
-            idx = torch.randperm(ckpt.buffer.shape[0], generator=gen)[: args.n]
-            x0 = ckpt.buffer[idx]
-        kind = args.sampler or defaults.get("kind", "langevin")
-        steps = args.steps or int(defaults.get("steps", 100))
-        sampler = make_sampler(
-            kind,
-            energy,
-            x0,
-            temperature=args.temperature or defaults.get("temperature", 1.0),
-            step_size=args.step_size or defaults.get("step_size", 0.01),
-            noise=args.noise if args.noise is not None else defaults.get("noise", 0.005),
-            n_leapfrog=int(defaults.get("n_leapfrog", 5)),
-            seed=args.seed,
-            device=device,
-            clamp=(lo, hi),
-            clip_grad=defaults.get("clip_grad"),
-            ref_sigma=defaults.get("ref_sigma"),
+        if args.init == "data":
+            model.set_dataset(_dataset_for(ckpt))
+        elif args.init == "buffer" and model.buffer is None:
+            raise Failure(f"{args.checkpoint}: the checkpoint holds no replay buffer; use --init noise or data")
+        x0 = model.initial_state(args.n, args.init, gen)
+        kind = args.sampler or model.sampler_defaults.get("kind", "langevin")
+        steps = args.steps or model.default_steps
+        sampler = model.make_sampler(
+            x0, kind=kind, temperature=args.temperature, step_size=args.step_size, noise=args.noise,
+            seed=args.seed, device=device,
         )
     except Failure:
         raise

@@ -206,25 +206,30 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return ckpt
 
 
+def sampler_defaults(config) -> dict:
+    """The sampler settings a model trained under ``config`` carries (checkpoint, viewer, tools)."""
+    s = config.sampler
+    return {
+        "kind": s.kind,
+        "step_size": s.step_size,
+        "noise": s.noise,
+        "temperature": s.temperature,
+        "steps": s.steps,
+        "n_leapfrog": s.n_leapfrog,
+        **({"clip_grad": s.clip_grad} if s.clip_grad is not None else {}),
+        **({"ref_sigma": config.model.ref_sigma} if config.model.ref_sigma else {}),
+    }
+
+
 def trainer_checkpoint(trainer, metrics: dict | None = None, include_buffer: bool = True) -> Checkpoint:
     """A checkpoint of a :class:`~ebm_studio.core.training.Trainer`, resumable exactly."""
     state = trainer.state(include_buffer=include_buffer)
-    s = trainer.config.sampler
     return Checkpoint(
         model=trainer.model.describe(),
         state_dict=state["model_state"],
         data=trainer.dataset.describe(),
         config=trainer.config.to_dict(),
-        sampler={
-            "kind": s.kind,
-            "step_size": s.step_size,
-            "noise": s.noise,
-            "temperature": s.temperature,
-            "steps": s.steps,
-            "n_leapfrog": s.n_leapfrog,
-            **({"clip_grad": s.clip_grad} if s.clip_grad is not None else {}),
-            **({"ref_sigma": trainer.config.model.ref_sigma} if trainer.config.model.ref_sigma else {}),
-        },
+        sampler=sampler_defaults(trainer.config),
         step=state["step"],
         metrics=metrics or {},
         optimizer=state["optimizer"],

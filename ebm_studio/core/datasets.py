@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from ebm_studio.core.bundled import RESOURCES_ENV, resources_dir  # noqa: F401  (re-exported)
 from ebm_studio.core.energies import GaussianMixtureEnergy, eight_gaussians_energy
 
 if TYPE_CHECKING:  # re-exported lazily by __getattr__ below (image_data imports this module)
@@ -52,8 +53,6 @@ TOY_NAMES = (
     "8gaussians", "grid25", "rings", "moons", "swissroll", "checkerboard", "pinwheel", "spirals"
 )
 IMAGE_NAMES = ("digits", "textures", "texture:brick", "texture:grass", "texture:gravel")
-#: environment variable naming a folder that replaces the bundled ``resources/``
-RESOURCES_ENV = "EBM_STUDIO_RESOURCES"
 #: share of stored items reserved for ``heldout`` (floor: none for fewer than 10 items)
 HELDOUT_FRACTION = 0.1
 #: the reserved split is a fixed permutation, so it is the same in every session
@@ -66,12 +65,6 @@ _ARRAY_SUFFIXES = (".npy", ".npz")
 
 class DatasetError(ValueError):
     """A data set cannot be built or used; the message names the file (or data set) and why."""
-
-
-def resources_dir() -> Path:
-    """The folder of bundled data: ``$EBM_STUDIO_RESOURCES`` if set, else ``resources/``."""
-    env = os.environ.get(RESOURCES_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "resources"
 
 
 def dataset_names() -> list[str]:

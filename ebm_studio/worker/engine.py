@@ -30,6 +30,7 @@ from ebm_studio.core.checkpoint import (
     CheckpointError,
     energy_checkpoint,
     load_checkpoint,
+    sampler_defaults,
     save_checkpoint,
     trainer_checkpoint,
 )
@@ -44,7 +45,7 @@ from ebm_studio.worker.jobs import JOB_TYPES
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import LiveSettings
 from ebm_studio.worker.mailbox import Mailbox
-from ebm_studio.worker.model_state import ModelState
+from ebm_studio.core.model import ModelState
 from ebm_studio.worker.requests import JobRequest
 
 MAX_FPS = 60.0
@@ -319,13 +320,7 @@ class Engine(QObject):
             event_shape=tuple(ds.event_shape),
             value_range=tuple(ds.value_range),
             data_desc=ds.describe(),
-            sampler_defaults={
-                "kind": trainer.config.sampler.kind,
-                "step_size": trainer.config.sampler.step_size,
-                "noise": trainer.config.sampler.noise,
-                "temperature": trainer.config.sampler.temperature,
-                **({"clip_grad": trainer.config.sampler.clip_grad} if trainer.config.sampler.clip_grad else {}),
-            },
+            sampler_defaults=sampler_defaults(trainer.config),
             buffer=trainer.buffer.data if trainer.buffer is not None else None,
             step=trainer.step_count,
             ref_sigma=trainer.config.model.ref_sigma,

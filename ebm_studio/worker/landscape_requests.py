@@ -37,7 +37,7 @@ from ebm_studio.core.energies import (
 )
 from ebm_studio.worker.jobs.sample_job import MAX_CHAINS, SampleJob
 from ebm_studio.worker.landscape_service import set_view_params
-from ebm_studio.worker.model_state import ModelState
+from ebm_studio.core.model import ModelState
 from ebm_studio.worker.requests import JobRequest
 
 TOPIC = "landscape"

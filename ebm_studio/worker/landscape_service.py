@@ -53,7 +53,7 @@ from ebm_studio.core.landscape import (
 )
 from ebm_studio.worker.landscape_render import arrows_for, clean_spec, render_view
 from ebm_studio.worker.live import Settings
-from ebm_studio.worker.model_state import ModelState
+from ebm_studio.core.model import ModelState
 
 HELDOUT_N = 2000
 #: points of the data set behind the histogram (the exact density does not need them)

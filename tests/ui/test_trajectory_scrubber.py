@@ -367,7 +367,7 @@ def test_branch_resumes_from_the_exact_recorded_state(points_window, qtbot):
 
 
 def test_a_branch_needs_the_model_it_was_recorded_under(points_window, qtbot):
-    from ebm_studio.worker.model_state import ModelState
+    from ebm_studio.core.model import ModelState
 
     w = points_window
     sc = scrubber(w)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ebm_studio.core.energies import Energy, GaussianEnergy
-from ebm_studio.worker.model_state import ModelState
+from ebm_studio.core.model import ModelState
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 

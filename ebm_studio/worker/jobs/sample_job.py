@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ebm_studio.core.samplers import make_sampler, switch_sampler
+from ebm_studio.core.samplers import switch_sampler
 from ebm_studio.worker.frames import Frame, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
@@ -59,25 +59,10 @@ class SampleJob(Job):
         if self.request.mask is not None:
             mask = torch.from_numpy(self.request.mask)
         s = self.engine.live.snapshot()
-        lo, hi = model.value_range
-        if model.kind == "points":
-            span = hi - lo  # a generous box: keeps runaway chains finite without biasing the view
-            lo, hi = lo - span, hi + span
         self.box = model.value_range
-        self.sampler = make_sampler(
-            s.sampler,
-            model.energy,
-            x0,
-            temperature=s.temperature,
-            step_size=s.step_size,
-            noise=s.noise,
-            n_leapfrog=s.n_leapfrog,
-            seed=int(self.request.seed),
-            device=self.engine.device,
-            mask=mask,
-            clamp=(lo, hi),
-            clip_grad=model.sampler_defaults.get("clip_grad") if model.kind == "images" else None,
-            ref_sigma=model.ref_sigma,
+        self.sampler = model.make_sampler(
+            x0, kind=s.sampler, temperature=s.temperature, step_size=s.step_size, noise=s.noise,
+            n_leapfrog=s.n_leapfrog, seed=int(self.request.seed), device=self.engine.device, mask=mask,
         )
         self.sampler.steps_done = self.step
         if self.recorder is None and self.request.record:

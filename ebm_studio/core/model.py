@@ -1,7 +1,10 @@
-"""The engine's current model: the energy, what it was trained on, and how to start chains for it.
+"""A loaded model: the energy, what it was trained on, its sampler settings, and how to start chains.
 
-It starts as the built-in demo (an analytic ring of eight Gaussians, exact density known) so the
-window is alive at once; opening a checkpoint or training replaces it. Lives in the worker thread.
+One path for every front end: the engine (viewer, inpainting, translation) and the command line
+build chains and samplers through :meth:`ModelState.initial_state` and
+:meth:`ModelState.make_sampler`, so the same checkpoint, seed and settings give the same chains
+headless and in the app (one clamp rule, one way to draw from the replay buffer). The app starts on
+the built-in demo (an analytic ring of eight Gaussians, exact density known) or a bundled example.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ebm_studio.core.chains import noise
 from ebm_studio.core.checkpoint import Checkpoint, load_checkpoint
 from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, load_dataset, toy
 from ebm_studio.core.energies import Energy, eight_gaussians_energy
+from ebm_studio.core.samplers import Sampler, make_sampler
 
 
 _serials = itertools.count(1)
@@ -119,9 +123,65 @@ class ModelState:
         if init == "buffer":
             if self.buffer is None:
                 raise ValueError("this model has no replay buffer; start chains from noise or data")
-            idx = torch.randint(self.buffer.shape[0], (n,), generator=generator)
-            return self.buffer[idx].clone()
+            size = self.buffer.shape[0]
+            # distinct buffer entries while there are enough, then with replacement
+            if n <= size:
+                idx = torch.randperm(size, generator=generator)[:n]
+            else:
+                idx = torch.randint(size, (n,), generator=generator)
+            return self.buffer[idx].to(torch.float32).clone()
         raise ValueError(f"initialisation must be noise, data or buffer, got {init!r}")
+
+    def sampler_box(self) -> tuple[float, float]:
+        """Where chains are kept: the data range for images; for points the range widened by its
+        span on each side, which keeps runaway chains finite without biasing the view."""
+        lo, hi = self.value_range
+        if self.kind == "points":
+            span = hi - lo
+            return (lo - span, hi + span)
+        return (lo, hi)
+
+    def make_sampler(
+        self,
+        x0: torch.Tensor,
+        *,
+        kind: str | None = None,
+        temperature: float | None = None,
+        step_size: float | None = None,
+        noise: float | None = None,
+        n_leapfrog: int | None = None,
+        seed: int = 0,
+        device=None,
+        mask=None,
+    ) -> Sampler:
+        """A sampler over this model: the model's own sampler settings unless overridden."""
+        d = self.sampler_defaults
+
+        def pick(value, key, default):
+            return value if value is not None else d.get(key, default)
+
+        kind = pick(kind, "kind", "langevin")
+        return make_sampler(
+            kind,
+            self.energy,
+            x0,
+            temperature=float(pick(temperature, "temperature", 1.0)),
+            step_size=float(pick(step_size, "step_size", 0.01)),
+            noise=float(pick(noise, "noise", 0.005)),
+            n_leapfrog=int(pick(n_leapfrog, "n_leapfrog", 5)),
+            seed=int(seed),
+            device=device if device is not None else next(self.energy.parameters(), torch.zeros(0)).device,
+            mask=mask,
+            clamp=self.sampler_box(),
+            # clipping belongs to the tuned heuristic the image models were trained with
+            clip_grad=d.get("clip_grad") if self.kind == "images" else None,
+            ref_sigma=self.ref_sigma,
+        )
+
+    @property
+    def default_steps(self) -> int:
+        """Langevin steps per sample the model was trained with (100 when it does not say)."""
+        return int(self.sampler_defaults.get("steps", 100))
 
     def info(self) -> dict:
         """Plain data for the GUI."""
