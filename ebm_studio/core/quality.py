@@ -176,3 +176,91 @@ def points_quality(energy, truth, resolution: int = 256, n_heldout: int = 4000,
         share = np.bincount(nearest, minlength=len(modes)) / len(data)
         figures["mode_mass_error"] = float(np.abs(model / model.sum() - share).max())
     return Quality("points", figures, dict(POINTS_BETTER), n_heldout)
+
+
+# --------------------------------------------------------------------------------------------
+# A model's samples, and the reference points beside them
+# --------------------------------------------------------------------------------------------
+
+
+def meter_kind(data_desc: dict, event_shape) -> str | None:
+    """Which meter fits a model: ``digits``, ``textures``, ``points`` (with an exact truth) or None."""
+    name = str(data_desc.get("name", ""))
+    builtin = data_desc.get("source") in (None, "", "builtin") or name in ("digits",) or name.startswith("texture")
+    shape = tuple(event_shape)
+    if name == "digits" and shape == (1, 28, 28):
+        return "digits"
+    if name.startswith("texture") and len(shape) == 3:
+        return "textures"
+    if len(shape) == 1 and builtin:
+        from ebm_studio.core.datasets import TOY_NAMES, toy
+
+        if name in TOY_NAMES and toy(name).has_log_prob:
+            return "points"
+    return None
+
+
+def score_samples(kind: str, x: torch.Tensor, real: torch.Tensor | None = None) -> Quality:
+    """Score image samples with the meter ``kind`` (``real``: held-out crops, for textures)."""
+    if kind == "digits":
+        return digit_quality(x)
+    if kind == "textures":
+        if real is None:
+            raise ValueError("the texture meter needs held-out crops to compare with")
+        return texture_quality(x, real)
+    raise ValueError(f"no image meter called {kind!r}")
+
+
+def references(kind: str, dataset, n: int = 256, seed: int = 0) -> dict[str, Quality]:
+    """The meter on held-out real data, uniform noise and the mean image (images only)."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == "digits":
+        real = dataset.heldout(n)
+        train = dataset.items(torch.from_numpy(dataset.train_indices))
+        mean = train.mean(0, keepdim=True).expand(len(real), -1, -1, -1)
+        noise = torch.rand(real.shape, generator=g) * 2 - 1
+        return {
+            "held-out real digits": digit_quality(real, train),
+            "uniform noise": digit_quality(noise, train),
+            "mean digit": digit_quality(mean, train),
+        }
+    if kind == "textures":
+        real = dataset.heldout(n)
+        other = dataset.heldout(n, seed=seed + 1)
+        noise = torch.rand(real.shape, generator=g) * 2 - 1
+        mean = torch.full_like(real, float(other.mean()))
+        return {
+            "held-out real crops": texture_quality(other, real),
+            "uniform noise": texture_quality(noise, real),
+            "mean crop": texture_quality(mean, real),
+        }
+    raise ValueError(f"no reference points for {kind!r}")
+
+
+def model_samples(model, n: int, steps: int | None = None, seed: int = 0, device=None) -> torch.Tensor:
+    """``n`` samples of a :class:`~ebm_studio.core.model.ModelState`: from its replay buffer when it
+    has one (what persistent training makes), else from noise, advanced by ``steps`` steps of the
+    model's own sampler (default: as many as it was trained with)."""
+    g = torch.Generator().manual_seed(seed)
+    init = "buffer" if model.buffer is not None else "noise"
+    x0 = model.initial_state(n, init, g)
+    steps = model.default_steps if steps is None else int(steps)
+    if steps == 0:
+        return x0
+    sampler = model.make_sampler(x0, seed=seed, device=device)
+    sampler.run(steps)
+    return sampler.x.detach().cpu()
+
+
+def measure_model(model, n: int = 256, steps: int | None = None, seed: int = 0) -> Quality:
+    """The meter that fits ``model``, on its samples (images) or its density (2-D toys)."""
+    kind = meter_kind(model.data_desc, model.event_shape)
+    if kind is None:
+        raise ValueError(
+            f"no quality meter for '{model.data_name or model.name}': the meters cover the bundled "
+            "digits, the textures and the 2-D toys with an exact density")
+    if kind == "points":
+        return points_quality(model.energy, model.truth, ref_sigma=model.ref_sigma)
+    x = model_samples(model, n, steps, seed)
+    real = model.dataset().heldout(n) if kind == "textures" else None
+    return score_samples(kind, x, real)

@@ -47,6 +47,8 @@ from ebm_studio.worker.live import LiveSettings
 from ebm_studio.worker.mailbox import Mailbox
 from ebm_studio.core.model import ModelState
 from ebm_studio.worker.requests import JobRequest
+from ebm_studio.worker.tool_api import TOOL_KINDS
+from ebm_studio.worker.tool_runner import ToolSlot
 
 MAX_FPS = 60.0
 SLICE_S = 0.015  # longest stretch of steps before the engine returns to its event loop
@@ -69,6 +71,9 @@ class Engine(QObject):
     device_changed = Signal(str)
     #: generic results of tool requests, routed by topic ("fit", "export", ...): (topic, payload)
     result = Signal(str, object)
+    #: image tools (see ``tool_api``): typed events, and "a frame is waiting for this owner"
+    tool_event = Signal(object)
+    tool_frame_ready = Signal(str)
 
     def __init__(self, live: LiveSettings | None = None, device: str = "auto") -> None:
         super().__init__()
@@ -94,6 +99,10 @@ class Engine(QObject):
         self._dirty = False  # a step happened since the last frame
         self._reported_paused = False
         self._datasets: dict[tuple, Dataset] = {}
+        # each image tool runs beside the main job, with its own live settings (made here, in the
+        # GUI thread, so the host can hand them to the panels) and its own slot (made on first use)
+        self.tool_live: dict[str, LiveSettings] = {owner: LiveSettings() for owner in TOOL_KINDS}
+        self.tool_slots: dict[str, ToolSlot] = {}
 
     # ------------------------------------------------------------------------------------------
     # set-up and shutdown (called in the worker thread)
@@ -122,6 +131,8 @@ class Engine(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Stop the job cleanly (it finishes its current step) before the thread quits."""
+        for slot in self.tool_slots.values():
+            slot.shutdown()
         self._end_job("stopped", "application closing")
         if self._timer is not None:
             self._timer.stop()
@@ -129,6 +140,29 @@ class Engine(QObject):
     # ------------------------------------------------------------------------------------------
     # jobs
     # ------------------------------------------------------------------------------------------
+    # ------------------------------------------------------------------------------------------
+    # image tools
+    # ------------------------------------------------------------------------------------------
+    @Slot(object)
+    def tool_command(self, cmd) -> None:
+        """Route a ``tool_api`` command to its tool's slot (made on first use)."""
+        owner = getattr(cmd, "owner", None)
+        if owner not in TOOL_KINDS:
+            self.error.emit(f"unknown tool {owner!r}")
+            return
+        slot = self.tool_slots.get(owner)
+        if slot is None:
+            slot = ToolSlot(owner, self.tool_event.emit, self.tool_frame_ready.emit, self.device,
+                            self.tool_live[owner])
+            slot.setParent(self)
+            self.tool_slots[owner] = slot
+        slot.handle(cmd)
+
+    def tool_frames(self, owner: str) -> Mailbox:
+        """The frame mailbox of a tool (empty until it has run)."""
+        slot = self.tool_slots.get(owner)
+        return slot.frames if slot is not None else Mailbox()
+
     @Slot(object)
     def start_job(self, request: JobRequest) -> None:
         """Stop the running job (if any) and start ``request``."""
@@ -374,6 +408,8 @@ class Engine(QObject):
         self._end_job("stopped", f"moving to {dev}")
         self.device = dev
         self.model.energy.to(dev)
+        for slot in self.tool_slots.values():
+            slot.move_to(dev)
         if self.trainer is not None:
             self.trainer.device = dev
             self.trainer.model.to(dev)

@@ -39,6 +39,8 @@ class EngineHost(QObject):
     rollback = Signal(float)
     export_config = Signal(str)
     call = Signal(object)  # a callable run in the engine thread with the engine as argument
+    #: a ``tool_api`` command for an image tool (inpainting, translation)
+    tool_command = Signal(object)
 
     def __init__(self, device: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +65,7 @@ class EngineHost(QObject):
             (self.rollback, e.rollback),
             (self.export_config, e.export_config),
             (self.call, e.run_callable),
+            (self.tool_command, e.tool_command),
         ):
             sig.connect(slot, q)
         self.thread.started.connect(e.setup)
@@ -95,6 +98,29 @@ class EngineHost(QObject):
         self.live.update(paused=True)
         self.live.request_single_step(n)
         self.wake.emit()
+
+    def send_tool(self, command) -> None:
+        """Send a ``tool_api`` command to the engine (queued: it runs between steps)."""
+        self.tool_command.emit(command)
+
+    def tool_live(self, owner: str) -> LiveSettings:
+        """The live settings (temperature, step size, noise, pause) of one image tool's run."""
+        return self.engine.tool_live[owner]
+
+    def update_tool_live(self, owner: str, **changes) -> None:
+        """Change a tool's live settings (validated, raises ``ValueError``) and let its run see it."""
+        from ebm_studio.worker.tool_api import WakeTool
+
+        self.engine.tool_live[owner].update(**changes)
+        self.tool_command.emit(WakeTool(owner))
+
+    def step_tool(self, owner: str, n: int = 1) -> None:
+        from ebm_studio.worker.tool_api import WakeTool
+
+        live = self.engine.tool_live[owner]
+        live.update(paused=True)
+        live.request_single_step(n)
+        self.tool_command.emit(WakeTool(owner))
 
     def stop(self) -> None:
         self.live.request_stop()

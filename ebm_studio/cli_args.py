@@ -1,0 +1,50 @@
+"""Argument types and error kinds shared by the ``ebm-studio`` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class UsageError(Exception):
+    """Bad usage: exit code 2."""
+
+
+class Failure(Exception):
+    """A run that could not be done: exit code 1."""
+
+
+def _number(low: float, inclusive: bool, what: str):
+    """An argparse type: a finite float above ``low`` (or at least ``low`` when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v) or v < low or (v == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a {what} number, got {text!r}")
+        return v
+
+    return parse
+
+
+_positive_float = _number(0.0, False, "positive")
+_non_negative_float = _number(0.0, True, "non-negative")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None

@@ -1,0 +1,40 @@
+"""Ready-made inpainting masks (numpy only, so the GUI can draw them without the engine).
+
+A mask is a boolean (H, W) array, True where pixels are free (to be filled in).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MASK_PRESETS = ("lower-half", "upper-half", "left-half", "right-half", "centre-square", "random")
+MASK_LABELS = {"lower-half": "Lower half", "upper-half": "Upper half", "left-half": "Left half",
+               "right-half": "Right half", "centre-square": "Centre square", "random": "Random pixels"}
+
+
+class MaskError(ValueError):
+    """A mask that cannot be made or used; the message says why."""
+
+
+def mask_preset(name: str, size: int, fraction: float = 0.5, seed: int = 0) -> np.ndarray:
+    """A ready-made (size, size) mask, True = fill in; ``fraction`` is for ``random`` pixels."""
+    m = np.zeros((size, size), dtype=bool)
+    half = size // 2
+    if name == "lower-half":
+        m[half:] = True
+    elif name == "upper-half":
+        m[:half] = True
+    elif name == "left-half":
+        m[:, :half] = True
+    elif name == "right-half":
+        m[:, half:] = True
+    elif name == "centre-square":
+        q = size // 4
+        m[q:size - q, q:size - q] = True
+    elif name == "random":
+        if not 0.0 <= float(fraction) <= 1.0:
+            raise MaskError(f"the share of random pixels must lie in 0..1, got {fraction!r}")
+        m = np.random.default_rng(seed).random((size, size)) < float(fraction)
+    else:
+        raise MaskError(f"unknown mask preset {name!r} (known: {', '.join(MASK_PRESETS)})")
+    return m

@@ -1,0 +1,363 @@
+"""One-sided image translation: start Langevin at a source image under a target-domain model.
+
+The source is a picture (file, paste, drop), a held-out item, or a sketch drawn on the canvas
+(white or black ink, brush size, undo). The run view shows the source followed by the results,
+the energy under the target model and the distance from the source along the run; scrubbing the
+recorded steps picks how far the translation goes, and Save writes the step shown. One-click demos
+and a batch over a folder sit below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ebm_studio.core.bundled import resources_dir
+from ebm_studio.ui.image_tool_base import IMAGE_FILTER, ImageToolBase
+from ebm_studio.ui.paint_canvas import PaintCanvas
+from ebm_studio.ui.tool_run_view import ToolRunView
+from ebm_studio.worker.tool_api import (
+    LoadToolImage,
+    RunState,
+    SaveToolResult,
+    StartToolRun,
+    ToolImageReady,
+    ToolModelInfo,
+    ToolRunChanged,
+)
+
+#: one-click demos: (label, model name, source) — source: "sketch:N" (a drawn digit), a photo in
+#: resources/photos, or "digit" (a held-out handwritten digit)
+DEMOS = (
+    ("Sketch → digit", "digits", "sketch:7"),
+    ("Photo → brick", "texture-brick", "photo:camera.png"),
+    ("Photo → grass", "texture-grass", "photo:coffee.png"),
+    ("Digit → gravel", "texture-gravel", "digit"),
+)
+
+
+def sketch_digit(digit: int, size: int = 28) -> np.ndarray:
+    """A rough sketch of a digit as a user would draw it: a few straight white strokes on black."""
+    strokes = {
+        0: [((9, 6), (19, 6)), ((19, 6), (20, 22)), ((20, 22), (9, 22)), ((9, 22), (9, 6))],
+        1: [((14, 5), (14, 23))],
+        7: [((8, 6), (20, 6)), ((20, 6), (12, 23))],
+        4: [((9, 5), (8, 15)), ((8, 15), (20, 15)), ((17, 6), (17, 23))],
+    }[digit]
+    from ebm_studio.ui.paint_canvas import capsule
+
+    m = np.zeros((size, size), bool)
+    for p0, p1 in strokes:
+        m |= capsule((size, size), p0, p1, 1.5)
+    return np.where(m, 1.0, -1.0).astype(np.float32)[None]
+
+
+class TranslateTool(ImageToolBase):
+    def __init__(self, host, parent=None) -> None:
+        super().__init__(host, "translate", parent)
+        self.setObjectName("translate_tool")
+        self.canvas = PaintCanvas("image")
+        self.canvas.setObjectName("translate_canvas")
+        self.canvas.setMinimumSize(200, 200)
+        self.canvas.brush = 2.0
+        self.run_view = ToolRunView(host, "translate", second_curve="distance from source")
+        self.run_view.steps_spin.setValue(100)
+        self._pending_demo: tuple[str, str] | None = None
+        self._batch: list[Path] = []
+        self._batch_out: Path | None = None
+        self._batch_done = 0
+        self._batch_failed: list[str] = []
+
+        sketch = QGroupBox("Sketch on the source")
+        g = QGridLayout(sketch)
+        self.ink_box = QComboBox()
+        self.ink_box.addItem("White ink", 1.0)
+        self.ink_box.addItem("Black ink", -1.0)
+        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_slider.setRange(1, 40)
+        self.brush_slider.setValue(2)
+        self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] change it)")
+        self.brush_label = QLabel("2 px")
+        self.blank_button = QPushButton("Blank")
+        self.blank_button.setToolTip("Start a sketch on an empty canvas")
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        g.addWidget(self.ink_box, 0, 0)
+        g.addWidget(self.brush_slider, 0, 1)
+        g.addWidget(self.brush_label, 0, 2)
+        row = QHBoxLayout()
+        for b in (self.blank_button, self.undo_button, self.redo_button):
+            row.addWidget(b)
+        g.addLayout(row, 1, 0, 1, 3)
+
+        demos = QGroupBox("Demos and batch")
+        dg = QGridLayout(demos)
+        self.demo_buttons = []
+        for i, (label, model, source) in enumerate(DEMOS):
+            b = QPushButton(label)
+            b.clicked.connect(lambda _=False, m=model, s=source: self.demo(m, s))
+            self.demo_buttons.append(b)
+            dg.addWidget(b, i // 2, i % 2)
+        self.batch_button = QPushButton("Translate a folder…")
+        self.batch_button.setToolTip("Translate every picture in a folder with these settings")
+        self.batch_cancel = QPushButton("Cancel")
+        self.batch_cancel.setEnabled(False)
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setTextVisible(True)
+        self.batch_bar.hide()  # shown while a batch runs
+        dg.addWidget(self.batch_button, 2, 0)
+        dg.addWidget(self.batch_cancel, 2, 1)
+        dg.addWidget(self.batch_bar, 3, 0, 1, 2)
+
+        self.keep_button = QPushButton("Use result as source")
+        self.keep_button.setToolTip("Continue from the selected result (click it)")
+        self.save_button = QPushButton("Save…")
+        self.save_button.setToolTip("Save source and results of the step shown: PNG, npz, or a GIF of the run")
+        top_right = QHBoxLayout()
+        top_right.addStretch(1)
+        top_right.addWidget(self.keep_button)
+        top_right.addWidget(self.save_button)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(self.model_row)
+        ll.addWidget(self.model_label)
+        ll.addLayout(self.source_row)
+        ll.addWidget(self.note)
+        ll.addWidget(self.canvas, 1)
+        ll.addWidget(sketch)
+        ll.addWidget(demos)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(top_right)
+        rl.addWidget(self.run_view, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.ink_box.currentIndexChanged.connect(lambda _: setattr(self.canvas, "ink", self.ink_box.currentData()))
+        self.brush_slider.valueChanged.connect(self._set_brush)
+        self.blank_button.clicked.connect(self.blank)
+        self.undo_button.clicked.connect(self.canvas.undo)
+        self.redo_button.clicked.connect(self.canvas.redo)
+        self.canvas.changed.connect(self._sync)
+        self.run_view.run_requested.connect(self.run)
+        self.keep_button.clicked.connect(self.keep)
+        self.save_button.clicked.connect(self.save_dialog)
+        self.batch_button.clicked.connect(self._batch_dialog)
+        self.batch_cancel.clicked.connect(self.cancel_batch)
+        for keys, slot in ((QKeySequence.StandardKey.Undo, self.canvas.undo),
+                           (QKeySequence.StandardKey.Redo, self.canvas.redo),
+                           (QKeySequence("Ctrl+Shift+Z"), self.canvas.redo),
+                           (QKeySequence("["), lambda: self.brush_slider.setValue(self.brush_slider.value() - 1)),
+                           (QKeySequence("]"), lambda: self.brush_slider.setValue(self.brush_slider.value() + 1))):
+            sc = QShortcut(keys, self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+        self._sync()
+
+    # --- source --------------------------------------------------------------------------------------
+    def _set_brush(self, size: int) -> None:
+        self.canvas.brush = float(size)
+        self.brush_label.setText(f"{size} px")
+
+    def blank(self) -> None:
+        if self.model is None:
+            self._show_error("open a target model first")
+            return
+        c, h, w = self.model.event_shape
+        ink = float(self.ink_box.currentData())
+        self.image = np.full((c, h, w), -ink, np.float32)
+        self.canvas.set_image(self.image)
+        self.note.setText("blank canvas: draw with the mouse")
+        self._sync()
+
+    def _sync(self) -> None:
+        self.undo_button.setEnabled(self.canvas.can_undo)
+        self.redo_button.setEnabled(self.canvas.can_redo)
+        self.run_view.reference = self.canvas.image.copy()
+        self.run_view.run_button.setEnabled(self.model is not None and self.image is not None)
+
+    def on_model(self, info: ToolModelInfo) -> None:
+        self.run_view.use_model(info)
+        if self._pending_demo is not None and self._pending_demo[0] == Path(info.path).stem:
+            self._load_demo_source(self._pending_demo[1])
+        elif self.image is None:
+            self.load_heldout(self.heldout_spin.value())
+        elif self.image.shape != tuple(info.event_shape):
+            # the sketch or picture belongs to another model: fit it to this one
+            pixels = np.clip((self.canvas.image.transpose(1, 2, 0) + 1) * 127.5, 0, 255).astype(np.uint8)
+            self.host.send_tool(LoadToolImage(self.owner, pixels=pixels, label="previous source"))
+
+    def on_image(self, image: np.ndarray) -> None:
+        self.canvas.set_image(image)
+        self._sync()
+        if self._pending_demo is not None:
+            self._pending_demo = None
+            QTimer.singleShot(0, self.run)
+
+    # --- demos ------------------------------------------------------------------------------------------
+    def demo(self, model: str, source: str) -> None:
+        """Open the demo's model (if needed), load its source, and run."""
+        i = self.model_box.findText(model)
+        if i < 0:
+            self._show_error(f"the bundled model '{model}' is not installed")
+            return
+        self._pending_demo = (model, source)
+        if self.model is not None and Path(self.model.path).stem == model:
+            self._load_demo_source(source)
+        else:
+            self.open_model(self.model_box.itemData(i))
+
+    def _load_demo_source(self, source: str) -> None:
+        if source.startswith("sketch:"):
+            sketch = sketch_digit(int(source.split(":")[1]), self.model.event_shape[-1])
+            pixels = np.clip((sketch[0] + 1) * 127.5, 0, 255).astype(np.uint8)
+            self.host.send_tool(LoadToolImage(self.owner, pixels=pixels, label="a rough sketch of a 7"))
+        elif source.startswith("photo:"):
+            self.host.send_tool(LoadToolImage(self.owner, path=str(resources_dir() / "photos" / source[6:])))
+        else:  # a held-out handwritten digit, fitted to the texture model
+            self.host.send_tool(LoadToolImage(self.owner, heldout=7, dataset="digits", label="a held-out digit"))
+
+    # --- run ----------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.model is None or self.image is None:
+            self._show_error("open a target model and a source first")
+            return
+        self.run_view.prepare_run()
+        self._sync()
+        self.host.send_tool(StartToolRun(
+            self.owner, "translate", image=self.canvas.image.copy(), n=self.run_view.n_spin.value(),
+            steps=self.run_view.steps_spin.value(), seed=self.run_view.seed_spin.value()))
+
+    def keep(self) -> None:
+        chosen = self.run_view.selected_proposal()
+        if chosen is None:
+            self._show_error("run first, then click a result to continue from it")
+            return
+        self.image = chosen
+        self.canvas.set_image(chosen)
+        self._sync()
+
+    def saved_step(self) -> int | None:
+        return self.run_view.shown_step()
+
+    def on_run_changed(self, ev: ToolRunChanged) -> None:
+        self.run_view.on_run_changed(ev)
+        if ev.state == RunState.ERROR:
+            self._show_error(ev.message)
+        if self._batch and ev.state in (RunState.FINISHED, RunState.ERROR, RunState.STOPPED):
+            self._batch_next_after_run(ev.state)
+
+    def on_tool_frame(self, frame) -> None:
+        self.run_view.show_frame(frame)
+
+    # --- batch --------------------------------------------------------------------------------------------
+    def _batch_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of pictures to translate")
+        if not folder:
+            return
+        out = QFileDialog.getExistingDirectory(self, "Write the results into")
+        if out:
+            self.start_batch(folder, out)
+
+    def start_batch(self, folder: str, out_dir: str) -> None:
+        suffixes = {s.split(".")[-1].rstrip(")") for s in IMAGE_FILTER.split(";;")[0].split() if "." in s}
+        files = sorted(p for p in Path(folder).iterdir()
+                       if p.is_file() and p.suffix.lower().lstrip(".") in suffixes and not p.name.startswith("."))
+        if not files:
+            self._show_error(f"{folder} holds no pictures")
+            return
+        if self.model is None:
+            self._show_error("open a target model first")
+            return
+        self._batch, self._batch_out = list(files), Path(out_dir)
+        self._batch_done, self._batch_failed = 0, []
+        self._batch_total = len(files)
+        self.batch_bar.setRange(0, len(files))
+        self.batch_bar.setValue(0)
+        self.batch_bar.show()
+        self.batch_cancel.setEnabled(True)
+        self.batch_button.setEnabled(False)
+        self._batch_load()
+
+    def _batch_load(self) -> None:
+        self._batch_waiting = True
+        self.host.send_tool(LoadToolImage(self.owner, path=str(self._batch[0])))
+
+    def _on_event(self, ev) -> None:  # batch: each loaded picture starts its run
+        if self._batch and getattr(ev, "owner", None) == self.owner:
+            from ebm_studio.worker.tool_api import ToolError
+
+            if isinstance(ev, ToolImageReady) and getattr(self, "_batch_waiting", False):
+                self._batch_waiting = False
+                super()._on_event(ev)
+                self.run()
+                return
+            if isinstance(ev, ToolError) and getattr(self, "_batch_waiting", False):
+                self._batch_waiting = False
+                self._batch_failed.append(f"{self._batch[0].name}: {ev.message}")
+                self._batch_advance()
+                return
+        super()._on_event(ev)
+
+    def _batch_next_after_run(self, state: RunState) -> None:
+        path = self._batch[0]
+        if state == RunState.FINISHED:
+            self.host.send_tool(SaveToolResult(self.owner, str(self._batch_out / f"{path.stem}_translated.png")))
+            self._batch_done += 1
+        else:
+            self._batch_failed.append(f"{path.name}: {state.value}")
+        self._batch_advance()
+
+    def _batch_advance(self) -> None:
+        self._batch.pop(0)
+        self.batch_bar.setValue(self._batch_total - len(self._batch))
+        if self._batch:
+            self._batch_load()
+            return
+        self._finish_batch()
+
+    def cancel_batch(self) -> None:
+        if self._batch:
+            self._batch_failed.append(f"cancelled with {len(self._batch)} left")
+            self._batch = []
+            from ebm_studio.worker.tool_api import StopToolRun
+
+            self.host.send_tool(StopToolRun(self.owner))
+        self._finish_batch()
+
+    def _finish_batch(self) -> None:
+        self._batch = []
+        self.batch_bar.hide()
+        self.batch_cancel.setEnabled(False)
+        self.batch_button.setEnabled(True)
+        text = f"translated {self._batch_done} of {getattr(self, '_batch_total', 0)} into {self._batch_out}"
+        if self._batch_failed:
+            text += "; skipped " + "; ".join(self._batch_failed)
+        self.note.setText(text)
+        self.note.setToolTip(text)
+        self.status.emit(text)
+

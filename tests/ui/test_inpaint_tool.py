@@ -1,0 +1,150 @@
+"""The inpainting tab: painting with the mouse, undo/redo, and a run beside the live viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
+from ebm_studio.core.config import preset_digits
+from ebm_studio.core.training import Trainer
+from ebm_studio.ui.paint_canvas import PaintCanvas, capsule
+from ebm_studio.worker.tool_api import OpenToolModel, RunState, StopToolRun
+
+LONG = 20000
+
+
+def _send(canvas, kind, x, y, button, buttons, modifiers=Qt.KeyboardModifier.NoModifier):
+    vp = canvas.viewport()
+    local = QPointF(canvas.map_from_image(x, y))
+    glob = QPointF(vp.mapToGlobal(local.toPoint()))
+    QApplication.sendEvent(vp, QMouseEvent(kind, local, glob, button, buttons, modifiers))
+
+
+def drag(canvas, path, modifiers=Qt.KeyboardModifier.NoModifier):
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    _send(canvas, QEvent.Type.MouseButtonPress, *path[0], left, left, modifiers)
+    for x, y in path[1:]:
+        _send(canvas, QEvent.Type.MouseMove, x, y, none, left, modifiers)
+    _send(canvas, QEvent.Type.MouseButtonRelease, *path[-1], left, none, modifiers)
+
+
+@pytest.fixture
+def canvas(qtbot):
+    c = PaintCanvas("mask")
+    qtbot.addWidget(c)
+    c.resize(400, 400)
+    c.show()
+    qtbot.waitExposed(c)
+    c.set_image(np.full((1, 28, 28), -1.0, np.float32))
+    QApplication.processEvents()
+    return c
+
+
+def expected_mask(points, radius, shape=(28, 28)):
+    m = np.zeros(shape, bool)
+    for p0, p1 in zip(points[:1] + points[:-1], points):
+        m |= capsule(shape, p0, p1, radius)
+    return m
+
+
+def test_a_fast_drag_paints_exactly_the_pixels_under_the_brush(canvas):
+    canvas.brush = 3.0
+    # three mouse events for a stroke across the whole image: the segments between them are filled
+    drag(canvas, [(3.5, 4.5), (14.0, 12.0), (24.5, 22.5)])
+    pts = canvas.stroke_points
+    assert len(pts) >= 3
+    assert np.array_equal(canvas.mask, expected_mask(pts, 1.5))
+    # no gaps: every column the stroke crosses holds painted pixels
+    cols = np.flatnonzero(canvas.mask.any(0))
+    assert cols.min() <= 4 and cols.max() >= 23 and np.array_equal(cols, np.arange(cols.min(), cols.max() + 1))
+
+
+def test_undo_restores_the_mask_bit_for_bit_and_redo_reapplies(canvas):
+    drag(canvas, [(5.0, 5.0), (20.0, 5.0)])
+    first = canvas.mask.copy()
+    canvas.brush = 6.0
+    drag(canvas, [(5.0, 20.0), (20.0, 20.0)])
+    second = canvas.mask.copy()
+    assert not np.array_equal(first, second)
+    assert canvas.undo()
+    assert np.array_equal(canvas.mask, first)
+    assert canvas.redo()
+    assert np.array_equal(canvas.mask, second)
+    # shift-drag erases, as one more undo step
+    drag(canvas, [(5.0, 20.0), (20.0, 20.0)], Qt.KeyboardModifier.ShiftModifier)
+    assert not canvas.mask[20, 5:20].any()
+    canvas.undo()
+    assert np.array_equal(canvas.mask, second)
+
+
+def test_rectangle_clear_and_invert(canvas):
+    canvas.rect_mode = True
+    drag(canvas, [(2.0, 3.0), (10.0, 9.0)])
+    assert canvas.mask[3:9, 2:10].all() and canvas.mask.sum() == 6 * 8
+    canvas.invert()
+    assert canvas.mask.sum() == 28 * 28 - 48
+    canvas.clear_layer()
+    assert not canvas.mask.any()
+    canvas.undo()
+    canvas.undo()
+    assert canvas.mask.sum() == 48
+
+
+@pytest.fixture(scope="module")
+def tiny_digits(tmp_path_factory):
+    cfg = preset_digits()
+    cfg.device = "cpu"
+    cfg.model.width = 4
+    cfg.optim.batch_size = 16
+    cfg.sampler.steps = 2
+    cfg.sampler.buffer_size = 64
+    trainer = Trainer(cfg)
+    trainer.step()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-digits.pt"
+    save_checkpoint(trainer_checkpoint(trainer), path)
+    return path
+
+
+def test_inpainting_runs_beside_the_live_viewer(window, qtbot, tiny_digits):
+    tool = window.panels["inpaint"]
+    window.tabs.setCurrentWidget(tool)
+    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
+    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
+                    and tool.image is not None, timeout=LONG)
+    # paint a stroke over the digit with the mouse, then run
+    tool.canvas.clear_layer()
+    drag(tool.canvas, [(4.0, 14.0), (24.0, 14.0)])
+    mask = tool.canvas.mask.copy()
+    assert mask.any()
+    tool.run_view.steps_spin.setValue(100000)
+    tool.run_view.n_spin.setValue(3)
+    viewer_steps = window.viewer.view.frames_drawn
+    qtbot.mouseClick(tool.run_view.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tool.run_view.frame is not None and tool.run_view.frame.step > 20, timeout=LONG)
+    frame = tool.run_view.frame
+    assert frame.proposals.shape == (3, 1, 28, 28)
+    observed = frame.proposals[:, :, ~mask]
+    assert np.array_equal(observed, np.broadcast_to(tool.canvas.image[:, ~mask], observed.shape))
+    # the viewer kept drawing its own chains meanwhile
+    qtbot.waitUntil(lambda: window.viewer.view.frames_drawn > viewer_steps + 3, timeout=LONG)
+    # stopping the tool leaves the viewer running
+    tool.host.send_tool(StopToolRun("inpaint"))
+    qtbot.waitUntil(lambda: tool.run_view.state == RunState.STOPPED, timeout=LONG)
+    drawn = window.viewer.view.frames_drawn
+    qtbot.waitUntil(lambda: window.viewer.view.frames_drawn > drawn + 3, timeout=LONG)
+    # scrubbing shows a recorded step
+    tool.run_view.scrub.setValue(0)
+    qtbot.waitUntil(lambda: tool.run_view.frame.recorded and tool.run_view.frame.step == 0, timeout=LONG)
+
+
+def test_inpainting_refuses_an_empty_mask(window, qtbot, tiny_digits):
+    tool = window.panels["inpaint"]
+    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
+    qtbot.waitUntil(lambda: tool.model is not None and tool.image is not None, timeout=LONG)
+    tool.canvas.clear_layer()
+    tool.run()
+    assert "mask is empty" in tool.note.text()
