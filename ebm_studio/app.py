@@ -36,6 +36,10 @@ def _leave_a_core_for_the_gui() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
 
+#: the bundled example the window opens with when no checkpoint is named
+STARTUP_EXAMPLE = "8gaussians"
+
+
 def run_gui(checkpoint: str | None = None) -> int:
     from ebm_studio.platform_check import gui_problem
 
@@ -56,4 +60,11 @@ def run_gui(checkpoint: str | None = None) -> int:
     window.show()
     if checkpoint:
         window.open_checkpoint(checkpoint)
+    else:
+        # a trained model, alive at once (the analytic ring runs until it is loaded)
+        from ebm_studio.core.bundled import example_checkpoints
+
+        first = example_checkpoints().get(STARTUP_EXAMPLE)
+        if first is not None:
+            window.open_checkpoint(str(first))
     return app.exec()

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--every", type=_positive_int, default=100, metavar="N",
                    help="print metrics and save the checkpoint every N steps (default 100)")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    t.add_argument("--compact", action="store_true",
+                   help="store an image replay buffer as a uint8 subset (small files to ship)")
+    t.add_argument("--quality", type=_int, default=0, metavar="N",
+                   help="at the end, measure sample quality on N samples and store it in the checkpoint")
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
                        description="Run MCMC chains under a checkpoint's energy and save them.")
@@ -140,7 +144,7 @@ def cmd_info(args) -> int:
 def cmd_train(args) -> int:
     import torch
 
-    from ebm_studio.core.checkpoint import CheckpointError, save_checkpoint, trainer_checkpoint
+    from ebm_studio.core.checkpoint import CheckpointError, compact, save_checkpoint, trainer_checkpoint
     from ebm_studio.core.fileio import check_writable
     from ebm_studio.core.config import TrainConfig, preset_for
     from ebm_studio.core.datasets import load_dataset
@@ -183,9 +187,13 @@ def cmd_train(args) -> int:
     if out.suffix.lower() != ".pt":
         raise UsageError(f"--out must name a .pt checkpoint file, got {args.out!r}")
 
+    run_report: dict = {}  # training time, machine, quality: stored in the checkpoint
+
     def save() -> None:
+        ckpt = trainer_checkpoint(trainer, log.to_dict())
+        ckpt.report = dict(run_report)
         try:
-            save_checkpoint(trainer_checkpoint(trainer, log.to_dict()), out)
+            save_checkpoint(compact(ckpt) if args.compact else ckpt, out)
         except CheckpointError as exc:
             raise Failure(str(exc)) from None
 
@@ -234,9 +242,12 @@ def cmd_train(args) -> int:
                 save()
     finally:
         signal.signal(signal.SIGINT, old_handler)
-    save()
     if line_open:
         print(file=sys.stderr)
+    run_report.update(train_seconds=round(time.perf_counter() - t0, 1), machine=_machine(trainer.device))
+    if args.quality > 0 and not interrupted:
+        run_report["quality"] = _measure(trainer, args.quality)
+    save()
     if interrupted:
         print(f"interrupted at step {trainer.step_count}; resumable checkpoint saved to {out} "
               f"(continue with --resume {out})", file=sys.stderr)
@@ -244,6 +255,35 @@ def cmd_train(args) -> int:
     print(f"done: {trainer.step_count} steps in {time.perf_counter() - t0:.1f} s; saved {out}",
           file=sys.stderr)
     return 0
+
+
+def _machine(device) -> str:
+    import os
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
+
+
+def _measure(trainer, n: int) -> dict:
+    """The quality meter on a freshly trained model, as stored in the checkpoint's report."""
+    import torch
+
+    from ebm_studio.core.checkpoint import trainer_checkpoint
+    from ebm_studio.core.model import ModelState
+    from ebm_studio.core.quality import measure_model
+
+    model = ModelState.from_checkpoint(trainer_checkpoint(trainer), torch.device("cpu"))
+    try:
+        q = measure_model(model, n)
+    except ValueError as exc:
+        print(f"quality: {exc}", file=sys.stderr)
+        return {}
+    print("quality: " + q.format(), file=sys.stderr)
+    return {"meter": q.kind, "n": q.n, **q.figures}
 
 
 def _progress(step: int, total: int, rate: float, eta: float, m: dict, end: str = "",

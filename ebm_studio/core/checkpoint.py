@@ -10,6 +10,8 @@ buffer). Files are written atomically (temporary file, then ``os.replace``) and 
 
 from __future__ import annotations
 
+import copy
+
 import datetime as _dt
 import pickle
 import re
@@ -47,6 +49,9 @@ class Checkpoint:
     optimizer: dict | None = None
     rng: torch.Tensor | None = None
     buffer: torch.Tensor | None = None
+    #: how the model was made and how good it is: ``quality`` (meter figures, ``n``, ``meter``),
+    #: ``train_seconds``, ``machine`` (plain data, written by ``ebm-studio train --quality``)
+    report: dict = field(default_factory=dict)
     created: str = ""
     app_version: str = __version__
     path: Path | None = None
@@ -91,6 +96,12 @@ class Checkpoint:
             f"step         {self.step:,}",
             "sampler      " + (", ".join(f"{k}={v}" for k, v in self.sampler.items()) or "-"),
         ]
+        quality = self.report.get("quality")
+        if isinstance(quality, dict) and quality:
+            figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in quality.items())
+            lines.append(f"quality      {figures}")
+        if self.report.get("train_seconds"):
+            lines.append(f"trained in   {float(self.report['train_seconds']):.0f} s on {self.report.get('machine', '?')}")
         last = {k: v[-1] for k, v in self.metrics.items() if isinstance(v, list) and v}
         if last:
             lines.append("last metrics " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
@@ -134,6 +145,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         "optimizer": ckpt.optimizer,
         "rng": ckpt.rng,
         "buffer": ckpt.buffer,
+        "report": ckpt.report,
     }
     try:
         with atomic_path(path) as tmp:
@@ -197,13 +209,45 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         metrics=raw.get("metrics") or {},
         optimizer=raw.get("optimizer"),
         rng=raw.get("rng"),
-        buffer=raw.get("buffer"),
+        buffer=_expand_buffer(raw.get("buffer"), raw.get("data") or {}),
+        report=raw.get("report") if isinstance(raw.get("report"), dict) else {},
         created=str(raw.get("created", "")),
         app_version=str(raw.get("app_version", "?")),
         path=path,
     )
     ckpt.build_energy()  # fail now, with a clear message, rather than later in the GUI
     return ckpt
+
+
+#: image replay buffers in compact checkpoints: at most this many samples, stored as uint8
+COMPACT_BUFFER = 1024
+
+
+def compact(ckpt: Checkpoint, max_items: int = COMPACT_BUFFER) -> Checkpoint:
+    """A smaller copy for shipping and autosaves: an image buffer becomes a uint8 subset.
+
+    Quantising to 256 levels is below what a sample grid shows, and a resumed run refills the
+    buffer with its own chains; points buffers are small and stay exact.
+    """
+    buf = ckpt.buffer
+    if buf is None or buf.ndim != 4 or buf.dtype == torch.uint8:
+        return ckpt
+    lo, hi = (ckpt.data.get("value_range") or (-1.0, 1.0))[:2]
+    if buf.shape[0] > max_items:
+        idx = torch.randperm(buf.shape[0], generator=torch.Generator().manual_seed(0))[:max_items]
+        buf = buf[idx.sort().values]
+    q = ((buf.float() - lo) / (hi - lo) * 255.0).round().clamp(0, 255).to(torch.uint8)
+    out = copy.copy(ckpt)
+    out.buffer = q
+    return out
+
+
+def _expand_buffer(buf, data: dict):
+    """A uint8 (compact) image buffer back to floats in the data's value range."""
+    if isinstance(buf, torch.Tensor) and buf.dtype == torch.uint8:
+        lo, hi = (data.get("value_range") or (-1.0, 1.0))[:2]
+        return buf.float() * ((hi - lo) / 255.0) + lo
+    return buf
 
 
 def sampler_defaults(config) -> dict:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio import __version__
+from ebm_studio.core.bundled import example_checkpoints
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.ui.widgets import format_rate
@@ -119,6 +120,8 @@ class MainWindow(QMainWindow):
         self.save_action = file_menu.addAction("&Save checkpoint…", self.save_dialog)
         self.save_action.setShortcut(QKeySequence.StandardKey.Save)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.examples_menu = file_menu.addMenu("&Examples")
+        self._fill_examples()
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -137,6 +140,18 @@ class MainWindow(QMainWindow):
         help_menu = mb.addMenu("&Help")
         help_menu.addAction("&About EBM Studio", self.about)
         self._refresh_recent()
+
+    def _fill_examples(self) -> None:
+        """The bundled, trained checkpoints, each with a thumbnail of its samples when there is one."""
+        from PySide6.QtGui import QIcon
+
+        examples = example_checkpoints()
+        for name, path in examples.items():
+            thumb = path.with_suffix(".png")
+            action = self.examples_menu.addAction(name, lambda p=str(path): self.open_checkpoint(p))
+            if thumb.is_file():
+                action.setIcon(QIcon(str(thumb)))
+        self.examples_menu.setEnabled(bool(examples))
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
@@ -238,6 +253,12 @@ class MainWindow(QMainWindow):
         self.job_info = info
         text = f"{info.get('kind', '')} {info.get('state', '')}"
         self.job_label.setText(text)
+        ended = info.get("state") in ("finished", "stopped", "diverged") or (
+            info.get("state") == "error" and info.get("step"))
+        if info.get("kind") == "train" and ended and not self._closing and self.model_info.get("training"):
+            # the training run gave the engine back: the viewer takes the trained model, with the
+            # sampler settings it was trained with, and its chains move again
+            QTimer.singleShot(0, lambda: self.viewer.set_model(self.model_info))
 
     def _on_error(self, message: str) -> None:
         self.last_error = message

@@ -14,23 +14,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor
 
+from ebm_studio.core.masks import capsule
+
 HISTORY = 50
-
-
-def capsule(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float) -> np.ndarray:
-    """Pixels (rows, cols) whose centres lie within ``radius`` of the segment p0→p1 (x, y)."""
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    cx, cy = xs + 0.5, ys + 0.5
-    (x0, y0), (x1, y1) = p0, p1
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy
-    if length2 <= 1e-12:
-        t = np.zeros_like(cx, dtype=np.float64)
-    else:
-        t = np.clip(((cx - x0) * dx + (cy - y0) * dy) / length2, 0.0, 1.0)
-    d2 = (cx - (x0 + t * dx)) ** 2 + (cy - (y0 + t * dy)) ** 2
-    return d2 <= radius * radius
 
 
 class _PaintItem(pg.ImageItem):

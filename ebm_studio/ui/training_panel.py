@@ -541,7 +541,7 @@ class TrainingPanel(QWidget):
         if not info.get("path"):
             return  # the demo, a device move: the engine's run (if any) is unchanged
         self.has_run = False
-        self._landscape = None
+        self._clear_views()
         self.step = int(info.get("step", 0))
         self.plots.load_history(info.get("metrics") or {})
         cfg_dict = info.get("config")
@@ -769,6 +769,19 @@ class TrainingPanel(QWidget):
         if self._landscape_dirty and self._landscape is not None:
             self._landscape_dirty = False
             self._draw_landscape(self._landscape)
+
+    def _clear_views(self) -> None:
+        """Forget what the previous model drew: its samples, buffer and landscape."""
+        self._landscape = None
+        self._landscape_dirty = False
+        self._latest_frame = None
+        self._frame_dirty = False
+        for item in (self.samples_view.image, self.samples_view.hist, self.landscape_image):
+            item.clear()
+        self.samples_view.scatter.clear()
+        self.landscape_points.setData([], [])
+        self.landscape_plot.setTitle("")
+        self.samples_title.setText("Samples")
 
     def _draw_landscape(self, result: dict) -> None:
         ls = result["landscape"]

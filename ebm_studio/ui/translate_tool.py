@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.bundled import resources_dir
+from ebm_studio.core.masks import capsule
 from ebm_studio.ui.image_tool_base import IMAGE_FILTER, ImageToolBase
 from ebm_studio.ui.paint_canvas import PaintCanvas
 from ebm_studio.ui.tool_run_view import ToolRunView
@@ -61,8 +62,6 @@ def sketch_digit(digit: int, size: int = 28) -> np.ndarray:
         7: [((8, 6), (20, 6)), ((20, 6), (12, 23))],
         4: [((9, 5), (8, 15)), ((8, 15), (20, 15)), ((17, 6), (17, 23))],
     }[digit]
-    from ebm_studio.ui.paint_canvas import capsule
-
     m = np.zeros((size, size), bool)
     for p0, p1 in strokes:
         m |= capsule((size, size), p0, p1, 1.5)

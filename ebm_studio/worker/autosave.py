@@ -1,4 +1,8 @@
-"""Autosaves of a training run: atomic checkpoints in ``checkpoints/``, keeping the newest few."""
+"""Autosaves of a training run: atomic, compact checkpoints in a user folder, keeping the newest few.
+
+Image replay buffers are stored as a uint8 subset (see ``core.checkpoint.compact``): an image
+autosave is a few MB, not 30. The bundled ``checkpoints/`` folder holds the trained examples only.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,16 @@ import os
 import re
 from pathlib import Path
 
-from ebm_studio.core.checkpoint import Checkpoint, save_checkpoint
+from ebm_studio.core.checkpoint import Checkpoint, compact, save_checkpoint
 
 KEEP = 3
 
 
 def default_dir() -> Path:
-    """``$EBM_STUDIO_AUTOSAVE_DIR``, else ``checkpoints/`` beside the package when writable (a
-    source checkout), else a user folder."""
+    """``$EBM_STUDIO_AUTOSAVE_DIR``, else a folder in the user's data directory."""
     env = os.environ.get("EBM_STUDIO_AUTOSAVE_DIR")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "checkpoints"
-    if repo.is_dir() and os.access(repo, os.W_OK):
-        return repo
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
     return base / "ebm-studio" / "checkpoints"
 
@@ -37,7 +37,7 @@ class Autosaver:
 
     def save(self, ckpt: Checkpoint, step: int) -> Path:
         path = self.folder / f"autosave-{self.run}-step{step:07d}.pt"
-        save_checkpoint(ckpt, path)
+        save_checkpoint(compact(ckpt), path)
         if path not in self._saved:
             self._saved.append(path)
         while len(self._saved) > self.keep:

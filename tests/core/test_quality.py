@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ebm_studio.core.chains import noise
@@ -14,6 +15,7 @@ from ebm_studio.core.training import Trainer
 EIGHT_STEPS = 900
 
 
+@pytest.mark.slow
 def test_eight_gaussians_mode_shares_and_nll():
     cfg = preset_2d("8gaussians")
     cfg.device = "cpu"
@@ -35,6 +37,7 @@ def test_eight_gaussians_mode_shares_and_nll():
     assert model_nll - true_nll < 0.5, (model_nll, true_nll)
 
 
+@pytest.mark.slow
 def test_digits_model_prefers_digits_to_noise():
     cfg = preset_digits()
     cfg.device = "cpu"

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QApplication
 from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
 from ebm_studio.core.config import preset_digits
 from ebm_studio.core.training import Trainer
-from ebm_studio.ui.paint_canvas import PaintCanvas, capsule
+from ebm_studio.core.masks import capsule
+from ebm_studio.ui.paint_canvas import PaintCanvas
 from ebm_studio.worker.tool_api import OpenToolModel, RunState, StopToolRun
 
 LONG = 20000

@@ -280,3 +280,37 @@ def test_the_preset_follows_the_kind_of_data(panel, qtbot):
     p.data.select("rings")
     qtbot.waitUntil(lambda: p.data.name == "rings" and not p.data.busy, timeout=20000)
     assert p.form.lr.value() == pytest.approx(0.0123)
+
+
+def test_after_training_the_viewer_runs_the_trained_model_with_its_settings(panel, qtbot):
+    p = panel
+    window = p.window_
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(30)
+    p.form.sampler_box.setCurrentIndex(p.form.sampler_box.findData("mala"))
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    viewer = window.viewer
+    # the viewer took the trained model's sampler and moves again (it used to stay still)
+    qtbot.waitUntil(lambda: viewer.sampler_box.currentData() == "mala", timeout=RUN_TIMEOUT)
+    drawn = viewer.view.frames_drawn
+    qtbot.waitUntil(lambda: viewer.view.frames_drawn > drawn + 3, timeout=RUN_TIMEOUT)
+    assert window.job_info.get("kind") == "sample" and window.job_info.get("state") == "running"
+
+
+def test_opening_another_checkpoint_clears_the_previous_models_views(panel, qtbot, tmp_path):
+    p = panel
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(20)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished" and p.frames_drawn > 0, timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: p.samples_view.hist.image is not None, timeout=RUN_TIMEOUT)
+    from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
+    from ebm_studio.core.energies import eight_gaussians_energy
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(energy_checkpoint(eight_gaussians_energy(), {"name": "8gaussians"}), other)
+    p.window_.open_checkpoint(str(other))
+    qtbot.waitUntil(lambda: "other.pt" in p.status_label.text(), timeout=RUN_TIMEOUT)
+    assert p.samples_view.hist.image is None and p.landscape_image.image is None
+    assert p.samples_title.text() == "Samples"
