@@ -233,7 +233,7 @@ class ImageToolBase(QWidget):
             self.on_run_changed(ev)
         elif isinstance(ev, ToolSaved):
             self.status.emit(f"Saved {ev.path}")
-            self.note.setText(f"saved {Path(ev.path).name}")
+            self.on_saved(ev.path)
         elif isinstance(ev, ToolError):
             self._show_error(ev.message)
 
@@ -264,6 +264,10 @@ class ImageToolBase(QWidget):
 
     def on_run_changed(self, ev: ToolRunChanged) -> None:
         """The run changed state."""
+
+    def on_saved(self, path: str) -> None:
+        """A result was written."""
+        self.note.setText(f"saved {Path(path).name}")
 
     def on_tool_frame(self, frame) -> None:
         """A live or recorded frame of this tool's run."""

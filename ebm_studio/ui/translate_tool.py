@@ -270,6 +270,11 @@ class TranslateTool(ImageToolBase):
         if self._batch and ev.state in (RunState.FINISHED, RunState.ERROR, RunState.STOPPED):
             self._batch_next_after_run(ev.state)
 
+    def on_saved(self, path: str) -> None:
+        if self._batch_out is not None and Path(path).parent == self._batch_out:
+            return  # a batch result: the batch summary stays in the note
+        super().on_saved(path)
+
     def on_tool_frame(self, frame) -> None:
         self.run_view.show_frame(frame)
 

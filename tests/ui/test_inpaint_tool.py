@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
-from ebm_studio.core.config import preset_digits
-from ebm_studio.core.training import Trainer
 from ebm_studio.core.masks import capsule
 from ebm_studio.ui.paint_canvas import PaintCanvas
 from ebm_studio.worker.tool_api import OpenToolModel, RunState, StopToolRun
+from tests_ui_helpers import paint_drag as drag
 
 LONG = 20000
-
-
-def _send(canvas, kind, x, y, button, buttons, modifiers=Qt.KeyboardModifier.NoModifier):
-    vp = canvas.viewport()
-    local = QPointF(canvas.map_from_image(x, y))
-    glob = QPointF(vp.mapToGlobal(local.toPoint()))
-    QApplication.sendEvent(vp, QMouseEvent(kind, local, glob, button, buttons, modifiers))
-
-
-def drag(canvas, path, modifiers=Qt.KeyboardModifier.NoModifier):
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    _send(canvas, QEvent.Type.MouseButtonPress, *path[0], left, left, modifiers)
-    for x, y in path[1:]:
-        _send(canvas, QEvent.Type.MouseMove, x, y, none, left, modifiers)
-    _send(canvas, QEvent.Type.MouseButtonRelease, *path[-1], left, none, modifiers)
 
 
 @pytest.fixture
@@ -93,21 +75,6 @@ def test_rectangle_clear_and_invert(canvas):
     canvas.undo()
     canvas.undo()
     assert canvas.mask.sum() == 48
-
-
-@pytest.fixture(scope="module")
-def tiny_digits(tmp_path_factory):
-    cfg = preset_digits()
-    cfg.device = "cpu"
-    cfg.model.width = 4
-    cfg.optim.batch_size = 16
-    cfg.sampler.steps = 2
-    cfg.sampler.buffer_size = 64
-    trainer = Trainer(cfg)
-    trainer.step()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny-digits.pt"
-    save_checkpoint(trainer_checkpoint(trainer), path)
-    return path
 
 
 def test_inpainting_runs_beside_the_live_viewer(window, qtbot, tiny_digits):
