@@ -189,7 +189,19 @@ def cmd_train(args) -> int:
 
     run_report: dict = {}  # training time, machine, quality: stored in the checkpoint
 
-    def save() -> None:
+    def unchanged() -> str:
+        return f"Nothing was saved; {out} is unchanged." if out.exists() else "Nothing was saved."
+
+    def save(force: bool = False) -> None:
+        """Write the trainer's state, but only a verified one, and never nothing better over a file."""
+        if not force and trainer.step_count <= start and out.exists():
+            return  # no step of this run succeeded: the file on disk is at least as good
+        try:
+            trainer.verify()
+        except DivergenceError as exc:  # rolled back to the last verified state, if any
+            if trainer.step_count <= start and not force:
+                raise Failure(f"{exc} {unchanged()}") from None
+            print(f"{exc} Saving the last good state (step {trainer.step_count}).", file=sys.stderr)
         ckpt = trainer_checkpoint(trainer, log.to_dict())
         ckpt.report = dict(run_report)
         try:
@@ -206,7 +218,8 @@ def cmd_train(args) -> int:
     start = trainer.step_count
     if start >= total:
         print(f"checkpoint is already at step {start} >= --steps {total}; nothing to do")
-        save()
+        if not out.exists():
+            save(force=True)
         return 0
     print(f"training {config.data.name} ({trainer.dataset.kind}, shape {trainer.dataset.event_shape}) "
           f"on {trainer.device} for {total - start} steps -> {out}", file=sys.stderr)
@@ -226,8 +239,10 @@ def cmd_train(args) -> int:
             try:
                 m = trainer.step()
             except DivergenceError as exc:
+                if trainer.step_count <= start:
+                    raise Failure(f"{exc} {unchanged()}") from None
                 save()
-                raise Failure(f"{exc} Saved the last good state to {out}.") from None
+                raise Failure(f"{exc} Saved the last good state (step {trainer.step_count}) to {out}.") from None
             log.append(m)
             done = trainer.step_count - start
             rate = done / (time.perf_counter() - t0)
@@ -322,6 +337,8 @@ def cmd_sample(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".png"):
         raise UsageError(f"--out must end in .npz or .png, got {args.out!r}")
+    if args.trajectory and Path(args.trajectory).expanduser().resolve() == out.expanduser().resolve():
+        raise UsageError("--trajectory and --out name the same file; the samples would be replaced")
     if args.trajectory and not args.trajectory.lower().endswith(".npz"):
         raise UsageError(f"--trajectory must end in .npz, got {args.trajectory!r}")
     if args.trajectory and not Path(args.trajectory).parent.is_dir():  # fail before sampling
@@ -426,6 +443,8 @@ def cmd_energy(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".npy":
         raise UsageError(f"--out must end in .npy, got {args.out!r}")
+    if out.exists() and out.resolve() == Path(args.input).expanduser().resolve():
+        raise UsageError("--out names the input file; choose another name so the input is kept")
     errors = _user_errors()
     try:
         energy = ckpt.build_energy("cpu")
@@ -439,6 +458,10 @@ def cmd_energy(args) -> int:
                     e = e + (chunk.flatten(1) ** 2).sum(-1) / (2 * ref**2)
                 values.append(e / args.temperature)
         energies = torch.cat(values).double().numpy()
+        bad = int((~np.isfinite(energies)).sum())
+        if bad:
+            raise Failure(f"the model gives NaN or infinite energies for {bad} of {len(energies)} inputs "
+                          f"(its weights may have diverged; see ebm-studio info); {out} was not written")
         from ebm_studio.core.fileio import atomic_path
 
         with atomic_path(out) as tmp:

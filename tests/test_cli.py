@@ -191,3 +191,57 @@ def test_a_text_file_is_not_a_checkpoint(tmp_path, capsys):
     assert main(["info", str(p)]) == 1
     err = capsys.readouterr().err
     assert "not a checkpoint file" in err and "KeyError" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# never save a broken model over a good one
+# --------------------------------------------------------------------------------------------
+
+
+def _trained(tiny_toml, tmp_path, name="good.pt", steps="20"):
+    path = tmp_path / name
+    assert main(["train", "--config", str(tiny_toml), "--steps", steps, "--out", str(path)]) == 0
+    return path
+
+
+def test_a_diverging_resume_never_writes_inf_weights_over_a_good_checkpoint(tiny_toml, tmp_path, capsys):
+    good = _trained(tiny_toml, tmp_path)
+    before = good.read_bytes()
+    code = main(["train", "--resume", str(good), "--out", str(good), "--steps", "41", "--lr", "3e38"])
+    err = capsys.readouterr().err
+    ckpt = load_checkpoint(good)
+    assert all(torch.isfinite(v).all() for v in ckpt.state_dict.values())
+    if code == 0:  # the run may have been rolled back before saving: then it says so
+        assert "last good state" in err
+    else:
+        assert code == 1 and "diverged" in err
+    assert good.read_bytes() == before or ckpt.step > 20
+
+
+def test_divergence_at_the_first_step_leaves_the_file_alone_and_names_the_step_size(tiny_toml, tmp_path, capsys):
+    good = _trained(tiny_toml, tmp_path)
+    before = good.read_bytes()
+    huge = tmp_path / "huge.toml"
+    huge.write_text(tiny_toml.read_text().replace("step_size = 0.01", "step_size = 1e300"))
+    assert "1e300" in huge.read_text() or "1e+300" in huge.read_text()
+    assert main(["train", "--config", str(huge), "--out", str(good)]) == 1
+    err = capsys.readouterr().err
+    assert good.read_bytes() == before
+    assert "step size" in err and "unchanged" in err and "was no earlier" not in err
+
+
+def test_energy_refuses_nan_results_and_an_output_over_its_input(tmp_path, capsys):
+    energy = eight_gaussians_energy()
+    ckpt = energy_checkpoint(energy, {"name": "8gaussians"})
+    ckpt.state_dict = {k: torch.full_like(v, float("nan")) for k, v in ckpt.state_dict.items()}
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(ckpt, bad)
+    pts = tmp_path / "p.npy"
+    np.save(pts, np.zeros((4, 2), np.float32))
+    assert main(["energy", str(bad), str(pts), "--out", str(tmp_path / "e.npy")]) == 1
+    assert "NaN or infinite" in capsys.readouterr().err and not (tmp_path / "e.npy").exists()
+    assert main(["info", str(bad)]) == 0
+    assert "WARNING" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["energy", str(bad), str(pts), "--out", str(pts)])
+    assert np.load(pts).shape == (4, 2)

@@ -114,6 +114,10 @@ class Checkpoint:
             )
             if present
         ]
+        broken = [k for k, v in self.state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if broken:
+            lines.append(f"WARNING      weights hold NaN or infinite values ({', '.join(broken[:4])}): "
+                         "the model diverged and cannot be used")
         lines.append("resumable    " + ("yes: " + ", ".join(extras) if self.optimizer is not None else "no (weights only)"))
         return "\n".join(lines)
 

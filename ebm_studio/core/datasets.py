@@ -402,6 +402,7 @@ def check_at_least_two(n: int, source, what: str) -> None:
 def read_array(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
     """(array, labels or None) from a .npy, or from a .npz (first of ``keys`` present, else its
     first array; labels from 'labels' or 'y'). Pickled (object) arrays are refused."""
+    check_regular_file(path)
     try:
         obj = np.load(path, allow_pickle=False)
         if not hasattr(obj, "files"):
@@ -419,7 +420,24 @@ def read_array(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarra
         raise DatasetError(f"{path}: cannot read as a NumPy file ({exc})") from None
 
 
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse folders, pipes and devices: reading a FIFO would block (the engine thread, too)."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a folder, pipe or device)")
+
+
 def _read_points_text(path: Path) -> np.ndarray:
+    check_regular_file(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -434,7 +452,9 @@ def _read_points_text(path: Path) -> np.ndarray:
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            if header_allowed:  # one header line ("x,y") before the first row is fine
+            # one header line before the first row is fine, but only a clear one ("x,y"): a row
+            # with a typo ("1.0,2.O") is an error, never silently dropped
+            if header_allowed and not any(_is_number(f) for f in fields):
                 header_allowed = False
                 continue
             raise DatasetError(f"{path}: line {lineno} is not numbers: {line[:60]!r}") from None
@@ -451,8 +471,7 @@ def load_points(path) -> PointsDataset:
     """User (N, 2) points from .csv/.txt (comma or whitespace separated, optional header line),
     .npy, or .npz (array 'points' or 'x', else the first)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
+    check_regular_file(path)
     if path.suffix.lower() in _ARRAY_SUFFIXES:
         points, _ = read_array(path, ("points", "x"))
     else:
@@ -493,6 +512,7 @@ def load_dataset(
         )
     if path.is_dir():
         return im.load_image_folder(path, image_size or 32, channels)
+    check_regular_file(path)
     suffix = path.suffix.lower()
     if suffix in _POINT_SUFFIXES:
         return load_points(path)

@@ -189,7 +189,7 @@ class Trainer:
                     raise StepAborted(f"step {self.step_count + 1} was stopped")
                 result = sampler.step()
         except FloatingPointError as exc:
-            self._diverged(f"the sampler produced non-finite energies ({exc})")
+            self._diverged(f"the sampler produced non-finite energies ({exc})", cause="sampler")
         samples = result.x.detach()
         if self.buffer is not None:
             self.buffer.push(samples.cpu())
@@ -216,6 +216,8 @@ class Trainer:
         if not math.isfinite(grad_norm):
             self._diverged("the parameter gradient became NaN or infinite")
         self.optimizer.step()
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged("the update made some weights NaN or infinite")
         self.step_count += 1
         return {
             "step": self.step_count,
@@ -237,22 +239,36 @@ class Trainer:
             self.step_count,
         )
 
-    def _diverged(self, why: str) -> None:
+    def _diverged(self, why: str, cause: str = "optimiser") -> None:
         step = self.step_count + 1
         if self._good is not None:
             model_state, opt_state, good_step = self._good
             self.model.load_state_dict(model_state)
             self.optimizer.load_state_dict(opt_state)
             self.step_count = good_step
-            where = f"rolled back to step {good_step}"
+            where = f"The model was rolled back to step {good_step}"
         else:
-            where = "no earlier good state exists"
-        suggestion = self.config.optim.lr / 10
-        raise DivergenceError(
-            f"Training diverged at step {step}: {why}. The model was {where}; "
-            f"resume with a lower learning rate (e.g. {suggestion:.2g}).",
-            step,
-        )
+            where = "No earlier good state exists"
+        if cause == "sampler":
+            s = self.config.sampler
+            advice = (f"lower the sampler step size (now {s.step_size:.3g}) or raise the temperature; "
+                      "also check that the data values are of a sensible size")
+        else:
+            advice = f"resume with a lower learning rate (e.g. {self.config.optim.lr / 10:.2g})"
+        raise DivergenceError(f"Training diverged at step {step}: {why}. {where}; {advice}.", step)
+
+    def verify(self) -> None:
+        """Raise :class:`DivergenceError` unless the weights are finite and the energy of a data
+        batch is finite and within the limit: a model must pass this before it is saved."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged("some weights are NaN or infinite")
+        with torch.no_grad():
+            e = self.model(self.dataset.batch(min(64, self.config.optim.batch_size),
+                                              torch.Generator().manual_seed(0)).to(self.device))
+        worst = float(e.abs().max())
+        if not math.isfinite(worst) or worst > self.config.optim.energy_limit:
+            self._diverged(f"the energy of the data reached {worst:.3g} (limit "
+                           f"{self.config.optim.energy_limit:.3g})")
 
     # --- state for checkpoints -----------------------------------------------------------------
     def state(self, include_buffer: bool = True) -> dict:

@@ -441,7 +441,15 @@ class Engine(QObject):
         return ckpt
 
     def autosave(self, quiet: bool = False) -> None:
+        """Autosave the training run, but only a verified state (finite weights, sane energies)."""
         if self.trainer is None:
+            return
+        from ebm_studio.core.training import DivergenceError
+
+        try:
+            self.trainer.verify()
+        except DivergenceError as exc:  # the trainer went back to its last verified state
+            self.error.emit(f"Not autosaved: {exc}")
             return
         try:
             path = self.autosaver.save(self._checkpoint(), self.trainer.step_count)
@@ -453,19 +461,32 @@ class Engine(QObject):
 
     @Slot(float)
     def rollback(self, lr: float) -> None:
-        """After a divergence: reload the last autosave (or keep the in-memory good state) and
-        lower the learning rate."""
+        """After a divergence: go back to a verified state (the newest good one in memory, else the
+        last autosave, which is verified before it is written) and lower the learning rate."""
         if self.trainer is None:
             self.error.emit("There is no training run to roll back.")
             return
-        last = self.autosaver.latest()
-        where = f"the last good state in memory (step {self.trainer.step_count})"
-        if last is not None:
+        from ebm_studio.core.training import DivergenceError
+
+        where = ""
+        for _ in range(2):  # a failed check falls back to the last verified update, then re-checks
+            try:
+                self.trainer.verify()
+                where = f"the last good state in memory (step {self.trainer.step_count})"
+                break
+            except DivergenceError:
+                continue
+        if not where:
+            last = self.autosaver.latest()
+            if last is None:
+                self.error.emit("There is no verified state to roll back to; start a new run.")
+                return
             try:
                 self.trainer.load_state(load_checkpoint(last).trainer_state())
                 where = f"{last.name} (step {self.trainer.step_count})"
             except CheckpointError as exc:
-                self.error.emit(f"Cannot read the autosave, keeping the in-memory state: {exc}")
+                self.error.emit(f"Cannot read the autosave {last.name}: {exc}")
+                return
         try:
             self.trainer.set_lr(lr)
         except ValueError as exc:

@@ -394,3 +394,27 @@ def test_bad_folders_and_paths(tmp_path):
         D.load_image_folder(broken, size=4)
     with pytest.raises(DatasetError, match="channels"):
         D.load_image_folder(broken, channels=2)
+
+
+def test_a_csv_row_with_a_typo_is_an_error_naming_the_line_not_a_header(tmp_path):
+    from ebm_studio.core.datasets import DatasetError, load_points
+
+    bad = tmp_path / "t.csv"
+    bad.write_text("1.0,2.O\n3,4\n5,6\n7,8\n")
+    with pytest.raises(DatasetError, match="line 1"):
+        load_points(bad)
+    good = tmp_path / "h.csv"
+    good.write_text("x,y\n1,2\n3,4\n")
+    assert len(load_points(good)) == 2
+
+
+def test_pipes_and_folders_are_refused_without_blocking(tmp_path):
+    import os
+
+    from ebm_studio.core.datasets import DatasetError, load_dataset
+
+    if hasattr(os, "mkfifo"):
+        for name in ("p.npy", "p.csv"):
+            os.mkfifo(tmp_path / name)
+            with pytest.raises(DatasetError, match="not a regular file"):
+                load_dataset(tmp_path / name)

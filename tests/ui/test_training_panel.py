@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from ebm_studio.core.checkpoint import load_checkpoint
 from ebm_studio.core.config import TrainConfig
@@ -314,3 +315,20 @@ def test_opening_another_checkpoint_clears_the_previous_models_views(panel, qtbo
     qtbot.waitUntil(lambda: "other.pt" in p.status_label.text(), timeout=RUN_TIMEOUT)
     assert p.samples_view.hist.image is None and p.landscape_image.image is None
     assert p.samples_title.text() == "Samples"
+
+
+def test_rollback_never_restores_a_diverged_model_even_with_autosave_every_step(panel, qtbot):
+    p = panel
+    engine = p.host.engine
+    tiny_2d(p, qtbot)
+    p.form.autosave.setValue(1)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step >= 5, timeout=RUN_TIMEOUT)
+    p.form.lr.spin.setValue(3e38) if p.form.lr.spin.maximum() >= 3e38 else p.host.update_live(lr=3e38)
+    qtbot.waitUntil(lambda: p.state == "diverged", timeout=RUN_TIMEOUT)
+    p.rollback_lr.spin.setValue(1e-3)
+    p.rollback_button.click()
+    qtbot.waitUntil(lambda: "Rolled back" in p.status_label.text(), timeout=10000)
+    trainer = engine.trainer
+    assert all(torch.isfinite(q).all() for q in trainer.model.parameters())
+    assert f"step {trainer.step_count}" in p.status_label.text()
