@@ -264,3 +264,32 @@ def measure_model(model, n: int = 256, steps: int | None = None, seed: int = 0) 
     x = model_samples(model, n, steps, seed)
     real = model.dataset().heldout(n) if kind == "textures" else None
     return score_samples(kind, x, real)
+
+
+class LiveMeter:
+    """The meter of a training run, cheap enough to run every few seconds on its newest samples.
+
+    ``measure(model, samples)`` returns metric columns (``q_confident`` and ``q_is_like`` for
+    digits, ``q_spectrum`` and ``q_histogram`` for textures, ``q_nll_gap`` for 2-D toys with an
+    exact density), or ``{}`` when no meter fits the data set.
+    """
+
+    def __init__(self, dataset, n: int = 128) -> None:
+        self.kind = meter_kind(dataset.describe(), dataset.event_shape)
+        self.dataset = dataset
+        self.n = n
+        self._real = dataset.heldout(n) if self.kind == "textures" else None
+        self._train = _digit_train() if self.kind == "digits" else None
+
+    def measure(self, energy, samples: torch.Tensor) -> dict[str, float]:
+        if self.kind is None:
+            return {}
+        if self.kind == "points":
+            q = points_quality(energy, self.dataset, resolution=128, n_heldout=2000)
+            return {"q_nll_gap": q.figures["nll_gap"]}
+        x = samples[: self.n].detach().cpu()
+        if self.kind == "digits":
+            f = digit_quality(x, self._train).figures
+            return {"q_confident": f["confident"], "q_is_like": f["is_like"]}
+        f = texture_quality(x, self._real[: len(x)]).figures
+        return {"q_spectrum": f["spectrum_rms"], "q_histogram": f["histogram_tv"]}

@@ -25,6 +25,10 @@ REDRAW_HZ = 2.0
 #: with fewer rows than this, every row is also drawn as a dot
 FEW_ROWS = 30
 
+#: the quality plot's title names the figure it shows
+QUALITY_TITLES = {"q_confident": "quality: confident share ↑", "q_spectrum": "quality: spectrum distance ↓",
+                  "q_nll_gap": "quality: NLL gap (nats) ↓"}
+
 DATA_PEN = (90, 170, 255)
 SAMPLE_PEN = (255, 140, 60)
 GAP_PEN = (120, 220, 120)
@@ -174,7 +178,8 @@ def _number(v) -> float:
 
 
 class MetricPlots(pg.GraphicsLayoutWidget):
-    """Loss, mean energies of data and samples, their gap, the gradient norm and the acceptance."""
+    """Loss, mean energies of data and samples, their gap, the gradient norm, the acceptance and
+    the sample quality."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -194,7 +199,10 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             ("grad_norm", "‖∇θ loss‖", "norm of the parameter gradient (before clipping)"),
             ("accept", "acceptance", "Metropolis acceptance rate (MALA and HMC; unadjusted "
                                      "samplers have none)"),
-            ("lr", "learning rate η", "Adam's learning rate: shows live changes and rollbacks"),
+            ("quality", "quality", "The sample-quality meter on the newest samples, every few "
+                                   "seconds: digits, the share the digit classifier calls with ≥ 90 % "
+                                   "confidence; textures, the spectrum distance to held-out crops; 2-D "
+                                   "toys, the held-out NLL gap to the exact density (nats)"),
         ]
         for i, (key, title, tip) in enumerate(specs):
             p = self.addPlot(row=i // 3, col=i % 3, title=title)
@@ -216,7 +224,9 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             "gap": ("gap", GAP_PEN, None),
             "grad_norm": ("grad_norm", PLAIN_PEN, None),
             "accept": ("accept", SAMPLE_PEN, None),
-            "lr": ("lr", PLAIN_PEN, None),
+            "q_confident": ("quality", GAP_PEN, None),
+            "q_spectrum": ("quality", GAP_PEN, None),
+            "q_nll_gap": ("quality", GAP_PEN, None),
         }
         self._plot_of = {key: plot for key, (plot, _, _) in curve_specs.items()}
         self.curves = {
@@ -228,7 +238,8 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         self._symbols = False
         self._tick_values = True
         self._show_tick_values(False)
-        for key in ("energy", "gap", "grad_norm", "accept", "lr"):
+        self._quality_title = ""
+        for key in ("energy", "gap", "grad_norm", "accept", "quality"):
             self.plots[key].setXLink(self.plots["loss"])
         # ranges are set here (sticky, see ``sticky_range``) until the user zooms or pans a plot;
         # its "A" button (auto range) hands it back
@@ -284,6 +295,9 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         symbols = len(self.store) < FEW_ROWS
         for key, curve in self.curves.items():
             x, y = self.store.series(key)
+            if key.startswith("q_"):  # measured every few seconds: draw the measurements only
+                keep = np.isfinite(y)
+                x, y = x[keep], y[keep]
             if symbols != self._symbols:
                 pen = curve.opts["pen"]
                 curve.setSymbol("o" if symbols else None)
@@ -304,6 +318,11 @@ class MetricPlots(pg.GraphicsLayoutWidget):
         if title != self._accept_title:
             self._accept_title = title
             self.plots["accept"].setTitle(title)
+        quality = next((QUALITY_TITLES[k] for k in QUALITY_TITLES if np.isfinite(self.store.column(k)).any()),
+                       "quality")
+        if quality != self._quality_title:
+            self._quality_title = quality
+            self.plots["quality"].setTitle(quality)
         self.redraws += 1
 
     def _show_tick_values(self, show: bool) -> None:
@@ -334,12 +353,9 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             if not self._follow_y.get(key):
                 continue
             lo, hi = min(values), max(values)
-            if key == "lr":
-                lo = 0.0  # from 0: a flat line reads as "unchanged", not as noise
             new = sticky_range(tuple(self.plots[key].vb.viewRange()[1]), lo, hi)
             if new is not None:
-                self.plots[key].setYRange(max(new[0], 0.0) if key == "lr" else new[0], new[1],
-                                          padding=0)
+                self.plots[key].setYRange(new[0], new[1], padding=0)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(event)

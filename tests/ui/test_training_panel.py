@@ -332,3 +332,14 @@ def test_rollback_never_restores_a_diverged_model_even_with_autosave_every_step(
     trainer = engine.trainer
     assert all(torch.isfinite(q).all() for q in trainer.model.parameters())
     assert f"step {trainer.step_count}" in p.status_label.text()
+
+
+def test_the_quality_plot_shows_the_meter_of_the_run(panel, qtbot):
+    p = panel
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(15)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: np.isfinite(p.plots.store.column("q_nll_gap")).any(), timeout=RUN_TIMEOUT)
+    p.plots.redraw()
+    assert "NLL gap" in p.plots.plots["quality"].titleLabel.text

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from ebm_studio.core.config import TrainConfig
+from ebm_studio.core.quality import LiveMeter
 from ebm_studio.core.training import DivergenceError, StepAborted, Trainer
 from ebm_studio.worker.frames import Frame, make_frame
 from ebm_studio.worker.jobs.base import Job
@@ -33,6 +34,8 @@ LIVE_KEYS = ("lr", "step_size", "noise", "temperature")
 #: 2-D landscapes during training: at most one per this many seconds, and at most this share of time
 LANDSCAPE_MIN_INTERVAL_S = 1.0
 LANDSCAPE_MAX_SHARE = 0.2
+#: the quality meter runs at most once per this many seconds (and at the end of a run)
+QUALITY_INTERVAL_S = 5.0
 
 
 class TrainJob(Job):
@@ -76,6 +79,11 @@ class TrainJob(Job):
                 model_id=engine.model.serial)
             engine.announce_recording()
         self._landscape_due = 0.0
+        self._quality_due = time.perf_counter() + QUALITY_INTERVAL_S
+        try:
+            self.meter = LiveMeter(self.trainer.dataset)
+        except (ValueError, OSError, FileNotFoundError):
+            self.meter = None  # no meter for this data (or its classifier is missing): no curve
         self.metrics: dict = {}
         s = engine.live.snapshot()
         self._lr = self.trainer.config.optim.lr
@@ -111,12 +119,15 @@ class TrainJob(Job):
             self.message = str(exc)
             self.engine.model.step = self.trainer.step_count
             return
+        self.step = self.trainer.step_count
+        if self.step >= self.total or time.perf_counter() >= self._quality_due:
+            m = {**m, **self._quality()}
         self.metrics = m
         self.engine.push_metrics(m)
-        self.step = self.trainer.step_count
         if self.recorder is not None:
             self._record(settings)
         self._count_step()
+        self.step = self.trainer.step_count  # completed steps: the rate counter must not add one
         self.engine.model.step = self.step
         if self.step >= self.total:
             self.done = True
@@ -136,6 +147,18 @@ class TrainJob(Job):
             # them in time too, so they never take more than a fifth of the run
             wait = max(LANDSCAPE_MIN_INTERVAL_S, cost / LANDSCAPE_MAX_SHARE)
             self._landscape_due = time.perf_counter() + wait
+
+    def _quality(self) -> dict:
+        """The live meter on the newest negatives; its cost is kept to a small share of the run."""
+        if self.meter is None or self.meter.kind is None or self.trainer.last_samples is None:
+            return {}
+        t0 = time.perf_counter()
+        try:
+            q = self.meter.measure(self.trainer.model, self.trainer.last_samples)
+        except (ValueError, FloatingPointError):
+            q = {}
+        self._quality_due = time.perf_counter() + max(QUALITY_INTERVAL_S, 20 * (time.perf_counter() - t0))
+        return q
 
     def _record(self, settings: Settings) -> None:
         live = {"lr": self._lr, "step_size": settings.step_size, "noise": settings.noise,
