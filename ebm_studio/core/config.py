@@ -80,6 +80,10 @@ class OptimConfig:
     grad_clip: float | None = None
     #: |E| above this stops the run as diverged
     energy_limit: float = 1e4
+    #: ``constant``, or ``cosine``: the learning rate falls to ``lr_final``·lr at the last step
+    #: (late steps average out the noise of the stochastic gradient instead of adding to it)
+    lr_schedule: str = "constant"
+    lr_final: float = 0.1
 
 
 @dataclass
@@ -121,6 +125,8 @@ class TrainConfig:
             ("optim.batch_size", o.batch_size >= 1, o.batch_size),
             ("optim.grad_clip", o.grad_clip is None or _pos(o.grad_clip), o.grad_clip),
             ("optim.energy_limit", _pos(o.energy_limit), o.energy_limit),
+            ("optim.lr_schedule", o.lr_schedule in ("constant", "cosine"), o.lr_schedule),
+            ("optim.lr_final", 0 <= o.lr_final <= 1, o.lr_final),
             ("data.data_noise", _nonneg(self.data.data_noise), self.data.data_noise),
             ("data.image_size", self.data.image_size is None or 16 <= self.data.image_size <= 64,
              self.data.image_size),

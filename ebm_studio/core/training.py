@@ -154,6 +154,19 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = float(lr)
 
+    def scheduled_lr(self) -> float:
+        """The learning rate of the next step under ``optim.lr_schedule``."""
+        o = self.config.optim
+        if o.lr_schedule != "cosine":
+            return o.lr
+        t = min(self.step_count / max(self.config.steps, 1), 1.0)
+        return o.lr * (o.lr_final + (1.0 - o.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+    def _schedule_lr(self) -> None:
+        lr = self.scheduled_lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def set_sampling(self, **changes: float) -> None:
         """Change live sampler settings (``step_size``, ``noise``, ``temperature``)."""
         for key, value in changes.items():
@@ -180,6 +193,7 @@ class Trainer:
         """
         t0 = time.perf_counter()
         o = self.config.optim
+        self._schedule_lr()
         data = self.data_batch()
         x0 = self.initial_chains(data)
         try:
@@ -227,7 +241,7 @@ class Trainer:
             "gap": es_v - ed_v,
             "grad_norm": grad_norm,
             "accept": sampler.mean_accept_rate if sampler.mean_accept_rate is not None else float("nan"),
-            "lr": self.config.optim.lr,
+            "lr": self.scheduled_lr() if self.config.optim.lr_schedule != "constant" else self.config.optim.lr,
             "sec_per_step": time.perf_counter() - t0,
         }
 
