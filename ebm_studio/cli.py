@@ -261,7 +261,7 @@ def cmd_train(args) -> int:
         print(file=sys.stderr)
     run_report.update(train_seconds=round(time.perf_counter() - t0, 1), machine=_machine(trainer.device))
     if args.quality > 0 and not interrupted:
-        run_report["quality"] = _measure(trainer, args.quality)
+        run_report["quality"] = _measure(trainer, args.quality, args.compact)
     save()
     if interrupted:
         print(f"interrupted at step {trainer.step_count}; resumable checkpoint saved to {out} "
@@ -283,15 +283,20 @@ def _machine(device) -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
 
 
-def _measure(trainer, n: int) -> dict:
-    """The quality meter on a freshly trained model, as stored in the checkpoint's report."""
+def _measure(trainer, n: int, compacted: bool) -> dict:
+    """The quality meter on a freshly trained model as it is saved (compact or not), for the report:
+    re-measuring the saved file gives the same figures."""
     import torch
 
-    from ebm_studio.core.checkpoint import trainer_checkpoint
+    from ebm_studio.core.checkpoint import expand_buffer, compact, trainer_checkpoint
     from ebm_studio.core.model import ModelState
     from ebm_studio.core.quality import measure_model
 
-    model = ModelState.from_checkpoint(trainer_checkpoint(trainer), torch.device("cpu"))
+    ckpt = trainer_checkpoint(trainer)
+    if compacted:
+        ckpt = compact(ckpt)
+        ckpt.buffer = expand_buffer(ckpt.buffer, ckpt.data)
+    model = ModelState.from_checkpoint(ckpt, torch.device("cpu"))
     try:
         q = measure_model(model, n)
     except ValueError as exc:

@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
                    help="Langevin steps from the replay buffer (default: as trained)")
     q.add_argument("--seed", type=_int, default=0)
     q.add_argument("--no-references", action="store_true", help="skip the reference points")
+    q.add_argument("--store", action="store_true",
+                   help="write the figures into the checkpoint's report (what `info` and File ▸ Examples show)")
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -49,6 +51,15 @@ def cmd_quality(args: argparse.Namespace) -> int:
     print(f"{'model':<{width}}  {q.format()}")
     for name, r in refs.items():
         print(f"{name:<{width}}  {r.format()}")
+    if args.store:
+        from ebm_studio.core.checkpoint import CheckpointError, compact, save_checkpoint
+
+        ckpt.report = {**ckpt.report, "quality": {"meter": q.kind, "n": q.n, **q.figures}}
+        try:  # an image buffer that was stored compactly stays compact
+            save_checkpoint(compact(ckpt) if ckpt.compact_buffer else ckpt, ckpt.path)
+        except CheckpointError as exc:
+            raise Failure(str(exc)) from None
+        print(f"stored the figures in {ckpt.path}", file=sys.stderr)
     better = ", ".join(f"{k} {v}" for k, v in q.better.items())
     print(f"({q.kind} meter, {q.n} {'held-out points' if q.kind == 'points' else 'samples'}; better: {better})",
           file=sys.stderr)

@@ -125,3 +125,24 @@ def test_quality_command(digits_ckpt, ring_ckpt, capsys):
         assert word in out
     assert main(["quality", str(ring_ckpt)]) == 0
     assert "nll_gap" in capsys.readouterr().out
+
+
+def test_quality_store_writes_the_report_and_keeps_a_compact_buffer_compact(digits_ckpt, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from ebm_studio.core.checkpoint import compact, load_checkpoint
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(compact(load_checkpoint(digits_ckpt)), path)
+    assert main(["quality", str(path), "--n", "16", "--steps", "1", "--store", "--no-references"]) == 0
+    raw = torch.load(path, weights_only=True)
+    assert raw["buffer"].dtype == torch.uint8
+    assert raw["report"]["quality"]["meter"] == "digits" and raw["report"]["quality"]["n"] == 16
+    assert main(["info", str(path)]) == 0
+    assert "quality      meter digits, n 16, confident" in capsys.readouterr().out
+    full = tmp_path / "full.pt"
+    shutil.copy(digits_ckpt, full)
+    assert main(["quality", str(full), "--n", "8", "--steps", "1", "--store", "--no-references"]) == 0
+    assert torch.load(full, weights_only=True)["buffer"].dtype == torch.float32

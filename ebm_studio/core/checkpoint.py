@@ -52,6 +52,8 @@ class Checkpoint:
     #: how the model was made and how good it is: ``quality`` (meter figures, ``n``, ``meter``),
     #: ``train_seconds``, ``machine`` (plain data, written by ``ebm-studio train --quality``)
     report: dict = field(default_factory=dict)
+    #: the file stored its image buffer compactly (uint8 subset); saving it again keeps it so
+    compact_buffer: bool = False
     created: str = ""
     app_version: str = __version__
     path: Path | None = None
@@ -213,7 +215,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         metrics=raw.get("metrics") or {},
         optimizer=raw.get("optimizer"),
         rng=raw.get("rng"),
-        buffer=_expand_buffer(raw.get("buffer"), raw.get("data") or {}),
+        buffer=expand_buffer(raw.get("buffer"), raw.get("data") or {}),
+        compact_buffer=isinstance(raw.get("buffer"), torch.Tensor) and raw["buffer"].dtype == torch.uint8,
         report=raw.get("report") if isinstance(raw.get("report"), dict) else {},
         created=str(raw.get("created", "")),
         app_version=str(raw.get("app_version", "?")),
@@ -246,7 +249,7 @@ def compact(ckpt: Checkpoint, max_items: int = COMPACT_BUFFER) -> Checkpoint:
     return out
 
 
-def _expand_buffer(buf, data: dict):
+def expand_buffer(buf, data: dict):
     """A uint8 (compact) image buffer back to floats in the data's value range."""
     if isinstance(buf, torch.Tensor) and buf.dtype == torch.uint8:
         lo, hi = (data.get("value_range") or (-1.0, 1.0))[:2]
