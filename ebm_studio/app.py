@@ -24,16 +24,16 @@ def _tune_allocator() -> None:
 
 
 def _leave_a_core_for_the_gui() -> None:
-    """Give torch all cores but one: the GUI thread keeps a core of its own while the engine samples.
+    """Give torch the idle cores but one: the GUI thread keeps a core of its own while the engine samples.
 
     On a 2-core machine torch's two spinning intra-op threads left the GUI thread waiting for a
     core, and small batches (a few hundred 2-D points) ran far slower with 2 threads than with 1.
     """
-    import os
-
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    from ebm_studio.core.threads import choose_threads
+
+    torch.set_num_threads(choose_threads(reserve=1))
 
 
 #: the bundled example the window opens with when no checkpoint is named

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     t.add_argument("--every", type=_positive_int, default=100, metavar="N",
                    help="print metrics and save the checkpoint every N steps (default 100)")
-    t.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    t.add_argument("--threads", type=_positive_int,
+                   help="CPU threads for torch (default: the cores idle at start-up)")
     t.add_argument("--compact", action="store_true",
                    help="store an image replay buffer as a uint8 subset (small files to ship)")
     t.add_argument("--quality", type=_int, default=0, metavar="N",
@@ -151,8 +152,10 @@ def cmd_train(args) -> int:
     from ebm_studio.core.training import DivergenceError, Trainer
     from ebm_studio.core.metrics_log import MetricsLog
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from ebm_studio.core.threads import choose_threads
+
+    # the cores that are idle now: OpenMP threads competing with another busy process lose badly
+    torch.set_num_threads(args.threads or choose_threads())
     errors = _user_errors()
     resume = _load_ckpt(args.resume) if args.resume else None
     try:
@@ -221,8 +224,9 @@ def cmd_train(args) -> int:
         if not out.exists():
             save(force=True)
         return 0
+    where = f"{trainer.device}" + (f", {torch.get_num_threads()} threads" if trainer.device.type == "cpu" else "")
     print(f"training {config.data.name} ({trainer.dataset.kind}, shape {trainer.dataset.event_shape}) "
-          f"on {trainer.device} for {total - start} steps -> {out}", file=sys.stderr)
+          f"on {where} for {total - start} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     interrupted = False
     old_handler = signal.getsignal(signal.SIGINT)

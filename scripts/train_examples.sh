@@ -10,7 +10,7 @@ if [ "${#names[@]}" -eq 0 ]; then
   for recipe in checkpoints/recipes/*.toml; do names+=("$(basename "$recipe" .toml)"); done
 fi
 for name in "${names[@]}"; do
-  ebm-studio train --config "checkpoints/recipes/$name.toml" --out "checkpoints/$name.pt" \
+  ebm-studio train --config "checkpoints/recipes/$name.toml" --out "checkpoints/$name.pt" ${EBM_THREADS:+--threads "$EBM_THREADS"} \
     --compact --quality 256 --every 1000
   ebm-studio sample "checkpoints/$name.pt" --init buffer --n 16 --steps 1 --out "checkpoints/$name.png"
 done

@@ -264,6 +264,20 @@ def _checkerboard(n, g):
     return 1.5 * torch.stack([x1, x2], -1)
 
 
+#: checkerboard: 8 squares of side 1.5 filled uniformly, total area 18
+_CHECKER_LOG_P = -math.log(18.0)
+
+
+def _checkerboard_log_prob(x: torch.Tensor) -> torch.Tensor:
+    """Exact log density of the checkerboard: log(1/18) on the filled squares, −inf elsewhere."""
+    u = x / 1.5
+    inside = (u.abs() <= 2).all(-1)
+    cell = torch.floor(u).clamp(-2, 1)
+    filled = torch.remainder(cell[:, 0] + cell[:, 1], 2) == 0
+    out = torch.full(x.shape[:1], -math.inf, dtype=x.dtype, device=x.device)
+    return out.masked_fill(inside & filled, _CHECKER_LOG_P)
+
+
 def _pinwheel(n, g):
     # FFJORD's five-armed pinwheel (radial std 0.3, tangential 0.1, rate 0.25), scaled by 1.5
     arm = torch.randint(5, (n,), generator=g)
@@ -313,8 +327,8 @@ class ToyDensity(Dataset):
 
     @property
     def has_log_prob(self) -> bool:
-        """True when :meth:`log_prob` is exact (the mixtures and the rings)."""
-        return self._energy is not None or self.name == "rings"
+        """True when :meth:`log_prob` is exact (the mixtures, the rings and the checkerboard)."""
+        return self._energy is not None or self.name in ("rings", "checkerboard")
 
     @property
     def modes(self) -> np.ndarray | None:
@@ -344,6 +358,8 @@ class ToyDensity(Dataset):
             raise DatasetError(f"log_prob needs points of shape (N, 2), got {tuple(x.shape)}")
         if self._energy is not None:
             out = self._energy.to(x.device).log_prob(x.float())
+        elif self.name == "checkerboard":
+            out = _checkerboard_log_prob(x.to(_F64))
         else:
             out = _rings_log_prob(x.to(_F64))
         return out.to(x.dtype) if x.is_floating_point() else out.float()

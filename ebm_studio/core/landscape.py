@@ -319,7 +319,8 @@ def kl_divergence(log_p: np.ndarray, log_q: np.ndarray, grid: Grid) -> float:
         )
     p = np.exp(lp)
     # cells where p underflows to 0 contribute 0 (0·log 0 = 0), whatever q is there
-    terms = np.where(p > 0, p * (lp - lq), 0.0)
+    with np.errstate(invalid="ignore"):  # lp − lq is inf where q = 0 (a density with holes)
+        terms = np.where(p > 0, p * (lp - lq), 0.0)
     kl = float(terms.sum()) * grid.cell_area
     if math.isnan(kl):
         raise ValueError("log_p or log_q contains NaN")

@@ -14,7 +14,7 @@ from PIL import Image
 from ebm_studio.core import datasets as D
 from ebm_studio.core.datasets import DatasetError
 
-LOG_PROB_TOYS = ("8gaussians", "grid25", "rings")
+LOG_PROB_TOYS = ("8gaussians", "grid25", "rings", "checkerboard")
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,3 +418,18 @@ def test_pipes_and_folders_are_refused_without_blocking(tmp_path):
             os.mkfifo(tmp_path / name)
             with pytest.raises(DatasetError, match="not a regular file"):
                 load_dataset(tmp_path / name)
+
+
+def test_checkerboard_exact_density_integrates_to_one_and_covers_its_samples():
+    from ebm_studio.core.datasets import toy
+
+    board = toy("checkerboard")
+    assert board.has_log_prob
+    pts = board.heldout(5000).double()
+    lp = board.log_prob(pts)
+    assert torch.isfinite(lp).all() and torch.allclose(lp, torch.full_like(lp, -np.log(18.0)))
+    n = 801
+    xs = torch.linspace(-4, 4, n, dtype=torch.float64)
+    gx, gy = torch.meshgrid(xs, xs, indexing="ij")
+    p = board.log_prob(torch.stack([gx.ravel(), gy.ravel()], 1)).exp()
+    assert abs(float(p.sum()) * (8 / (n - 1)) ** 2 - 1.0) < 0.02
