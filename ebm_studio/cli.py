@@ -8,6 +8,7 @@ usage, 1 for failures.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -18,8 +19,10 @@ from ebm_studio import __version__, cli_image_tools, cli_quality
 
 
 from ebm_studio.cli_args import (  # noqa: F401  (the error types are part of this module's API)
+    MAX_THREADS_PER_CORE,
     Failure,
     UsageError,
+    _bounded_int,
     _int,
     _non_negative_float,
     _positive_float,
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     t.add_argument("--every", type=_positive_int, default=100, metavar="N",
                    help="print metrics and save the checkpoint every N steps (default 100)")
-    t.add_argument("--threads", type=_positive_int,
+    t.add_argument("--threads", type=_bounded_int(1, MAX_THREADS_PER_CORE * (os.cpu_count() or 1), "--threads"),
                    help="CPU threads for torch (default: the cores idle at start-up)")
     t.add_argument("--compact", action="store_true",
                    help="store an image replay buffer as a uint8 subset (small files to ship)")
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a checkpoint",
                        description="Run MCMC chains under a checkpoint's energy and save them.")
     s.add_argument("checkpoint", metavar="CKPT")
-    s.add_argument("--n", type=_positive_int, default=64, help="number of chains (default 64)")
+    s.add_argument("--n", type=_bounded_int(1, 1_000_000, "--n"), default=64, help="number of chains (default 64)")
     s.add_argument("--steps", type=_positive_int, default=None,
                    help="MCMC steps (default: the checkpoint's training setting)")
     s.add_argument("--sampler", choices=("langevin", "tuned", "mala", "hmc"))
@@ -224,7 +227,9 @@ def cmd_train(args) -> int:
         if not out.exists():
             save(force=True)
         return 0
-    where = f"{trainer.device}" + (f", {torch.get_num_threads()} threads" if trainer.device.type == "cpu" else "")
+    n_threads = torch.get_num_threads()
+    where = f"{trainer.device}" + (f", {n_threads} thread{'s' if n_threads > 1 else ''}"
+                                   if trainer.device.type == "cpu" else "")
     print(f"training {config.data.name} ({trainer.dataset.kind}, shape {trainer.dataset.event_shape}) "
           f"on {where} for {total - start} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()

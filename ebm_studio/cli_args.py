@@ -48,3 +48,19 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _bounded_int(low: int, high: int, what: str):
+    """An argparse type: a whole number in ``low..high`` (a clear message instead of a crash)."""
+
+    def parse(text: str) -> int:
+        v = _positive_int(text) if low >= 1 else _int(text)
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"{what} must lie in {low}..{high:,}, got {text!r}")
+        return v
+
+    return parse
+
+
+#: more threads than this many per core only add overhead (and libgomp aborts on absurd counts)
+MAX_THREADS_PER_CORE = 4

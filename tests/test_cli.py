@@ -245,3 +245,23 @@ def test_energy_refuses_nan_results_and_an_output_over_its_input(tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["energy", str(bad), str(pts), "--out", str(pts)])
     assert np.load(pts).shape == (4, 2)
+
+
+def test_absurd_numbers_get_a_message_not_a_crash(tmp_path, capsys):
+    for argv in (["train", "--threads", "100000", "--out", str(tmp_path / "x.pt")],
+                 ["sample", "x.pt", "--n", "10000000000", "--out", str(tmp_path / "s.npz")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        assert "must lie in" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_a_negative_step_is_refused(tmp_path):
+    from ebm_studio.core.checkpoint import CheckpointError
+
+    ckpt = energy_checkpoint(eight_gaussians_energy(), {"name": "8gaussians"})
+    ckpt.step = -5
+    path = tmp_path / "neg.pt"
+    save_checkpoint(ckpt, path)
+    with pytest.raises(CheckpointError, match="'step'"):
+        load_checkpoint(path)

@@ -36,11 +36,11 @@ def digits():
     return model, ds.items(idx), ds.labels[idx].numpy(), train.mean(0)
 
 
-def inpaint_all(model, images, mask, n=PROPOSALS, seed=0):
+def inpaint_all(model, images, mask, n=PROPOSALS, fill="noise", seed=0):
     """(N, n, C, H, W): ``n`` proposals for each image."""
     out = []
     for i, img in enumerate(images):
-        x0, free = inpaint_start(model, img, mask, n, "blur", seed + i)
+        x0, free = inpaint_start(model, img, mask, n, fill, seed + i)
         sampler = model.make_sampler(x0, seed=seed + i, mask=free)
         run_sampler(sampler, INPAINT_STEPS)
         out.append(sampler.x.detach())
@@ -53,8 +53,8 @@ def test_inpainting_digits_beats_the_mean_digit_and_keeps_the_label(digits, pres
     model, images, labels, mean_digit = digits
     mask = mask_preset(preset, 28)
     free = torch.from_numpy(mask)
-    proposals = inpaint_all(model, images, mask)
-    filled, average = proposals[:, 0], proposals.mean(1)
+    filled = inpaint_all(model, images, mask, n=1, fill="blur")[:, 0]
+    average = inpaint_all(model, images, mask, n=PROPOSALS, fill="noise").mean(1)
     obs = ~free
     assert torch.equal(filled[:, :, obs], images[:, :, obs])  # observed pixels untouched
     mse_mean = float(((mean_digit - images)[:, :, free] ** 2).mean())
@@ -63,14 +63,15 @@ def test_inpainting_digits_beats_the_mean_digit_and_keeps_the_label(digits, pres
     predicted, _ = digit_labels(filled)
     recovered = float((predicted == labels).mean())
     print(f"\ninpainting {preset} ({len(labels)} held-out digits): mean-digit fill MSE {mse_mean:.3f}; "
-          f"one proposal {mse_one:.3f} (ratio {mse_one / mse_mean:.2f}); mean of {PROPOSALS} proposals "
-          f"{mse_avg:.3f} (ratio {mse_avg / mse_mean:.2f}); label recovered from one proposal {recovered:.0%}")
-    # a single proposal is a sample: its error is about twice the posterior variance, so the
-    # posterior mean (the average of the proposals) is what is compared with the mean-digit fill
+          f"one proposal from the blur fill {mse_one:.3f} (ratio {mse_one / mse_mean:.2f}); mean of "
+          f"{PROPOSALS} proposals from noise {mse_avg:.3f} (ratio {mse_avg / mse_mean:.2f}); label "
+          f"recovered from one proposal {recovered:.0%}")
+    # a proposal is a sample: its error is about twice the posterior variance, so the average of
+    # proposals started from noise (an estimate of the posterior mean) is the fairer comparison
     if preset == "lower-half":
-        assert mse_avg < 0.6 * mse_mean
+        assert mse_one < 0.9 * mse_mean and mse_avg < 0.8 * mse_mean
         assert recovered >= 0.7
-    else:  # the left half hides more of what tells digits apart: only better than the mean digit
+    else:  # the left half hides more of what tells digits apart
         assert mse_avg < mse_mean
 
 

@@ -205,13 +205,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     bad = [k for k, v in raw["state_dict"].items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: state_dict entries are not tensors: {', '.join(bad[:5])}")
+    step = raw.get("step") or 0
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path}: the field 'step' must be a whole number >= 0, got {step!r}")
     ckpt = Checkpoint(
         model=raw["model"],
         state_dict=raw["state_dict"],
         data=raw.get("data") or {},
         config=raw.get("config"),
         sampler=raw.get("sampler") or {},
-        step=int(raw.get("step") or 0),
+        step=step,
         metrics=raw.get("metrics") or {},
         optimizer=raw.get("optimizer"),
         rng=raw.get("rng"),

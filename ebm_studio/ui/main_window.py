@@ -253,6 +253,10 @@ class MainWindow(QMainWindow):
         self.job_info = info
         text = f"{info.get('kind', '')} {info.get('state', '')}"
         self.job_label.setText(text)
+        if info.get("kind") == "train" and info.get("state") == "running":
+            # one engine runs one main job: say why the chains stand still, and when they move again
+            self.viewer.step_label.setText("Paused while the Training tab trains; the chains continue on "
+                                           "the trained model when the run ends.")
         ended = info.get("state") in ("finished", "stopped", "diverged") or (
             info.get("state") == "error" and info.get("step"))
         if info.get("kind") == "train" and ended and not self._closing and self.model_info.get("training"):

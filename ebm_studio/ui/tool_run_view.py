@@ -216,6 +216,8 @@ class ToolRunView(QWidget):
         self.status.setToolTip(text)
         if ev.state not in _ACTIVE:
             self.pause_button.setText("Pause")
+            if self.frame is not None and not self.frame.recorded:
+                self.scrub_label.setText(f"step {self.frame.step:,}")  # no rate once it stopped
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
