@@ -330,8 +330,10 @@ def _progress(step: int, total: int, rate: float, eta: float, m: dict, end: str 
 def _dataset_for(ckpt):
     from ebm_studio.core.datasets import load_dataset
 
+    from ebm_studio.core.datasets import dataset_key
+
     d = ckpt.data
-    name = d.get("source") if d.get("source") not in (None, "builtin") else d.get("name")
+    name = dataset_key(d)
     shape = d.get("shape") or []
     size = shape[-1] if len(shape) == 3 else None
     channels = shape[0] if len(shape) == 3 else None

@@ -67,6 +67,17 @@ class DatasetError(ValueError):
     """A data set cannot be built or used; the message names the file (or data set) and why."""
 
 
+def dataset_key(desc: dict) -> str | None:
+    """What to pass to :func:`load_dataset` to get the data set a ``describe()`` dict came from:
+    the built-in name when it is one (a texture's source is its picture), else the source path."""
+    name, source = desc.get("name"), desc.get("source")
+    if isinstance(name, str) and name.lower() in dataset_names():
+        return name
+    if source not in (None, "", "builtin", "memory"):
+        return str(source)
+    return name or None
+
+
 def dataset_names() -> list[str]:
     """All built-in data set names: the toys, then the image sets."""
     return [*TOY_NAMES, *IMAGE_NAMES]

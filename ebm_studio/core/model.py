@@ -17,7 +17,7 @@ import torch
 
 from ebm_studio.core.chains import noise
 from ebm_studio.core.checkpoint import Checkpoint, load_checkpoint
-from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, load_dataset, toy
+from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, dataset_key, load_dataset, toy
 from ebm_studio.core.energies import Energy, eight_gaussians_energy
 from ebm_studio.core.samplers import Sampler, make_sampler
 
@@ -89,9 +89,7 @@ class ModelState:
     def dataset(self) -> Dataset:
         """The data set the model was trained on (loaded on first use); ``DatasetError`` if gone."""
         if self._dataset is None:
-            d = self.data_desc
-            source = d.get("source")
-            name = source if source not in (None, "", "builtin") else d.get("name")
+            name = dataset_key(self.data_desc)
             if not name:
                 raise DatasetError("this model names no data set, so chains cannot start from data")
             size = self.event_shape[-1] if self.kind == "images" else None
