@@ -205,6 +205,10 @@ def cmd_train(args) -> int:
         try:
             trainer.verify()
         except DivergenceError as exc:  # rolled back to the last verified state, if any
+            try:
+                trainer.verify()  # the state it went back to must pass too
+            except DivergenceError:
+                raise Failure(f"{exc} No verified state is left to save. {unchanged()}") from None
             if trainer.step_count <= start and not force:
                 raise Failure(f"{exc} {unchanged()}") from None
             print(f"{exc} Saving the last good state (step {trainer.step_count}).", file=sys.stderr)
@@ -269,9 +273,11 @@ def cmd_train(args) -> int:
     if line_open:
         print(file=sys.stderr)
     run_report.update(train_seconds=round(time.perf_counter() - t0, 1), machine=_machine(trainer.device))
+    save()  # the trained model is on disk before anything else can go wrong
     if args.quality > 0 and not interrupted:
         run_report["quality"] = _measure(trainer, args.quality, args.compact)
-    save()
+        if run_report["quality"]:
+            save(force=True)
     if interrupted:
         print(f"interrupted at step {trainer.step_count}; resumable checkpoint saved to {out} "
               f"(continue with --resume {out})", file=sys.stderr)

@@ -262,12 +262,15 @@ def _translate_folder(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise Failure(f"cannot create {out_dir}: {exc}") from None
+    from ebm_studio.core.masks import output_names
+
+    names = output_names(files)
     done, skipped = 0, []
     for i, path in enumerate(files, 1):
         try:
             source, _ = fit_image(read_image_file(path), model.event_shape, data_background(model.data_desc))
             x, _, _, _ = _translate_one(model, source, steps, args)
-            save_image_rows([np.concatenate([source.numpy()[None], x])], out_dir / f"{path.stem}_translated.png")
+            save_image_rows([np.concatenate([source.numpy()[None], x])], out_dir / names[path])
             done += 1
         except FloatingPointError as exc:
             skipped.append(f"{path.name}: sampling failed ({exc})")

@@ -54,3 +54,14 @@ def capsule(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, fl
         t = np.clip(((cx - x0) * dx + (cy - y0) * dy) / length2, 0.0, 1.0)
     d2 = (cx - (x0 + t * dx)) ** 2 + (cy - (y0 + t * dy)) ** 2
     return d2 <= radius * radius
+
+
+def output_names(paths, suffix: str = "_translated.png") -> dict:
+    """A distinct output file name for each input path: ``stem + suffix``, and where two inputs
+    share a stem (``a.png``, ``a.jpg``), their extensions keep them apart (``a_png…``, ``a_jpg…``)."""
+    from collections import Counter
+
+    paths = list(paths)
+    stems = Counter(p.stem for p in paths)
+    return {p: (p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}") + suffix
+            for p in paths}

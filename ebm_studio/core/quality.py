@@ -274,8 +274,9 @@ class LiveMeter:
     exact density), or ``{}`` when no meter fits the data set.
     """
 
-    def __init__(self, dataset, n: int = 128) -> None:
+    def __init__(self, dataset, n: int = 128, ref_sigma: float | None = None) -> None:
         self.kind = meter_kind(dataset.describe(), dataset.event_shape)
+        self.ref_sigma = ref_sigma
         self.dataset = dataset
         self.n = n
         self._real = dataset.heldout(n) if self.kind == "textures" else None
@@ -285,7 +286,7 @@ class LiveMeter:
         if self.kind is None:
             return {}
         if self.kind == "points":
-            q = points_quality(energy, self.dataset, resolution=128, n_heldout=2000)
+            q = points_quality(energy, self.dataset, resolution=128, n_heldout=2000, ref_sigma=self.ref_sigma)
             return {"q_nll_gap": q.figures["nll_gap"]}
         x = samples[: self.n].detach().cpu()
         if self.kind == "digits":

@@ -276,9 +276,14 @@ class Trainer:
         batch is finite and within the limit: a model must pass this before it is saved."""
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverged("some weights are NaN or infinite")
-        with torch.no_grad():
-            e = self.model(self.dataset.batch(min(64, self.config.optim.batch_size),
-                                              torch.Generator().manual_seed(0)).to(self.device))
+        was_training = self.model.training
+        self.model.eval()  # in train mode spectral norm would take a power-iteration step here
+        try:
+            with torch.no_grad():
+                e = self.model(self.dataset.batch(min(64, self.config.optim.batch_size),
+                                                  torch.Generator().manual_seed(0)).to(self.device))
+        finally:
+            self.model.train(was_training)
         worst = float(e.abs().max())
         if not math.isfinite(worst) or worst > self.config.optim.energy_limit:
             self._diverged(f"the energy of the data reached {worst:.3g} (limit "

@@ -73,6 +73,7 @@ class ImageToolBase(QWidget):
         self.live_frame = None  # the newest frame of the live chains (for "From live chains")
         self.heldout_index = 0
         self.last_error = ""
+        self._image_request = 0  # only the answer to the newest image request is shown
         self.setAcceptDrops(True)
 
         self.model_box = QComboBox()
@@ -143,6 +144,15 @@ class ImageToolBase(QWidget):
             self.open_model(path)
 
     # --- image sources ---------------------------------------------------------------------------
+    def request_image(self, **fields) -> None:
+        """Ask the engine for an image fitted to the model; an older pending answer is then dropped."""
+        self._image_request += 1
+        self.host.send_tool(LoadToolImage(self.owner, request=self._image_request, **fields))
+
+    def supersede_images(self) -> None:
+        """The user made the image themselves (a sketch): pending answers must not replace it."""
+        self._image_request += 1
+
     def load_heldout(self, index: int) -> None:
         count = self.model.heldout_count if self.model is not None else 0
         if count <= 0:
@@ -150,10 +160,10 @@ class ImageToolBase(QWidget):
             return
         index %= count
         self.heldout_spin.setValue(index)
-        self.host.send_tool(LoadToolImage(self.owner, heldout=index))
+        self.request_image(heldout=index)
 
     def load_file(self, path: str) -> None:
-        self.host.send_tool(LoadToolImage(self.owner, path=str(path)))
+        self.request_image(path=str(path))
 
     def _open_image_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
@@ -170,7 +180,7 @@ class ImageToolBase(QWidget):
                 return
             self._show_error("the clipboard holds no image")
             return
-        self.host.send_tool(LoadToolImage(self.owner, pixels=qimage_to_array(image), label="pasted image"))
+        self.request_image(pixels=qimage_to_array(image), label="pasted image")
 
     def from_live_chains(self) -> None:
         frame = self.live_frame
@@ -179,7 +189,7 @@ class ImageToolBase(QWidget):
             return
         h, w = frame.tile_shape
         tile = frame.grid[1:1 + h, 1:1 + w] if frame.grid.shape[0] > h else frame.grid[:h, :w]
-        self.host.send_tool(LoadToolImage(self.owner, pixels=np.array(tile, copy=True), label="live chain"))
+        self.request_image(pixels=np.array(tile, copy=True), label="live chain")
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         if event.mimeData().hasUrls() or event.mimeData().hasImage():
@@ -190,8 +200,7 @@ class ImageToolBase(QWidget):
         if md.hasUrls() and md.urls()[0].isLocalFile():
             self.load_file(md.urls()[0].toLocalFile())
         elif md.hasImage():
-            self.host.send_tool(LoadToolImage(self.owner, pixels=qimage_to_array(QImage(md.imageData())),
-                                              label="dropped image"))
+            self.request_image(pixels=qimage_to_array(QImage(md.imageData())), label="dropped image")
         event.acceptProposedAction()
 
     def save_dialog(self) -> None:
@@ -224,6 +233,8 @@ class ImageToolBase(QWidget):
             self.heldout_spin.setMaximum(max(ev.model.heldout_count - 1, 0))
             self.on_model(ev.model)
         elif isinstance(ev, ToolImageReady):
+            if ev.request != self._image_request:
+                return  # superseded by a newer request or by the user's own drawing
             self.image = ev.image
             text = ev.source + (": " + "; ".join(ev.notes) if ev.notes else "")
             self.note.setText(text)
@@ -240,9 +251,10 @@ class ImageToolBase(QWidget):
     def _on_frame_ready(self, owner: str) -> None:
         if owner != self.owner:
             return
-        frame = self.host.engine.tool_frames(owner).take()
-        if frame is not None:
-            self.on_tool_frame(frame)
+        for recorded in (False, True):  # a scrubbed step last: it is what the user asked for
+            frame = self.host.engine.tool_frames(owner, recorded).take()
+            if frame is not None:
+                self.on_tool_frame(frame)
 
     def on_frame(self, frame) -> None:
         """Every frame of the main job passes here: keep the newest image chains for "From live chains"."""

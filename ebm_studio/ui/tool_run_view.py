@@ -65,6 +65,7 @@ class ToolRunView(QWidget):
         self.reference: np.ndarray | None = None  # drawn first in the strip (masked input / source)
         self.selected = 0
         self._scrubbing = False
+        self._offset = 0  # 1 when the strip starts with the reference image
 
         controls = QGroupBox("Run")
         grid = QGridLayout(controls)
@@ -161,7 +162,7 @@ class ToolRunView(QWidget):
 
         self.run_button.clicked.connect(lambda: self.run_requested.emit())
         self.pause_button.clicked.connect(self.toggle_pause)
-        self.step_button.clicked.connect(lambda: self.host.step_tool(self.owner))
+        self.step_button.clicked.connect(self.single_step)
         self.stop_button.clicked.connect(lambda: self.host.send_tool(StopToolRun(self.owner)))
         self.temperature.valueChanged.connect(lambda v: self._live(temperature=v))
         self.step_size.valueChanged.connect(lambda v: self._live(step_size=v))
@@ -195,6 +196,10 @@ class ToolRunView(QWidget):
         self.host.update_tool_live(self.owner, paused=paused)
         self.pause_button.setText("Resume" if paused else "Pause")
 
+    def single_step(self) -> None:
+        self.host.step_tool(self.owner)
+        self.pause_button.setText("Resume")
+
     def prepare_run(self) -> None:
         """Unpause and reset the views before a new run starts."""
         self.host.update_tool_live(self.owner, paused=False)
@@ -214,6 +219,8 @@ class ToolRunView(QWidget):
             text += f" · {ev.message}"
         self.status.setText(text)
         self.status.setToolTip(text)
+        if self.frame is not None:
+            self.scrub.setEnabled(len(self.frame.trace_steps) > 1 and ev.state != RunState.RUNNING)
         if ev.state not in _ACTIVE:
             self.pause_button.setText("Pause")
             if self.frame is not None and not self.frame.recorded:
@@ -229,8 +236,10 @@ class ToolRunView(QWidget):
     def show_frame(self, frame: ToolFrame) -> None:
         self.frame = frame
         images = list(frame.proposals)
+        self._offset = 0
         if self.reference is not None and self.reference.shape == images[0].shape:
             images = [self.reference, *images]
+            self._offset = 1
         row = tile_row(images)
         self.strip_image.setImage(row, autoLevels=False, levels=(0, 255))
         h, w = row.shape[:2]
@@ -242,7 +251,8 @@ class ToolRunView(QWidget):
             try:
                 self.scrub.setRange(0, max(len(frame.trace_steps) - 1, 0))
                 self.scrub.setValue(len(frame.trace_steps) - 1)
-                self.scrub.setEnabled(len(frame.trace_steps) > 1)
+                # scrubbing a running chain would fight its live frames: pause or let it finish
+                self.scrub.setEnabled(len(frame.trace_steps) > 1 and self.state != RunState.RUNNING)
             finally:
                 self._scrubbing = False
             rate = format_rate(frame.steps_per_sec) if self.state == RunState.RUNNING else ""
@@ -265,8 +275,7 @@ class ToolRunView(QWidget):
             self.highlight.hide()
             return
         c, h, w = self.frame.proposals.shape[1:]
-        offset = 1 if self.reference is not None else 0
-        x = (self.selected + offset) * (w + 1)
+        x = (self.selected + self._offset) * (w + 1)
         self.highlight.setRect(x - 0.5, -0.5, w + 1, h + 1)
         self.highlight.show()
 
@@ -275,8 +284,7 @@ class ToolRunView(QWidget):
             return
         p = self.strip_view.mapSceneToView(ev.scenePos())
         w = self.frame.proposals.shape[-1]
-        offset = 1 if self.reference is not None else 0
-        i = int(p.x() // (w + 1)) - offset
+        i = int(p.x() // (w + 1)) - self._offset
         if 0 <= i < len(self.frame.proposals):
             self.selected = i
             self._place_highlight()

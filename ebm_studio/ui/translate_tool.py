@@ -30,18 +30,20 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.bundled import resources_dir
-from ebm_studio.core.masks import capsule
+from ebm_studio.core.masks import capsule, output_names
 from ebm_studio.ui.image_tool_base import IMAGE_FILTER, ImageToolBase
 from ebm_studio.ui.paint_canvas import PaintCanvas
 from ebm_studio.ui.tool_run_view import ToolRunView
 from ebm_studio.worker.tool_api import (
-    LoadToolImage,
     RunState,
     SaveToolResult,
     StartToolRun,
+    StopToolRun,
+    ToolError,
     ToolImageReady,
     ToolModelInfo,
     ToolRunChanged,
+    ToolSaved,
 )
 
 #: one-click demos: (label, model name, source) — source: "sketch:N" (a drawn digit), a photo in
@@ -81,6 +83,8 @@ class TranslateTool(ImageToolBase):
         self._pending_demo: tuple[str, str] | None = None
         self._batch: list[Path] = []
         self._batch_out: Path | None = None
+        self._batch_phase = ""  # load → run → save, for the picture at the head of the batch
+        self._batch_names: dict = {}
         self._batch_done = 0
         self._batch_failed: list[str] = []
 
@@ -162,6 +166,7 @@ class TranslateTool(ImageToolBase):
         self.undo_button.clicked.connect(self.canvas.undo)
         self.redo_button.clicked.connect(self.canvas.redo)
         self.canvas.changed.connect(self._sync)
+        self.canvas.changed.connect(self.supersede_images)  # the user's strokes win over pending loads
         self.run_view.run_requested.connect(self.run)
         self.keep_button.clicked.connect(self.keep)
         self.save_button.clicked.connect(self.save_dialog)
@@ -188,6 +193,7 @@ class TranslateTool(ImageToolBase):
             return
         c, h, w = self.model.event_shape
         ink = float(self.ink_box.currentData())
+        self.supersede_images()
         self.image = np.full((c, h, w), -ink, np.float32)
         self.canvas.set_image(self.image)
         self.note.setText("blank canvas: draw with the mouse")
@@ -208,7 +214,7 @@ class TranslateTool(ImageToolBase):
         elif self.image.shape != tuple(info.event_shape):
             # the sketch or picture belongs to another model: fit it to this one
             pixels = np.clip((self.canvas.image.transpose(1, 2, 0) + 1) * 127.5, 0, 255).astype(np.uint8)
-            self.host.send_tool(LoadToolImage(self.owner, pixels=pixels, label="previous source"))
+            self.request_image(pixels=pixels, label="previous source")
 
     def on_image(self, image: np.ndarray) -> None:
         self.canvas.set_image(image)
@@ -234,11 +240,11 @@ class TranslateTool(ImageToolBase):
         if source.startswith("sketch:"):
             sketch = sketch_digit(int(source.split(":")[1]), self.model.event_shape[-1])
             pixels = np.clip((sketch[0] + 1) * 127.5, 0, 255).astype(np.uint8)
-            self.host.send_tool(LoadToolImage(self.owner, pixels=pixels, label="a rough sketch of a 7"))
+            self.request_image(pixels=pixels, label=f"a rough sketch of a {source.split(':')[1]}")
         elif source.startswith("photo:"):
-            self.host.send_tool(LoadToolImage(self.owner, path=str(resources_dir() / "photos" / source[6:])))
+            self.request_image(path=str(resources_dir() / "photos" / source[6:]))
         else:  # a held-out handwritten digit, fitted to the texture model
-            self.host.send_tool(LoadToolImage(self.owner, heldout=7, dataset="digits", label="a held-out digit"))
+            self.request_image(heldout=7, dataset="digits", label="a held-out digit")
 
     # --- run ----------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -267,8 +273,6 @@ class TranslateTool(ImageToolBase):
         self.run_view.on_run_changed(ev)
         if ev.state == RunState.ERROR:
             self._show_error(ev.message)
-        if self._batch and ev.state in (RunState.FINISHED, RunState.ERROR, RunState.STOPPED):
-            self._batch_next_after_run(ev.state)
 
     def on_saved(self, path: str) -> None:
         if self._batch_out is not None and Path(path).parent == self._batch_out:
@@ -288,9 +292,21 @@ class TranslateTool(ImageToolBase):
             self.start_batch(folder, out)
 
     def start_batch(self, folder: str, out_dir: str) -> None:
+        """Translate every picture in ``folder`` with the current settings, one after the other.
+
+        One step at a time, each waiting for the engine's answer: load → (image) → run →
+        (finished) → save → (saved) → next; an error at any step skips that picture only.
+        """
+        if self.run_view.state in (RunState.RUNNING, RunState.PAUSED):
+            self._show_error("stop the current run first; the batch uses this tool's engine slot")
+            return
         suffixes = {s.split(".")[-1].rstrip(")") for s in IMAGE_FILTER.split(";;")[0].split() if "." in s}
-        files = sorted(p for p in Path(folder).iterdir()
-                       if p.is_file() and p.suffix.lower().lstrip(".") in suffixes and not p.name.startswith("."))
+        try:
+            files = sorted(p for p in Path(folder).iterdir()
+                           if p.is_file() and p.suffix.lower().lstrip(".") in suffixes and not p.name.startswith("."))
+        except OSError as exc:
+            self._show_error(f"cannot read {folder}: {exc}")
+            return
         if not files:
             self._show_error(f"{folder} holds no pictures")
             return
@@ -298,43 +314,59 @@ class TranslateTool(ImageToolBase):
             self._show_error("open a target model first")
             return
         self._batch, self._batch_out = list(files), Path(out_dir)
+        self._batch_names = output_names(files)
         self._batch_done, self._batch_failed = 0, []
         self._batch_total = len(files)
         self.batch_bar.setRange(0, len(files))
         self.batch_bar.setValue(0)
         self.batch_bar.show()
         self.batch_cancel.setEnabled(True)
-        self.batch_button.setEnabled(False)
+        self._set_busy(True)
         self._batch_load()
 
+    def _set_busy(self, busy: bool) -> None:
+        """While a batch runs, nothing else may start a run in this tool."""
+        for w in (self.batch_button, self.run_view.run_button, *self.demo_buttons):
+            w.setEnabled(not busy)
+
     def _batch_load(self) -> None:
-        self._batch_waiting = True
-        self.host.send_tool(LoadToolImage(self.owner, path=str(self._batch[0])))
+        self._batch_phase = "load"
+        self.request_image(path=str(self._batch[0]))
 
-    def _on_event(self, ev) -> None:  # batch: each loaded picture starts its run
-        if self._batch and getattr(ev, "owner", None) == self.owner:
-            from ebm_studio.worker.tool_api import ToolError
-
-            if isinstance(ev, ToolImageReady) and getattr(self, "_batch_waiting", False):
-                self._batch_waiting = False
-                super()._on_event(ev)
-                self.run()
-                return
-            if isinstance(ev, ToolError) and getattr(self, "_batch_waiting", False):
-                self._batch_waiting = False
-                self._batch_failed.append(f"{self._batch[0].name}: {ev.message}")
-                self._batch_advance()
-                return
+    def _on_event(self, ev) -> None:
+        if self._batch and getattr(ev, "owner", None) == self.owner and self._batch_step(ev):
+            return
+        if isinstance(ev, ToolError):
+            self._pending_demo = None  # a demo whose model or source failed does not start later
         super()._on_event(ev)
 
-    def _batch_next_after_run(self, state: RunState) -> None:
-        path = self._batch[0]
-        if state == RunState.FINISHED:
-            self.host.send_tool(SaveToolResult(self.owner, str(self._batch_out / f"{path.stem}_translated.png")))
+    def _batch_step(self, ev) -> bool:
+        """Advance the batch on an engine event; True when the event was the batch's own."""
+        phase, name = self._batch_phase, self._batch[0].name
+        if phase == "load" and isinstance(ev, ToolImageReady):
+            super()._on_event(ev)
+            self._batch_phase = "run"
+            self.run()
+            return True
+        if phase == "run" and isinstance(ev, ToolRunChanged) and ev.state == RunState.FINISHED:
+            self.on_run_changed(ev)
+            self._batch_phase = "save"
+            self.host.send_tool(SaveToolResult(self.owner, str(self._batch_out / self._batch_names[self._batch[0]])))
+            return True
+        if phase == "run" and isinstance(ev, ToolRunChanged) and ev.state in (RunState.ERROR, RunState.STOPPED):
+            self.on_run_changed(ev)
+            self._batch_failed.append(f"{name}: {ev.message or ev.state.value}")
+            self._batch_advance()
+            return True
+        if phase == "save" and isinstance(ev, ToolSaved):
             self._batch_done += 1
-        else:
-            self._batch_failed.append(f"{path.name}: {state.value}")
-        self._batch_advance()
+            self._batch_advance()
+            return True
+        if isinstance(ev, ToolError):
+            self._batch_failed.append(f"{name}: {ev.message}")
+            self._batch_advance()
+            return True
+        return False
 
     def _batch_advance(self) -> None:
         self._batch.pop(0)
@@ -348,8 +380,6 @@ class TranslateTool(ImageToolBase):
         if self._batch:
             self._batch_failed.append(f"cancelled with {len(self._batch)} left")
             self._batch = []
-            from ebm_studio.worker.tool_api import StopToolRun
-
             self.host.send_tool(StopToolRun(self.owner))
         self._finish_batch()
 
@@ -357,7 +387,7 @@ class TranslateTool(ImageToolBase):
         self._batch = []
         self.batch_bar.hide()
         self.batch_cancel.setEnabled(False)
-        self.batch_button.setEnabled(True)
+        self._set_busy(False)
         text = f"translated {self._batch_done} of {getattr(self, '_batch_total', 0)} into {self._batch_out}"
         if self._batch_failed:
             text += "; skipped " + "; ".join(self._batch_failed)

@@ -158,10 +158,12 @@ class Engine(QObject):
             self.tool_slots[owner] = slot
         slot.handle(cmd)
 
-    def tool_frames(self, owner: str) -> Mailbox:
-        """The frame mailbox of a tool (empty until it has run)."""
+    def tool_frames(self, owner: str, recorded: bool = False) -> Mailbox:
+        """The live (or, with ``recorded``, the scrubbed) frame mailbox of a tool (empty until it ran)."""
         slot = self.tool_slots.get(owner)
-        return slot.frames if slot is not None else Mailbox()
+        if slot is None:
+            return Mailbox()
+        return slot.scrub_frames if recorded else slot.frames
 
     @Slot(object)
     def start_job(self, request: JobRequest) -> None:

@@ -100,6 +100,10 @@ class LiveSettings:
                 return True
             return False
 
+    def has_single_steps(self) -> bool:
+        with self._lock:
+            return self._single_steps > 0
+
     def clear_single_steps(self) -> None:
         with self._lock:
             self._single_steps = 0

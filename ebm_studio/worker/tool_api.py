@@ -44,6 +44,8 @@ class LoadToolImage:
     dataset: str | None = None
     #: shown in the source note ("pasted image", "sketch", …)
     label: str = ""
+    #: echoed in :class:`ToolImageReady`, so the GUI can drop answers to requests it superseded
+    request: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class ToolImageReady:
     image: np.ndarray  # (C, H, W) float32 in [-1, 1]
     notes: tuple[str, ...] = ()
     source: str = ""
+    request: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ between steps. Nothing here touches Qt widgets; events go out through ``emit`` (
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -56,8 +57,9 @@ SLICE_S = 0.015
 MAX_FPS = 30.0
 MAX_PROPOSALS = 64
 MAX_STEPS = 100_000
-#: recorded states kept per run; longer runs keep every k-th step
+#: recorded states kept per run, by count and by bytes; longer runs keep every k-th step
 MAX_RECORDED = 2000
+RECORD_BUDGET_BYTES = 256 * 2**20
 _USER_ERRORS = (ImageInputError, CheckpointError, DatasetError, ValueError, OSError, FloatingPointError)
 
 
@@ -93,7 +95,9 @@ class ToolRun:
             x0, temperature=s.temperature, step_size=s.step_size, noise=s.noise,
             seed=int(cmd.seed), device=device, mask=free)
         self.start = x0.numpy().copy()
-        self.every = max(1, -(-max(self.steps, 1) // MAX_RECORDED))
+        per_record = x0.numel() * 4
+        budget_records = max(2, RECORD_BUDGET_BYTES // max(per_record, 1))
+        self.every = max(1, -(-max(self.steps, 1) // min(MAX_RECORDED, budget_records)))
         self.rec_steps: list[int] = []
         self.rec_states: list[np.ndarray] = []
         self.energy_trace: list[np.ndarray] = []
@@ -108,6 +112,12 @@ class ToolRun:
         self.rec_states.append(x.copy())
         self.energy_trace.append(energies.detach().cpu().numpy().astype(np.float32))
         self.distance_trace.append(np.sqrt(((x - ref) ** 2).reshape(len(x), -1).mean(1)).astype(np.float32))
+
+    def record_now(self) -> None:
+        """Record the current state if it is not yet (a pause, a stop, the end): what is saved or
+        kept is then always the newest state."""
+        if self.rec_steps[-1] != self.step:
+            self._record(self.sampler._current()[0])
 
     def apply(self, live: LiveSettings) -> None:
         s = live.snapshot()
@@ -125,12 +135,18 @@ class ToolRun:
         return self.step >= self.steps
 
     def frame(self, owner: str, index: int | None = None, rate: float = 0.0) -> ToolFrame:
-        i = len(self.rec_steps) - 1 if index is None else index
+        """The live state (``index`` None: the sampler's newest state, recorded or not) or a
+        recorded step, with the recorded traces."""
+        if index is None:
+            step, x = self.step, self.sampler.x.detach().cpu().numpy().copy()
+            e = self.sampler._current()[0].detach().cpu().numpy().astype(np.float32)
+        else:
+            step, x, e = self.rec_steps[index], self.rec_states[index].copy(), self.energy_trace[index].copy()
         return ToolFrame(
             owner=owner,
-            step=self.rec_steps[i],
-            proposals=self.rec_states[i].copy(),
-            energies=self.energy_trace[i].copy(),
+            step=step,
+            proposals=x,
+            energies=e,
             trace_steps=np.asarray(self.rec_steps, dtype=np.int64),
             energy_trace=np.stack(self.energy_trace).astype(np.float32),
             distance_trace=np.stack(self.distance_trace).astype(np.float32),
@@ -155,6 +171,8 @@ class ToolSlot(QObject):
         self.device = device
         self.live = live
         self.frames: Mailbox[ToolFrame] = Mailbox()
+        #: recorded steps asked for by the scrubber (their own slot: a live frame never replaces one)
+        self.scrub_frames: Mailbox[ToolFrame] = Mailbox()
         self.model: ModelState | None = None
         self.model_path = ""
         self.run: ToolRun | None = None
@@ -187,6 +205,9 @@ class ToolSlot(QObject):
                 raise ValueError(f"the image tools do not understand {type(cmd).__name__}")
         except _USER_ERRORS as exc:
             self._emit(ToolError(self.owner, str(exc)))
+        except Exception as exc:  # a defect or an out-of-memory: say so, keep the engine alive
+            traceback.print_exc()
+            self._emit(ToolError(self.owner, f"{type(exc).__name__}: {exc}"))
 
     def _open(self, cmd: OpenToolModel) -> None:
         try:
@@ -230,7 +251,8 @@ class ToolSlot(QObject):
                 raise ImageInputError("no image given")
             t, notes = fit_image(pixels, model.event_shape, data_background(model.data_desc))
             image = t.numpy()
-        self._emit(ToolImageReady(self.owner, np.array(image, np.float32, copy=True), tuple(notes), source))
+        self._emit(ToolImageReady(self.owner, np.array(image, np.float32, copy=True), tuple(notes), source,
+                                  cmd.request))
 
     def _start(self, cmd: StartToolRun) -> None:
         model = self._need_model()
@@ -255,6 +277,10 @@ class ToolSlot(QObject):
         self._timer.stop()
         if self.run is None or self.state not in (RunState.RUNNING, RunState.PAUSED):
             return
+        try:
+            self.run.record_now()
+        except FloatingPointError:
+            pass  # the newest state is not finite: the recorded ones stay
         self.state = state
         self._publish()
         self._emit(ToolRunChanged(self.owner, state, self.run.step, self.run.steps, message))
@@ -263,7 +289,7 @@ class ToolSlot(QObject):
         if self.run is None:
             return
         frame = self.run.frame(self.owner, self.run.index_of(cmd.step))
-        if self.frames.put(frame):
+        if self.scrub_frames.put(frame):
             self._notify(self.owner)
 
     def _save(self, cmd: SaveToolResult) -> None:
@@ -319,11 +345,16 @@ class ToolSlot(QObject):
                 self._count()
                 if s.paused or time.perf_counter() - t0 > SLICE_S:
                     break
-        except FloatingPointError as exc:
+        except Exception as exc:
+            if isinstance(exc, FloatingPointError):
+                why = f"sampling failed: {exc}; lower the step size or raise the temperature"
+            elif isinstance(exc, torch.cuda.OutOfMemoryError):
+                why = "the GPU ran out of memory; use fewer proposals or switch to the CPU"
+            else:
+                traceback.print_exc()
+                why = f"the run stopped: {type(exc).__name__}: {exc}"
             self.state = RunState.ERROR
-            self._publish()
-            self._emit(ToolRunChanged(self.owner, RunState.ERROR, run.step, run.steps,
-                                      f"sampling failed: {exc}; lower the step size or raise the temperature"))
+            self._emit(ToolRunChanged(self.owner, RunState.ERROR, run.step, run.steps, why))
             return
         now = time.perf_counter()
         paused = self.live.snapshot().paused
@@ -333,9 +364,12 @@ class ToolSlot(QObject):
             self._end(RunState.FINISHED, "finished")
             return
         if paused:
+            run.record_now()
             if self.state != RunState.PAUSED:
                 self.state = RunState.PAUSED
                 self._emit(ToolRunChanged(self.owner, RunState.PAUSED, run.step, run.steps))
+            if self.live.has_single_steps():
+                self._timer.start(0)  # more single steps were asked for
             return  # wake() restarts the timer on resume or a single step
         if self.state == RunState.PAUSED:
             self.state = RunState.RUNNING

@@ -12,7 +12,7 @@ from ebm_studio.core import threads
 
 
 def test_choose_threads_uses_idle_cores(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
     monkeypatch.setattr(threads, "idle_cores", lambda window_s=0.2: 3.9)
     assert threads.choose_threads() == 4 and threads.choose_threads(reserve=1) == 3
     monkeypatch.setattr(threads, "idle_cores", lambda window_s=0.2: 2.1)  # two cores busy elsewhere
@@ -32,4 +32,4 @@ def test_a_busy_neighbour_is_seen():
     finally:
         busy.kill()
     assert idle_before is not None and idle_during is not None
-    assert idle_during <= (os.cpu_count() or 1) - 0.6
+    assert idle_during <= threads.usable_cores() - 0.6

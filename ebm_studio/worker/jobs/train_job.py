@@ -81,7 +81,7 @@ class TrainJob(Job):
         self._landscape_due = 0.0
         self._quality_due = time.perf_counter() + QUALITY_INTERVAL_S
         try:
-            self.meter = LiveMeter(self.trainer.dataset)
+            self.meter = LiveMeter(self.trainer.dataset, ref_sigma=self.trainer.config.model.ref_sigma)
         except (ValueError, OSError, FileNotFoundError):
             self.meter = None  # no meter for this data (or its classifier is missing): no curve
         self.metrics: dict = {}
