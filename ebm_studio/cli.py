@@ -295,7 +295,8 @@ def _machine(device) -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
+    n = torch.get_num_threads()
+    return f"{platform.machine()} CPU, {n} thread{'s' if n > 1 else ''} of {os.cpu_count()} cores"
 
 
 def _measure(trainer, n: int, compacted: bool) -> dict:

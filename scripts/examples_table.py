@@ -18,9 +18,10 @@ def main() -> None:
         q = dict(r.get("quality") or {})
         meter, n = q.pop("meter", "?"), q.pop("n", "?")
         figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items())
+        figures = f"{figures} ({meter}, {n})" if figures else "no meter (no closed-form density)"
         seconds = r.get("train_seconds")
         print(f"| `{name}` | {ckpt.data.get('name', '?')} | {ckpt.step:,} | "
-              f"{seconds:.0f} s | {r.get('machine', '?')} | {figures} ({meter}, {n}) | "
+              f"{seconds:.0f} s | {r.get('machine', '?').replace('1 threads', '1 thread')} | {figures} | "
               f"{path.stat().st_size / 2**20:.1f} MB |" if seconds else
               f"| `{name}` | {ckpt.data.get('name', '?')} | {ckpt.step:,} | ? | ? | {figures} | "
               f"{path.stat().st_size / 2**20:.1f} MB |")

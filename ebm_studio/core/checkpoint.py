@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ebm_studio import __version__
+from ebm_studio.core.checkpoint_schema import FieldError, check_buffer_shape, check_fields
 from ebm_studio.core.config import ConfigError, TrainConfig
 from ebm_studio.core.energies import Energy, build_energy
 from ebm_studio.core.fileio import atomic_path
@@ -208,6 +209,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     step = raw.get("step") or 0
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"{path}: the field 'step' must be a whole number >= 0, got {step!r}")
+    try:
+        check_fields(raw)
+    except FieldError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     ckpt = Checkpoint(
         model=raw["model"],
         state_dict=raw["state_dict"],
@@ -225,7 +230,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         app_version=str(raw.get("app_version", "?")),
         path=path,
     )
-    ckpt.build_energy()  # fail now, with a clear message, rather than later in the GUI
+    energy = ckpt.build_energy()  # fail now, with a clear message, rather than later in the GUI
+    try:
+        if hasattr(energy, "event_shape"):
+            check_buffer_shape(ckpt.buffer, tuple(energy.event_shape))
+    except FieldError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return ckpt
 
 
