@@ -36,6 +36,20 @@ def _leave_a_core_for_the_gui() -> None:
     torch.set_num_threads(choose_threads(reserve=1))
 
 
+def _close_on_ctrl_c(window) -> None:
+    """Ctrl+C in the terminal closes the window the normal way (jobs stop, the thread joins) instead
+    of raising KeyboardInterrupt inside whatever slot happens to run."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Python runs signal handlers only between bytecodes of the main thread: wake it now and then
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 #: the bundled example the window opens with when no checkpoint is named
 STARTUP_EXAMPLE = "8gaussians"
 
@@ -58,6 +72,7 @@ def run_gui(checkpoint: str | None = None) -> int:
     app.setOrganizationName("EBMStudio")
     window = build_window()
     window.show()
+    _close_on_ctrl_c(window)
     if checkpoint:
         window.open_checkpoint(checkpoint)
     else:

@@ -219,6 +219,9 @@ def cmd_train(args) -> int:
         except CheckpointError as exc:
             raise Failure(str(exc)) from None
 
+    from ebm_studio.core.fileio import remove_stale_parts
+
+    remove_stale_parts(out.parent if str(out.parent) else ".")  # left by an earlier run killed mid-save
     try:  # a run that cannot be saved must fail before it trains, not after
         check_writable(out)
     except OSError as exc:

@@ -154,11 +154,16 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         "buffer": ckpt.buffer,
         "report": ckpt.report,
     }
+    existed = path.exists()
+    kept = f" The earlier {path.name} is unchanged." if existed else ""
     try:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
     except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from None
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc}.{kept}") from None
+    except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot write checkpoint {path} (is the disk full?): {first}.{kept}") from None
     return path
 
 

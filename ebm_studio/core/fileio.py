@@ -13,6 +13,38 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+#: a temporary file older than this was left by a process that was killed while writing
+STALE_PART_S = 3600.0
+
+
+def remove_stale_parts(folder: str | Path, older_than_s: float = STALE_PART_S) -> int:
+    """Delete ``.NAME.*.part`` files a killed writer left in ``folder``; returns how many."""
+    import time
+
+    removed = 0
+    try:
+        entries = list(Path(folder).glob(".*.part"))
+    except OSError:
+        return 0
+    now = time.time()
+    for p in entries:
+        try:
+            if p.is_file() and now - p.stat().st_mtime > older_than_s:
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _final_target(target: Path) -> Path:
+    """Write through a symbolic link (the link stays a link) rather than replacing it by a file."""
+    try:
+        return target.resolve() if target.is_symlink() else target
+    except (OSError, RuntimeError):
+        return target
+
+
 def _temp_beside(target: Path) -> Path:
     """A new empty temporary file next to ``target``; ``OSError`` names ``target``."""
     try:
@@ -35,10 +67,17 @@ def check_writable(path: str | Path) -> None:
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it goes."""
-    target = Path(path)
+    target = _final_target(Path(path))
     tmp_path = _temp_beside(target)
     try:
         yield tmp_path
+        try:  # a rewrite keeps the file's permissions (mkstemp makes it 0600)
+            os.chmod(tmp_path, target.stat().st_mode & 0o7777)
+        except OSError:
+            with contextlib.suppress(OSError):
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ebm_studio.core.checkpoint import Checkpoint, compact, save_checkpoint
+from ebm_studio.core.fileio import remove_stale_parts
 
 KEEP = 3
 
@@ -27,6 +28,7 @@ def default_dir() -> Path:
 class Autosaver:
     def __init__(self, folder: Path | None = None, keep: int = KEEP) -> None:
         self.folder = Path(folder) if folder is not None else default_dir()
+        remove_stale_parts(self.folder)  # left by a process killed while it saved
         self.keep = keep
         self.run = "run"
         self._saved: list[Path] = []
