@@ -5,7 +5,10 @@ with 4096 particles), sets the viewer to full speed (1000 steps per frame), and 
 event loop with a 5 ms timer probe: the stall is how late each tick fires. Prints p50, p99 and max
 stall, frames drawn per second and the sampler's chain-steps per second.
 
-    QT_QPA_PLATFORM=offscreen python bench/gui_latency.py [--seconds 5]
+    QT_QPA_PLATFORM=offscreen python bench/gui_latency.py [--seconds 5] [--with-tool]
+
+``--with-tool`` runs an inpainting job (4 proposals on the bundled digits model) beside the viewer:
+two jobs in their own engine slots, interleaved in ~15 ms slices.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def measure(app, window, seconds: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--with-tool", action="store_true",
+                    help="also run an inpainting job (bundled digits model) beside the viewer")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: as the app sets them, all cores but one)")
     args = ap.parse_args()
@@ -112,8 +117,17 @@ def main() -> int:
         spin(app, 1.0)
         window.viewer.chains_spin.setValue(chains)
         window.viewer.spf.setValue(1000)
+        if args.with_tool:  # a second job in its own engine slot, interleaved with the viewer
+            tool = window.panels["inpaint"]
+            tool.run_view.steps_spin.setValue(100000)
+            tool.run()
+            name += " + inpainting"
         spin(app, 1.5)  # warm-up: first allocations and kernels
         r = measure(app, window, args.seconds)
+        if args.with_tool:
+            from ebm_studio.worker.tool_api import StopToolRun
+
+            window.host.send_tool(StopToolRun("inpaint"))
         print(f"{name:32s} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:7.1f} {r['fps']:9.1f} "
               f"{r['steps_per_s'] * chains:14,.0f}")
     window.close()
