@@ -116,3 +116,31 @@ def test_inpainting_refuses_an_empty_mask(window, qtbot, tiny_digits):
     tool.canvas.clear_layer()
     tool.run()
     assert "mask is empty" in tool.note.text()
+
+
+def test_keys_messages_and_a_colour_photo(window, qtbot, tiny_digits):
+    from ebm_studio.core.bundled import resources_dir
+
+    tool = window.panels["inpaint"]
+    window.tabs.setCurrentWidget(tool)
+    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
+    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
+                    and tool.image is not None, timeout=LONG)
+    tool.canvas.setFocus()
+    size = tool.brush_slider.value()
+    qtbot.keyClick(tool.canvas, Qt.Key.Key_BracketRight)
+    assert tool.brush_slider.value() == size + 1
+    qtbot.keyClick(tool.canvas, Qt.Key.Key_BracketLeft)
+    assert tool.brush_slider.value() == size
+    before = tool.canvas.mask.copy()
+    drag(tool.canvas, [(2.0, 2.0), (10.0, 2.0)])
+    qtbot.keyClick(tool.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(tool.canvas.mask, before)
+    # the Live tab shows 2-D chains: nothing to take from it
+    tool.from_live_chains()
+    assert "no image chains" in tool.note.text()
+    # a colour photo is converted for the grey 28-pixel model, and the note says how
+    tool.load_file(str(resources_dir() / "photos" / "coffee.png"))
+    qtbot.waitUntil(lambda: "coffee.png" in tool.note.text(), timeout=LONG)
+    assert "resized 256×256 to 28×28" in tool.note.text() and "grey" in tool.note.text()
+    assert tool.canvas.image.shape == (1, 28, 28)
