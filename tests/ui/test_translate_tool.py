@@ -98,3 +98,34 @@ def test_the_image_tool_tabs_fit_the_window(window, qtbot, tab, size):
         text = b.fontMetrics().horizontalAdvance(b.text().replace("&", ""))
         assert b.width() >= text + 8, (b.text(), b.width(), size)  # the label is not cut
     assert t.canvas.height() >= 150 and t.run_view.strip.height() >= 90
+
+
+def test_translation_runs_beside_a_training_run_and_stopping_it_leaves_training_going(tool, qtbot):
+    from ebm_studio.worker.tool_api import StopToolRun
+
+    window = tool.window()
+    p = window.panels["training"]
+    qtbot.waitUntil(lambda: not p.data.busy, timeout=LONG)
+    f = p.form
+    f.preset_box.setCurrentIndex(f.preset_box.findData("2-D quick"))
+    f.preset_box.activated.emit(f.preset_box.currentIndex())
+    qtbot.waitUntil(lambda: not p.data.busy, timeout=LONG)
+    f.hidden.setText("32, 32")
+    f.mcmc_steps.setValue(5)
+    f.batch.setValue(64)
+    f.buffer_size.setValue(256)
+    f.total_steps.setValue(100000)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step >= 5, timeout=LONG)
+    tool.run_view.steps_spin.setValue(100000)
+    tool.run()
+    qtbot.waitUntil(lambda: tool.run_view.frame is not None and tool.run_view.frame.step > 20, timeout=LONG)
+    step = p.step
+    qtbot.waitUntil(lambda: p.step > step + 10, timeout=LONG)  # training went on meanwhile
+    tool.host.send_tool(StopToolRun("translate"))
+    qtbot.waitUntil(lambda: tool.run_view.state == RunState.STOPPED, timeout=LONG)
+    step = p.step
+    qtbot.waitUntil(lambda: p.step > step + 10, timeout=LONG)
+    assert p.state == "running"
+    p.stop_button.click()
+    qtbot.waitUntil(lambda: p.state == "stopped", timeout=LONG)
