@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ebm_studio.cli_args import Failure, UsageError, _int, _non_negative_float, _positive_float, _positive_int
+from ebm_studio.cli_args import (
+    Failure,
+    UsageError,
+    _bounded_int,
+    _int,
+    _non_negative_float,
+    _positive_float,
+    _positive_int,
+)
 
 MAX_PROPOSALS = 256
 MAX_STEPS = 1_000_000
@@ -27,7 +35,7 @@ def _add_common(p) -> None:
     p.add_argument("--temperature", type=_positive_float)
     p.add_argument("--step-size", type=_positive_float)
     p.add_argument("--noise", type=_non_negative_float, help="noise σ (tuned Langevin)")
-    p.add_argument("--seed", type=_int, default=0)
+    p.add_argument("--seed", type=_bounded_int(0, 2**63 - 1, "--seed"), default=0)
 
 
 def add_parsers(sub) -> None:
@@ -95,6 +103,8 @@ def _source(spec: str, model):
             k = int(spec.split(":", 1)[1])
         except ValueError:
             raise UsageError(f"--image heldout:K needs a whole number K, got {spec!r}") from None
+        if k < 0:
+            raise UsageError(f"--image heldout:K needs K = 0 or more, got {spec!r}")
         held = model.dataset().heldout(k + 1)
         if not 0 <= k < len(held):
             raise Failure(f"the data set has {len(held)} held-out items; {spec} does not exist")
@@ -243,8 +253,13 @@ def _translate_one(model, source, steps: int, args, record: bool = False):
 
 
 def _translate_folder(args: argparse.Namespace) -> int:
-    from ebm_studio.core.image_data import IMAGE_SUFFIXES
-    from ebm_studio.core.image_tools import data_background, fit_image, read_image_file, save_image_rows
+    from ebm_studio.core.image_tools import (
+        PICTURE_SUFFIXES,
+        data_background,
+        fit_image,
+        read_image_file,
+        save_image_rows,
+    )
 
     if args.out or args.trajectory:
         raise UsageError("with --folder, name an output folder with --out-dir (not --out/--trajectory)")
@@ -253,9 +268,10 @@ def _translate_folder(args: argparse.Namespace) -> int:
     folder, out_dir = Path(args.folder), Path(args.out_dir)
     if not folder.is_dir():
         raise Failure(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES and not p.name.startswith("."))
     if not files:
-        raise Failure(f"{folder}: holds no pictures ({', '.join(IMAGE_SUFFIXES)})")
+        raise Failure(f"{folder}: holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
     model = _model(args.checkpoint)
     steps = _steps(args, model)
     try:

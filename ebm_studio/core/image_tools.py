@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ebm_studio.core.masks import MASK_PRESETS, MaskError, mask_preset  # noqa: F401  (re-exported)
+from ebm_studio.core.masks import MASK_PRESETS, PICTURE_SUFFIXES, MaskError, mask_preset  # noqa: F401
 
 FILLS = ("noise", "blur", "mean")
+
 MAX_IMAGE_PIXELS = 64_000_000
 
 
@@ -44,10 +45,13 @@ def read_image_file(path: str | Path) -> np.ndarray:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise ImageInputError(f"{p}: {im.width}×{im.height} pixels is too large an image")
             im = ImageOps.exif_transpose(im)
-            if im.mode.startswith("I") or im.mode == "F":
+            if im.mode.startswith("I"):  # 16-bit grey (and 32-bit integers read as 16-bit)
+                a = np.asarray(im, np.float64) / 257.0
+                return np.clip(np.round(a), 0, 255).astype(np.uint8)[..., None]
+            if im.mode == "F":  # floats: 0..1 when they fit there, else 0..255
                 a = np.asarray(im, np.float64)
-                span = max(float(a.max() - a.min()), 1e-12)
-                return ((a - a.min()) / span * 255).astype(np.uint8)[..., None]
+                a = a * 255.0 if a.min() >= 0 and a.max() <= 1 else a
+                return np.clip(np.round(a), 0, 255).astype(np.uint8)[..., None]
             if im.mode in ("L", "1", "LA"):
                 return np.asarray(im.convert("L"), np.uint8)[..., None]
             return np.asarray(im.convert("RGB"), np.uint8)
@@ -122,9 +126,14 @@ def data_background(data_desc: dict) -> float | None:
 
 
 def read_mask_file(path: str | Path, size: int) -> np.ndarray:
-    """A mask picture (white = fill in), resized to (size, size) by nearest neighbour."""
+    """A mask picture (white = fill in), centre-cropped like the image it goes with, then resized
+    to (size, size) by nearest neighbour."""
     pixels = read_image_file(path)
     grey = pixels.mean(-1)
+    h, w = grey.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    grey = grey[top:top + side, left:left + side]
     im = Image.fromarray(grey.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
     return np.asarray(im) > 127
 
@@ -137,7 +146,8 @@ def check_mask(mask: np.ndarray, size: tuple[int, int]) -> str:
     if m.shape != tuple(size):
         raise ImageInputError(f"the mask is {m.shape[1]}×{m.shape[0]} but the image is {size[1]}×{size[0]}")
     if not m.any():
-        raise ImageInputError("the mask is empty: paint the part of the image to fill in")
+        raise ImageInputError("the mask is empty: mark the part of the image to fill in "
+                              "(paint it, or white in a mask picture)")
     if m.all():
         return "the mask covers the whole image, so nothing is observed: this is plain sampling"
     return ""

@@ -1,4 +1,5 @@
-"""Ready-made inpainting masks (numpy only, so the GUI can draw them without the engine).
+"""Ready-made inpainting masks, brush strokes and file names of the image tools (numpy only, so
+the GUI can use them without the engine).
 
 A mask is a boolean (H, W) array, True where pixels are free (to be filled in).
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the pictures the image tools read (folders: these suffixes, any case)
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 MASK_PRESETS = ("lower-half", "upper-half", "left-half", "right-half", "centre-square", "random")
 MASK_LABELS = {"lower-half": "Lower half", "upper-half": "Upper half", "left-half": "Left half",
                "right-half": "Right half", "centre-square": "Centre square", "random": "Random pixels"}
@@ -34,6 +37,8 @@ def mask_preset(name: str, size: int, fraction: float = 0.5, seed: int = 0) -> n
     elif name == "random":
         if not 0.0 <= float(fraction) <= 1.0:
             raise MaskError(f"the share of random pixels must lie in 0..1, got {fraction!r}")
+        if float(fraction) == 0:
+            raise MaskError("a random mask of 0 % selects no pixels; choose a share above 0")
         m = np.random.default_rng(seed).random((size, size)) < float(fraction)
     else:
         raise MaskError(f"unknown mask preset {name!r} (known: {', '.join(MASK_PRESETS)})")
@@ -57,11 +62,18 @@ def capsule(shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, fl
 
 
 def output_names(paths, suffix: str = "_translated.png") -> dict:
-    """A distinct output file name for each input path: ``stem + suffix``, and where two inputs
-    share a stem (``a.png``, ``a.jpg``), their extensions keep them apart (``a_png…``, ``a_jpg…``)."""
+    """A distinct output file name for each input path: ``stem + suffix``; where stems clash
+    (``a.png``, ``a.jpg``, ``a.JPG``) the extension and then a counter keep them apart."""
     from collections import Counter
 
     paths = list(paths)
-    stems = Counter(p.stem for p in paths)
-    return {p: (p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}") + suffix
-            for p in paths}
+    stems = Counter(p.stem.lower() for p in paths)
+    names, used = {}, set()
+    for p in paths:
+        base = p.stem if stems[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}"
+        name, k = base + suffix, 2
+        while name.lower() in used:  # file systems that ignore case would merge a.JPG and a.jpg
+            name, k = f"{base}_{k}{suffix}", k + 1
+        used.add(name.lower())
+        names[p] = name
+    return names

@@ -47,7 +47,8 @@ def _fmt(v: float, digits: int) -> str:
 # Digits
 # --------------------------------------------------------------------------------------------
 
-DIGIT_BETTER = {"confident": "higher", "classes": "higher", "is_like": "higher", "nearest_train": "higher"}
+DIGIT_BETTER = {"confident": "higher", "classes": "higher", "is_like": "higher",
+                "nearest_train": "near real digits' (copies of training digits are near 0)"}
 
 
 def _check_digits(x: torch.Tensor) -> torch.Tensor:

@@ -188,15 +188,20 @@ class InpaintTool(ImageToolBase):
     # --- engine -------------------------------------------------------------------------------------
     def on_model(self, info: ToolModelInfo) -> None:
         self.run_view.use_model(info)
+        self.run_view.clear_results()  # results of another model cannot be kept or continued
         self.run_view.steps_spin.setValue(max(int(info.sampler.get("steps", 60)) * 5, 100))
         self.load_heldout(self.heldout_spin.value())
 
     def on_image(self, image: np.ndarray) -> None:
-        had = self.canvas.mask.any()
+        previous = self.canvas.mask.copy()
         self.canvas.set_image(image, keep_mask=True)
-        if not had and not self.canvas.mask.any():
-            # a first image opens with a mask to try at once; painting replaces it (undo brings it back)
-            self.canvas.set_mask(mask_preset("lower-half", image.shape[-1]), undoable=False)
+        if not self.canvas.mask.any():
+            if previous.any():  # another model's size: the painted mask follows, resized
+                rows = (np.arange(image.shape[1]) * previous.shape[0]) // image.shape[1]
+                cols = (np.arange(image.shape[2]) * previous.shape[1]) // image.shape[2]
+                self.canvas.set_mask(previous[rows][:, cols], undoable=False)
+            else:  # a first image opens with a mask to try at once; painting replaces it
+                self.canvas.set_mask(mask_preset("lower-half", image.shape[-1]), undoable=False)
         self._sync()
 
     def run(self) -> None:

@@ -196,6 +196,18 @@ class ToolRunView(QWidget):
         self.host.update_tool_live(self.owner, paused=paused)
         self.pause_button.setText("Resume" if paused else "Pause")
 
+    def clear_results(self) -> None:
+        """Forget the shown run (another model was opened)."""
+        self.frame = None
+        self.strip_image.clear()
+        self.highlight.hide()
+        self.energy_plot.clear()
+        if self.second_plot is not None:
+            self.second_plot.clear()
+        self.scrub.setEnabled(False)
+        self.scrub_label.setText("step –")
+        self.status.setText("")
+
     def single_step(self) -> None:
         self.host.step_tool(self.owner)
         self.pause_button.setText("Resume")
@@ -214,8 +226,9 @@ class ToolRunView(QWidget):
         self.state = ev.state
         words = {RunState.RUNNING: "running", RunState.PAUSED: "paused", RunState.FINISHED: "finished",
                  RunState.STOPPED: "stopped", RunState.ERROR: "failed", RunState.IDLE: ""}
+        self._total = ev.steps
         text = f"{words[ev.state]} · step {ev.step:,} of {ev.steps:,}"
-        if ev.message and ev.state in (RunState.ERROR, RunState.STOPPED):
+        if ev.message and ev.state in (RunState.ERROR, RunState.STOPPED) and ev.message != words[ev.state]:
             text += f" · {ev.message}"
         self.status.setText(text)
         self.status.setToolTip(text)
@@ -255,6 +268,9 @@ class ToolRunView(QWidget):
                 self.scrub.setEnabled(len(frame.trace_steps) > 1 and self.state != RunState.RUNNING)
             finally:
                 self._scrubbing = False
+            if self.state in _ACTIVE:  # the status follows the chains, not only state changes
+                word = "running" if self.state == RunState.RUNNING else "paused"
+                self.status.setText(f"{word} · step {frame.step:,} of {getattr(self, '_total', 0):,}")
             rate = format_rate(frame.steps_per_sec) if self.state == RunState.RUNNING else ""
             self.scrub_label.setText(f"step {frame.step:,}" + (f" · {rate}" if rate else ""))
         else:

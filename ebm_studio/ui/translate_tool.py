@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.bundled import resources_dir
-from ebm_studio.core.masks import capsule, output_names
-from ebm_studio.ui.image_tool_base import IMAGE_FILTER, ImageToolBase
+from ebm_studio.core.masks import PICTURE_SUFFIXES, capsule, output_names
+from ebm_studio.ui.image_tool_base import ImageToolBase
 from ebm_studio.ui.paint_canvas import PaintCanvas
 from ebm_studio.ui.tool_run_view import ToolRunView
 from ebm_studio.worker.tool_api import (
@@ -78,7 +78,7 @@ class TranslateTool(ImageToolBase):
         self.canvas.setObjectName("translate_canvas")
         self.canvas.setMinimumSize(200, 200)
         self.canvas.brush = 2.0
-        self.run_view = ToolRunView(host, "translate", second_curve="distance from source")
+        self.run_view = ToolRunView(host, "translate", second_curve="distance")
         self.run_view.steps_spin.setValue(100)
         self._pending_demo: tuple[str, str] | None = None
         self._batch: list[Path] = []
@@ -203,10 +203,12 @@ class TranslateTool(ImageToolBase):
         self.undo_button.setEnabled(self.canvas.can_undo)
         self.redo_button.setEnabled(self.canvas.can_redo)
         self.run_view.reference = self.canvas.image.copy()
-        self.run_view.run_button.setEnabled(self.model is not None and self.image is not None)
+        self.run_view.run_button.setEnabled(self.model is not None and self.image is not None
+                                            and not getattr(self, "_busy", False))
 
     def on_model(self, info: ToolModelInfo) -> None:
         self.run_view.use_model(info)
+        self.run_view.clear_results()  # results of another model cannot be kept or continued
         if self._pending_demo is not None and self._pending_demo[0] == Path(info.path).stem:
             self._load_demo_source(self._pending_demo[1])
         elif self.image is None:
@@ -300,10 +302,9 @@ class TranslateTool(ImageToolBase):
         if self.run_view.state in (RunState.RUNNING, RunState.PAUSED):
             self._show_error("stop the current run first; the batch uses this tool's engine slot")
             return
-        suffixes = {s.split(".")[-1].rstrip(")") for s in IMAGE_FILTER.split(";;")[0].split() if "." in s}
         try:
             files = sorted(p for p in Path(folder).iterdir()
-                           if p.is_file() and p.suffix.lower().lstrip(".") in suffixes and not p.name.startswith("."))
+                           if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES and not p.name.startswith("."))
         except OSError as exc:
             self._show_error(f"cannot read {folder}: {exc}")
             return
@@ -325,8 +326,12 @@ class TranslateTool(ImageToolBase):
         self._batch_load()
 
     def _set_busy(self, busy: bool) -> None:
-        """While a batch runs, nothing else may start a run in this tool."""
-        for w in (self.batch_button, self.run_view.run_button, *self.demo_buttons):
+        """While a batch runs, nothing else may start a run, change the model or load an image."""
+        self._busy = busy
+        for w in (self.batch_button, self.run_view.run_button, *self.demo_buttons, self.model_box,
+                  self.open_model_button, self.prev_button, self.next_button, self.heldout_spin,
+                  self.file_button, self.paste_button, self.live_button, self.blank_button,
+                  self.keep_button):
             w.setEnabled(not busy)
 
     def _batch_load(self) -> None:
@@ -343,7 +348,7 @@ class TranslateTool(ImageToolBase):
     def _batch_step(self, ev) -> bool:
         """Advance the batch on an engine event; True when the event was the batch's own."""
         phase, name = self._batch_phase, self._batch[0].name
-        if phase == "load" and isinstance(ev, ToolImageReady):
+        if phase == "load" and isinstance(ev, ToolImageReady) and ev.request == self._image_request:
             super()._on_event(ev)
             self._batch_phase = "run"
             self.run()

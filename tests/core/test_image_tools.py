@@ -138,3 +138,31 @@ def test_masked_langevin_never_changes_observed_pixels():
 def test_inpaint_refuses_a_two_d_model():
     with pytest.raises(ImageInputError, match="2-D model"):
         inpaint_start(ModelState.demo(), torch.zeros(1, 28, 28), mask_preset("lower-half", 28), 2, "noise", 0)
+
+
+def test_output_names_are_distinct_even_across_case():
+    from pathlib import Path
+
+    from ebm_studio.core.masks import output_names
+
+    paths = [Path("a.png"), Path("a.jpg"), Path("photo.jpg"), Path("photo.JPG"), Path("b.png")]
+    names = output_names(paths)
+    assert len({n.lower() for n in names.values()}) == len(paths)
+    assert names[Path("b.png")] == "b_translated.png"
+
+
+def test_sixteen_bit_pictures_keep_their_scale(tmp_path):
+    white = np.full((28, 28), 65535, np.uint16)
+    Image.fromarray(white).save(tmp_path / "w16.png")
+    a = read_image_file(tmp_path / "w16.png")
+    assert a.dtype == np.uint8 and int(a.min()) == 255
+    dim = np.full((28, 28), 65535 // 4, np.uint16)
+    Image.fromarray(dim).save(tmp_path / "d16.png")
+    assert abs(int(read_image_file(tmp_path / "d16.png").mean()) - 64) <= 1
+
+
+def test_a_mask_picture_is_cropped_like_its_wide_image(tmp_path):
+    mask = np.zeros((40, 80), np.uint8)
+    mask[:, :20] = 255  # the left quarter, which the centre crop removes
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert not read_mask_file(tmp_path / "m.png", 28).any()

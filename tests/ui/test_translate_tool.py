@@ -129,3 +129,21 @@ def test_translation_runs_beside_a_training_run_and_stopping_it_leaves_training_
     assert p.state == "running"
     p.stop_button.click()
     qtbot.waitUntil(lambda: p.state == "stopped", timeout=LONG)
+
+
+def test_a_batch_locks_the_sources_and_a_model_switch_clears_results(tool, qtbot, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((30, 30), 60 * i, np.uint8)).save(src / f"p{i}.png")
+    tool.run_view.steps_spin.setValue(200)
+    tool.start_batch(str(src), str(out))
+    qtbot.waitUntil(lambda: tool.run_view.state == RunState.RUNNING, timeout=LONG)
+    for w in (tool.run_view.run_button, tool.model_box, tool.next_button, tool.file_button, tool.blank_button):
+        assert not w.isEnabled()
+    qtbot.waitUntil(lambda: not tool._batch, timeout=LONG)
+    assert "translated 3 of 3" in tool.note.text() and tool.run_view.run_button.isEnabled()
+    assert tool.run_view.frame is not None
+    tool.open_model(tool.model.path)  # the same model again: its results are gone
+    qtbot.waitUntil(lambda: tool.run_view.frame is None, timeout=LONG)
