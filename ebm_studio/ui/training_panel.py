@@ -157,7 +157,8 @@ class TrainingPanel(QWidget):
         self.import_button = button("Import TOML…", "import_button",
                                     "Fill the settings from a TOML configuration file")
         for b in (self.train_button, self.continue_button):
-            b.setMinimumWidth(110)
+            # room for the label and the button's margins, whatever the font
+            b.setMinimumWidth(max(110, b.fontMetrics().horizontalAdvance(b.text()) + 20))
         self.progress = QProgressBar()
         self.progress.setObjectName("train_progress")
         self.progress.setFormat("step %v of %m")

@@ -79,27 +79,6 @@ def test_a_two_d_model_is_refused_with_a_message(tool, qtbot, tmp_path):
     assert tool.model.kind == "images"  # the image model stays
 
 
-@pytest.mark.parametrize("size", [(1280, 820), (1100, 700)])
-@pytest.mark.parametrize("tab", ["inpaint", "translate"])
-def test_the_image_tool_tabs_fit_the_window(window, qtbot, tab, size):
-    from PySide6.QtWidgets import QApplication, QPushButton
-
-    window.resize(*size)
-    t = window.panels[tab]
-    window.tabs.setCurrentWidget(t)
-    QApplication.processEvents()
-    frame = window.rect()
-    for b in t.findChildren(QPushButton):
-        if not b.isVisible():
-            continue
-        top_left = b.mapTo(window, b.rect().topLeft())
-        bottom_right = b.mapTo(window, b.rect().bottomRight())
-        assert frame.contains(top_left) and frame.contains(bottom_right), (b.text(), size)
-        text = b.fontMetrics().horizontalAdvance(b.text().replace("&", ""))
-        assert b.width() >= text + 8, (b.text(), b.width(), size)  # the label is not cut
-    assert t.canvas.height() >= 150 and t.run_view.strip.height() >= 90
-
-
 def test_translation_runs_beside_a_training_run_and_stopping_it_leaves_training_going(tool, qtbot):
     from ebm_studio.worker.tool_api import StopToolRun
 

@@ -1,0 +1,28 @@
+"""Every tab fits the default window (1280×820) and 1100×700: no button outside the window, no
+button label cut."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize("size", [(1280, 820), (1100, 700)])
+@pytest.mark.parametrize("tab", ["viewer", "training", "trajectories", "landscape", "inpaint", "translate"])
+def test_every_tab_fits_the_window(window, qtbot, tab, size):
+    from PySide6.QtWidgets import QApplication, QPushButton
+
+    window.resize(*size)
+    t = window.panels[tab]
+    window.tabs.setCurrentWidget(t)
+    QApplication.processEvents()
+    frame = window.rect()
+    for b in t.findChildren(QPushButton):
+        if not b.isVisible():
+            continue
+        top_left = b.mapTo(window, b.rect().topLeft())
+        bottom_right = b.mapTo(window, b.rect().bottomRight())
+        assert frame.contains(top_left) and frame.contains(bottom_right), (b.text(), size)
+        text = b.fontMetrics().horizontalAdvance(b.text().replace("&", ""))
+        assert b.width() >= text + 8, (b.text(), b.width(), size)  # the label is not cut
+    if tab in ("inpaint", "translate"):
+        assert t.canvas.height() >= 150 and t.run_view.strip.height() >= 90
