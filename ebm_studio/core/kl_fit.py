@@ -179,34 +179,44 @@ def fit_forward_kl(
     seed: int = 0,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sample_weights=None,
 ) -> GaussianMixtureParams:
     """min_q KL(p‖q) over k-component mixtures = maximum likelihood of ``samples`` (N, 2) of p.
 
-    k = 1: the sample mean and (biased, maximum-likelihood) covariance. k > 1: EM from a seeded
-    k-means++ start, at most ``steps`` iterations, stopping early once the mean log-likelihood
-    improves by < ``EM_TOL``; a covariance floor keeps components from collapsing. ``progress(i,
-    steps, loss)`` gets the mean negative log-likelihood (= KL(p‖q) + H(p)).
+    ``sample_weights`` (N,) turn the points into a weighted sample of p: with grid cell centres
+    weighted by p·ΔA (quadrature) the fit is exact for the density, not subject to how well a
+    sampler mixed between modes. k = 1: the (weighted) mean and maximum-likelihood covariance,
+    i.e. moment matching. k > 1: EM from a seeded k-means++ start, at most ``steps`` iterations,
+    stopping early once the mean log-likelihood improves by < ``EM_TOL``; a covariance floor keeps
+    components from collapsing. ``progress(i, steps, loss)`` gets the mean negative
+    log-likelihood (= KL(p‖q) + H(p)).
     """
     k = check_int_at_least("k", k, 1)
     steps = check_int_at_least("steps", steps, 1)
     x = _check_samples(samples, k)
     n = x.shape[0]
-    data_var = float(x.var(0).mean())
-    floor = COV_FLOOR_REL * data_var + 1e-12  # + tiny absolute: all points may coincide
+    if sample_weights is None:
+        w = np.full(n, 1.0 / n)
+    else:
+        w = np.asarray(sample_weights, dtype=np.float64).reshape(-1)
+        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"sample_weights must be {n} finite non-negative numbers with a positive sum")
+        w = w / w.sum()
+    data_mean = w @ x
+    data_cov = ((x - data_mean) * w[:, None]).T @ (x - data_mean)
+    floor = COV_FLOOR_REL * float(np.trace(data_cov) / 2) + 1e-12  # + tiny absolute: points may coincide
     eye = np.eye(2)
 
     if k == 1:
-        mean = x.mean(0)
-        d = x - mean
-        cov = d.T @ d / n + floor * eye
-        params = GaussianMixtureParams(np.ones(1), mean[None], cov[None])
+        params = GaussianMixtureParams(np.ones(1), data_mean[None], (data_cov + floor * eye)[None])
         if progress is not None:
-            progress(1, 1, float(-params.log_prob(x).mean()))
+            progress(1, 1, float(-(w * params.log_prob(x)).sum()))
         return params
 
     rng = np.random.default_rng(seed)
-    means = _kmeans_pp(x, k, rng)
-    covs = np.repeat((np.cov(x.T, bias=True) + floor * eye)[None] / k, k, axis=0)
+    pick = x if sample_weights is None else x[rng.choice(n, size=min(n, 4096), p=w)]
+    means = _kmeans_pp(pick, k, rng)
+    covs = np.repeat((data_cov + floor * eye)[None] / k, k, axis=0)
     weights = np.full(k, 1.0 / k)
     prev = -np.inf
     for i in range(1, steps + 1):
@@ -215,20 +225,21 @@ def fit_forward_kl(
         m = lj.max(1, keepdims=True)
         ll_n = m[:, 0] + np.log(np.exp(lj - m).sum(1))
         r = np.exp(lj - ll_n[:, None])
-        ll = float(ll_n.mean())
-        # M step
-        nk = r.sum(0)
-        dead = nk < 1e-8 * n
+        ll = float(w @ ll_n)
+        # M step, each point counting with its weight
+        rw = r * w[:, None]
+        nk = rw.sum(0)
+        dead = nk < 1e-8
         nk = np.maximum(nk, 1e-300)
-        weights = nk / n
-        means = (r.T @ x) / nk[:, None]
+        weights = nk / nk.sum()
+        means = (rw.T @ x) / nk[:, None]
         d = x[None] - means[:, None]  # (K, N, 2)
-        covs = np.einsum("nk,kni,knj->kij", r, d, d) / nk[:, None, None] + floor * eye
+        covs = np.einsum("nk,kni,knj->kij", rw, d, d) / nk[:, None, None] + floor * eye
         if dead.any():
             # a component that explains nothing restarts on the worst-explained point
             worst = x[np.argsort(ll_n)[: int(dead.sum())]]
             means[dead] = worst
-            covs[dead] = np.cov(x.T, bias=True) / k + floor * eye
+            covs[dead] = data_cov / k + floor * eye
             weights[dead] = 1.0 / n
             weights = weights / weights.sum()
         stop = ll - prev < EM_TOL or i == steps or (should_stop is not None and should_stop())

@@ -152,11 +152,19 @@ class FitJob(Job):
             self.stage = "forward"
 
     def _forward(self) -> None:
-        x = self.samples
-        self.results["forward"]["gaussian"] = fit_forward_kl(x, k=1)
+        # a 2-D density is known on the grid up to Z: the forward fits use the grid cells weighted
+        # by p·ΔA (quadrature), exact for the density, where MALA samples that did not mix between
+        # modes would bias them; the samples stay for the view
+        values = evaluate_energy(self.energy, self.grid)
+        logp = log_density(values, self.grid, self.temperature, ref_sigma=self.model.ref_sigma)
+        weights = np.exp(logp).reshape(-1) * self.grid.cell_area
+        x = self.grid.points(torch.float64).numpy()
+        keep = weights > 1e-12 * weights.max()  # cells without mass change nothing, cost time
+        x, weights = x[keep], weights[keep]
+        self.results["forward"]["gaussian"] = fit_forward_kl(x, k=1, sample_weights=weights)
         self.results["forward"]["mixture"] = fit_forward_kl(
-            x, k=self.k, steps=300, seed=self.seed, should_stop=self._should_stop)
-        self._progress(STAGE_END["forward"], "forward KL (maximum likelihood) done")
+            x, k=self.k, steps=300, seed=self.seed, should_stop=self._should_stop, sample_weights=weights)
+        self._progress(STAGE_END["forward"], "forward KL (maximum likelihood, by quadrature) done")
         self.stage = "reverse_gaussian"
 
     def _target(self):
