@@ -19,13 +19,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ebm_studio.ui.widgets import LogSlider, format_rate
+from ebm_studio.ui.widgets import JumpSlider, LogSlider, format_rate
 from ebm_studio.worker.tool_api import (
     FetchToolStep,
     RunState,
@@ -137,7 +136,7 @@ class ToolRunView(QWidget):
             self.second_plot.setLabel("bottom", "step")
             self.second_plot.setMinimumHeight(90)
             self.second_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.scrub = QSlider(Qt.Orientation.Horizontal)
+        self.scrub = JumpSlider(Qt.Orientation.Horizontal)
         self.scrub.setObjectName(f"{owner}_scrub")
         self.scrub.setEnabled(False)
         self.scrub.setToolTip("Scrub through the recorded steps of the last run")

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.ui.frame_views import FrameView
+from ebm_studio.ui.widgets import JumpSlider
 
 #: keys the timeline (and the scrubber around it) takes for itself, even though the main window
 #: binds Right to a window-wide "single step" action
@@ -39,7 +40,7 @@ def is_scrub_key(event: QKeyEvent) -> bool:
     return event.key() in SCRUB_KEYS and mods == Qt.KeyboardModifier.NoModifier
 
 
-class Timeline(QSlider):
+class Timeline(JumpSlider):
     """A horizontal slider over the recorded steps (value = index into them) with marker ticks.
 
     Markers are ``(position, step, text)`` with ``position`` in slider units (fractional when a

@@ -1,11 +1,12 @@
-"""Small reusable controls: a log-scale slider with a spin box, and a labelled form helper."""
+"""Small reusable controls: a log-scale slider with a spin box, a slider that jumps to the click,
+and a rate formatter."""
 
 from __future__ import annotations
 
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QStyle, QStyleOptionSlider, QWidget
 
 SLIDER_STEPS = 1000
 
@@ -100,6 +101,28 @@ class LogSlider(QWidget):
         finally:
             self._syncing = False
         self.valueChanged.emit(v)
+
+
+class JumpSlider(QSlider):
+    """A horizontal slider whose track jumps to the click (Qt's default moves one page towards
+    it), as a scrubber should; the handle still drags as usual."""
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if event.button() == Qt.MouseButton.LeftButton and self.isEnabled():
+            opt = QStyleOptionSlider()
+            self.initStyleOption(opt)
+            style = self.style()
+            handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                          QStyle.SubControl.SC_SliderHandle, self)
+            pos = event.position().toPoint()
+            if not handle.contains(pos):
+                groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                              QStyle.SubControl.SC_SliderGroove, self)
+                span = max(groove.width() - handle.width(), 1)
+                x = pos.x() - groove.x() - handle.width() // 2
+                self.setValue(QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), x, span,
+                                                             opt.upsideDown))
+        super().mousePressEvent(event)
 
 
 def format_rate(steps_per_s: float, decimals: int = 0) -> str:

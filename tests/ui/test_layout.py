@@ -26,3 +26,18 @@ def test_every_tab_fits_the_window(window, qtbot, tab, size):
         assert b.width() >= text + 8, (b.text(), b.width(), size)  # the label is not cut
     if tab in ("inpaint", "translate"):
         assert t.canvas.height() >= 150 and t.run_view.strip.height() >= 90
+
+
+def test_a_click_on_the_scrubber_track_jumps_to_the_click(qtbot):
+    from PySide6.QtCore import QPoint, Qt
+
+    from ebm_studio.ui.widgets import JumpSlider
+
+    s = JumpSlider(Qt.Orientation.Horizontal)
+    qtbot.addWidget(s)
+    s.setRange(0, 1000)
+    s.resize(400, 30)
+    s.show()
+    qtbot.waitExposed(s)
+    qtbot.mouseClick(s, Qt.MouseButton.LeftButton, pos=QPoint(300, 15))
+    assert 650 <= s.value() <= 850  # near three quarters, not one page (100) from 0
