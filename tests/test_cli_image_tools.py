@@ -47,6 +47,7 @@ def test_inpaint_keeps_the_observed_pixels_exactly(digits_ckpt, tmp_path):
     observed = z["proposals"][:, :, ~mask]
     assert np.array_equal(observed, np.broadcast_to(z["image"][:, ~mask], observed.shape))
     assert len(z["energy_trace"]) == 16
+    assert np.allclose(z["mean"], z["proposals"].mean(0))
 
 
 def test_inpaint_with_a_mask_picture_and_png_output(digits_ckpt, tmp_path):
