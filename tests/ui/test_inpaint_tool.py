@@ -144,3 +144,30 @@ def test_keys_messages_and_a_colour_photo(window, qtbot, tiny_digits):
     qtbot.waitUntil(lambda: "coffee.png" in tool.note.text(), timeout=LONG)
     assert "resized 256×256 to 28×28" in tool.note.text() and "grey" in tool.note.text()
     assert tool.canvas.image.shape == (1, 28, 28)
+
+
+def test_paste_and_drop_bring_images_in(window, qtbot, tiny_digits, tmp_path):
+    from PIL import Image as PILImage
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
+
+    tool = window.panels["inpaint"]
+    window.tabs.setCurrentWidget(tool)
+    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
+    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
+                    and tool.image is not None, timeout=LONG)
+    picture = QImage(40, 40, QImage.Format.Format_RGB888)
+    picture.fill(0xFFFFFF)
+    QGuiApplication.clipboard().setImage(picture)
+    tool.paste()
+    qtbot.waitUntil(lambda: "pasted image" in tool.note.text(), timeout=LONG)
+    assert tool.canvas.image.shape == (1, 28, 28)
+    path = tmp_path / "dropped.png"
+    PILImage.fromarray(np.zeros((28, 28), np.uint8)).save(path)
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    tool.dropEvent(event)
+    qtbot.waitUntil(lambda: "dropped.png" in tool.note.text(), timeout=LONG)
+    assert (tool.canvas.image == -1).all()
