@@ -81,7 +81,11 @@ class MainWindow(QMainWindow):
     def _toggle_tab(self, widget: QWidget, title: str, on: bool) -> None:
         index = self.tabs.indexOf(widget)
         if on and index < 0:
-            self.tabs.addTab(widget, title)
+            # back in its own place: after the tabs that come before it and are shown
+            order = list(self.panels.values())
+            before = order[: order.index(widget)] if widget in order else order
+            at = sum(1 for w in before if self.tabs.indexOf(w) >= 0)
+            self.tabs.insertTab(at, widget, title)
         elif not on and index >= 0:
             self.tabs.removeTab(index)
 

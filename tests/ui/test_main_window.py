@@ -152,3 +152,12 @@ def test_rates_read_as_english():
     assert format_rate(1.0) == "1 step/s" and format_rate(1234.4) == "1,234 steps/s"
     assert format_rate(0.4) == "2.5 s/step" and format_rate(12.34, 1) == "12.3 steps/s"
     assert format_rate(0.0) == "– steps/s"
+
+
+def test_a_tab_shown_again_returns_to_its_place(window):
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    action = next(a for a in window.view_menu.actions() if a.text() == "Trajectories")
+    action.setChecked(False)
+    assert "Trajectories" not in [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    action.setChecked(True)
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == titles
