@@ -185,7 +185,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Failure(f"cannot write output: {exc}") from None
     print(f"{args.n} proposals x {steps} steps in {time.perf_counter() - t0:.1f} s -> {out}", file=sys.stderr)
-    print(f"energy: " + "  ".join(f"{v:.4g}" for v in e))
+    print("energy: " + "  ".join(f"{v:.4g}" for v in e))
     return 0
 
 
