@@ -16,6 +16,8 @@ from PySide6.QtCore import QTimer, Signal
 from ebm_studio.worker.frames import Frame
 
 PARTICLE_COLOUR = (255, 200, 60, 220)
+#: share of an image grid's height kept free above it for the caption
+CAPTION_BAND = 0.1
 HIST_CMAP = "inferno"
 
 
@@ -72,7 +74,10 @@ class FrameView(pg.GraphicsLayoutWidget):
             self.image.setImage(img, autoLevels=False, levels=(0, 255))
             if self._image_shape != img.shape:
                 self._image_shape = img.shape
-                self.plot.setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0.02)
+                # a band above the grid (y grows downwards) holds the caption, off the top row
+                self.plot.setRange(xRange=(0, img.shape[1]), yRange=(-CAPTION_BAND * img.shape[0], img.shape[0]),
+                                   padding=0.02)
+            self.caption.setAnchor((0, 1))
             self.caption.setPos(0, 0)
         else:
             h = np.log1p(frame.hist)
@@ -85,6 +90,7 @@ class FrameView(pg.GraphicsLayoutWidget):
                 self.plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.02)
             pts = frame.points
             self.scatter.setData(pts[:, 0], pts[:, 1])
+            self.caption.setAnchor((0, 0))
             self.caption.setPos(frame.box[0], frame.box[1])  # top-left corner of the data box
         self.caption.setText(caption)
         self.frames_drawn += 1

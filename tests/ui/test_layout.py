@@ -41,3 +41,23 @@ def test_a_click_on_the_scrubber_track_jumps_to_the_click(qtbot):
     qtbot.waitExposed(s)
     qtbot.mouseClick(s, Qt.MouseButton.LeftButton, pos=QPoint(300, 15))
     assert 650 <= s.value() <= 850  # near three quarters, not one page (100) from 0
+
+
+def test_the_image_grid_caption_sits_above_the_grid(qtbot):
+    import numpy as np
+    from PySide6.QtWidgets import QApplication
+
+    from ebm_studio.ui.frame_views import FrameView
+    from ebm_studio.worker.frames import make_frame
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.resize(500, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    state = np.zeros((16, 1, 28, 28), np.float32)
+    view.show_frame(make_frame(1, "sample", 10, state, np.zeros(16), (-1.0, 1.0)), "step 10")
+    QApplication.processEvents()
+    caption = view.caption.mapRectToScene(view.caption.boundingRect())
+    grid = view.image.mapRectToScene(view.image.boundingRect())
+    assert caption.bottom() <= grid.top() + 1, (caption, grid)
