@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -21,7 +21,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
+    QSlider,
     QSpinBox,
+    QSplitter,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -127,6 +130,69 @@ class ImageToolBase(QWidget):
         self.live_button.clicked.connect(self.from_live_chains)
         host.engine.tool_event.connect(self._on_event)
         host.engine.tool_frame_ready.connect(self._on_frame_ready)
+
+    # --- what both tabs build the same way ----------------------------------------------------------
+    def _canvas_controls(self, canvas, brush: int) -> None:
+        """The brush slider and label, Undo / Redo and the keys of the tool's painting canvas."""
+        self.canvas = canvas
+        canvas.brush = float(brush)
+        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
+        self.brush_slider.setRange(1, 40)
+        self.brush_slider.setValue(brush)
+        self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] change it)")
+        self.brush_label = QLabel(f"{brush} px")
+        self.brush_label.setMinimumWidth(40)
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        self.undo_button.setToolTip("Undo the last stroke (Ctrl+Z)")
+        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
+        self.brush_slider.valueChanged.connect(self._set_brush)
+        self.undo_button.clicked.connect(canvas.undo)
+        self.redo_button.clicked.connect(canvas.redo)
+        for keys, slot in ((QKeySequence.StandardKey.Undo, canvas.undo),
+                           (QKeySequence.StandardKey.Redo, canvas.redo),
+                           (QKeySequence("Ctrl+Shift+Z"), canvas.redo),
+                           (QKeySequence("["), lambda: self.brush_slider.setValue(self.brush_slider.value() - 1)),
+                           (QKeySequence("]"), lambda: self.brush_slider.setValue(self.brush_slider.value() + 1))):
+            sc = QShortcut(keys, self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+
+    def _set_brush(self, size: int) -> None:
+        self.canvas.brush = float(size)
+        self.brush_label.setText(f"{size} px")
+
+    def _sync_undo(self) -> None:
+        self.undo_button.setEnabled(self.canvas.can_undo)
+        self.redo_button.setEnabled(self.canvas.can_redo)
+
+    def _assemble(self, below_canvas: list[QWidget], above_run: QHBoxLayout, equal_halves: bool = False) -> None:
+        """Model, source, note and canvas (then ``below_canvas``) on the left; ``above_run`` and
+        the run view on the right; a splitter between them."""
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(self.model_row)
+        ll.addWidget(self.model_label)
+        ll.addLayout(self.source_row)
+        ll.addWidget(self.note)
+        ll.addWidget(self.canvas, 1)
+        for w in below_canvas:
+            ll.addWidget(w)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(above_run)
+        rl.addWidget(self.run_view, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        if equal_halves:
+            split.setStretchFactor(0, 1)
+            split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
 
     # --- start-up ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
@@ -20,9 +20,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ebm_studio.core.masks import MASK_LABELS, MASK_PRESETS, MaskError, mask_preset
@@ -38,20 +35,15 @@ class InpaintTool(ImageToolBase):
     def __init__(self, host, parent=None) -> None:
         super().__init__(host, "inpaint", parent)
         self.setObjectName("inpaint_tool")
-        self.canvas = PaintCanvas("mask")
-        self.canvas.setObjectName("inpaint_canvas")
-        self.canvas.setMinimumSize(220, 220)
+        canvas = PaintCanvas("mask")
+        canvas.setObjectName("inpaint_canvas")
+        canvas.setMinimumSize(220, 220)
+        self._canvas_controls(canvas, brush=3)
         self.run_view = ToolRunView(host, "inpaint")
 
         # --- brush --------------------------------------------------------------------------
         brush = QGroupBox("Mask (painted = fill in)")
         g = QGridLayout(brush)
-        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
-        self.brush_slider.setRange(1, 40)
-        self.brush_slider.setValue(3)
-        self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] change it)")
-        self.brush_label = QLabel("3 px")
-        self.brush_label.setMinimumWidth(40)
         self.eraser_button = QPushButton("Eraser")
         self.eraser_button.setCheckable(True)
         self.eraser_button.setToolTip("Erase the mask (or hold Shift while painting)")
@@ -60,10 +52,6 @@ class InpaintTool(ImageToolBase):
         self.rect_button.setToolTip("Drag a rectangle to fill")
         self.clear_button = QPushButton("Clear")
         self.invert_button = QPushButton("Invert")
-        self.undo_button = QPushButton("Undo")
-        self.redo_button = QPushButton("Redo")
-        self.undo_button.setToolTip("Undo the last stroke (Ctrl+Z)")
-        self.redo_button.setToolTip("Redo (Ctrl+Shift+Z)")
         self.preset_box = QComboBox()
         for key in MASK_PRESETS:
             self.preset_box.addItem(MASK_LABELS[key], key)
@@ -108,37 +96,13 @@ class InpaintTool(ImageToolBase):
         fill_row.addWidget(self.keep_button)
         fill_row.addWidget(self.save_button)
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addLayout(self.model_row)
-        ll.addWidget(self.model_label)
-        ll.addLayout(self.source_row)
-        ll.addWidget(self.note)
-        ll.addWidget(self.canvas, 1)
-        ll.addWidget(brush)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addLayout(fill_row)
-        rl.addWidget(self.run_view, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
-        split.setChildrenCollapsible(False)
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        self._assemble([brush], fill_row, equal_halves=True)
 
         # --- wiring -------------------------------------------------------------------------------
-        self.brush_slider.valueChanged.connect(self._set_brush)
         self.eraser_button.toggled.connect(lambda on: setattr(self.canvas, "eraser", on))
         self.rect_button.toggled.connect(lambda on: setattr(self.canvas, "rect_mode", on))
         self.clear_button.clicked.connect(self.canvas.clear_layer)
         self.invert_button.clicked.connect(self.canvas.invert)
-        self.undo_button.clicked.connect(self.canvas.undo)
-        self.redo_button.clicked.connect(self.canvas.redo)
         self.preset_button.clicked.connect(self.apply_preset)
         self.colour_button.clicked.connect(self._pick_colour)
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_overlay(opacity=v / 100))
@@ -146,21 +110,9 @@ class InpaintTool(ImageToolBase):
         self.run_view.run_requested.connect(self.run)
         self.keep_button.clicked.connect(self.keep)
         self.save_button.clicked.connect(self.save_dialog)
-        for keys, slot in ((QKeySequence.StandardKey.Undo, self.canvas.undo),
-                           (QKeySequence.StandardKey.Redo, self.canvas.redo),
-                           (QKeySequence("Ctrl+Shift+Z"), self.canvas.redo),
-                           (QKeySequence("["), lambda: self.brush_slider.setValue(self.brush_slider.value() - 1)),
-                           (QKeySequence("]"), lambda: self.brush_slider.setValue(self.brush_slider.value() + 1))):
-            sc = QShortcut(keys, self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(slot)
         self._sync()
 
     # --- painting ------------------------------------------------------------------------------------
-    def _set_brush(self, size: int) -> None:
-        self.canvas.brush = float(size)
-        self.brush_label.setText(f"{size} px")
-
     def _pick_colour(self) -> None:
         colour = QColorDialog.getColor(self.canvas.colour, self, "Mask colour")
         if colour.isValid():
@@ -177,8 +129,7 @@ class InpaintTool(ImageToolBase):
         self.canvas.set_mask(mask)
 
     def _sync(self) -> None:
-        self.undo_button.setEnabled(self.canvas.can_undo)
-        self.redo_button.setEnabled(self.canvas.can_redo)
+        self._sync_undo()
         m = self.canvas.mask
         self.run_view.reference = np.where(m[None], 0.0, self.canvas.image).astype(np.float32)
         share = 100.0 * m.mean() if m.size else 0.0

@@ -12,21 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
-    QSlider,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ebm_studio.core.bundled import resources_dir
@@ -74,10 +68,10 @@ class TranslateTool(ImageToolBase):
     def __init__(self, host, parent=None) -> None:
         super().__init__(host, "translate", parent)
         self.setObjectName("translate_tool")
-        self.canvas = PaintCanvas("image")
-        self.canvas.setObjectName("translate_canvas")
-        self.canvas.setMinimumSize(200, 200)
-        self.canvas.brush = 2.0
+        canvas = PaintCanvas("image")
+        canvas.setObjectName("translate_canvas")
+        canvas.setMinimumSize(200, 200)
+        self._canvas_controls(canvas, brush=2)
         self.run_view = ToolRunView(host, "translate", second_curve="distance")
         self.run_view.steps_spin.setValue(100)
         self._pending_demo: tuple[str, str] | None = None
@@ -93,15 +87,8 @@ class TranslateTool(ImageToolBase):
         self.ink_box = QComboBox()
         self.ink_box.addItem("White ink", 1.0)
         self.ink_box.addItem("Black ink", -1.0)
-        self.brush_slider = QSlider(Qt.Orientation.Horizontal)
-        self.brush_slider.setRange(1, 40)
-        self.brush_slider.setValue(2)
-        self.brush_slider.setToolTip("Brush diameter in image pixels ( [ and ] change it)")
-        self.brush_label = QLabel("2 px")
         self.blank_button = QPushButton("Blank")
         self.blank_button.setToolTip("Start a sketch on an empty canvas")
-        self.undo_button = QPushButton("Undo")
-        self.redo_button = QPushButton("Redo")
         g.addWidget(self.ink_box, 0, 0)
         g.addWidget(self.brush_slider, 0, 1)
         g.addWidget(self.brush_label, 0, 2)
@@ -138,33 +125,10 @@ class TranslateTool(ImageToolBase):
         top_right.addWidget(self.keep_button)
         top_right.addWidget(self.save_button)
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addLayout(self.model_row)
-        ll.addWidget(self.model_label)
-        ll.addLayout(self.source_row)
-        ll.addWidget(self.note)
-        ll.addWidget(self.canvas, 1)
-        ll.addWidget(sketch)
-        ll.addWidget(demos)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addLayout(top_right)
-        rl.addWidget(self.run_view, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setChildrenCollapsible(False)
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        self._assemble([sketch, demos], top_right)
 
         self.ink_box.currentIndexChanged.connect(lambda _: setattr(self.canvas, "ink", self.ink_box.currentData()))
-        self.brush_slider.valueChanged.connect(self._set_brush)
         self.blank_button.clicked.connect(self.blank)
-        self.undo_button.clicked.connect(self.canvas.undo)
-        self.redo_button.clicked.connect(self.canvas.redo)
         self.canvas.changed.connect(self._sync)
         self.canvas.changed.connect(self.supersede_images)  # the user's strokes win over pending loads
         self.run_view.run_requested.connect(self.run)
@@ -172,21 +136,9 @@ class TranslateTool(ImageToolBase):
         self.save_button.clicked.connect(self.save_dialog)
         self.batch_button.clicked.connect(self._batch_dialog)
         self.batch_cancel.clicked.connect(self.cancel_batch)
-        for keys, slot in ((QKeySequence.StandardKey.Undo, self.canvas.undo),
-                           (QKeySequence.StandardKey.Redo, self.canvas.redo),
-                           (QKeySequence("Ctrl+Shift+Z"), self.canvas.redo),
-                           (QKeySequence("["), lambda: self.brush_slider.setValue(self.brush_slider.value() - 1)),
-                           (QKeySequence("]"), lambda: self.brush_slider.setValue(self.brush_slider.value() + 1))):
-            sc = QShortcut(keys, self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(slot)
         self._sync()
 
     # --- source --------------------------------------------------------------------------------------
-    def _set_brush(self, size: int) -> None:
-        self.canvas.brush = float(size)
-        self.brush_label.setText(f"{size} px")
-
     def blank(self) -> None:
         if self.model is None:
             self._show_error("open a target model first")
@@ -200,8 +152,7 @@ class TranslateTool(ImageToolBase):
         self._sync()
 
     def _sync(self) -> None:
-        self.undo_button.setEnabled(self.canvas.can_undo)
-        self.redo_button.setEnabled(self.canvas.can_redo)
+        self._sync_undo()
         self.run_view.reference = self.canvas.image.copy()
         self.run_view.run_button.setEnabled(self.model is not None and self.image is not None
                                             and not getattr(self, "_busy", False))
