@@ -60,6 +60,8 @@ MAX_STEPS = 100_000
 #: recorded states kept per run, by count and by bytes; longer runs keep every k-th step
 MAX_RECORDED = 2000
 RECORD_BUDGET_BYTES = 256 * 2**20
+#: held-out items offered for a texture model (its held-out rows give any number of crops)
+HELDOUT_CROPS = 256
 _USER_ERRORS = (ImageInputError, CheckpointError, DatasetError, ValueError, OSError, FloatingPointError)
 
 
@@ -218,9 +220,11 @@ class ToolSlot(QObject):
         self._end(RunState.STOPPED, "another model was opened")
         self.model, self.model_path = model, str(cmd.path)
         try:
-            held = len(model.dataset().heldout_indices) if hasattr(model.dataset(), "heldout_indices") else 256
+            ds = model.dataset()
         except DatasetError:
             held = 0
+        else:  # a stored set has a fixed held-out split; a texture gives endless held-out crops
+            held = len(ds.heldout_indices) if hasattr(ds, "heldout_indices") else HELDOUT_CROPS
         info = ToolModelInfo(name=model.name, path=str(cmd.path), kind=model.kind,
                              event_shape=tuple(model.event_shape), sampler=dict(model.sampler_defaults),
                              heldout_count=held)
