@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
-from ebm_studio.core.config import preset_digits
-from ebm_studio.core.training import Trainer
 from PySide6.QtCore import QSettings, QThread
 
 
@@ -53,18 +50,3 @@ def wait_for_frames(qtbot, view_counter, n: int, timeout: int = 10000) -> None:
     """Wait until ``view_counter()`` has grown by ``n``."""
     start = view_counter()
     qtbot.waitUntil(lambda: view_counter() >= start + n, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny_digits(tmp_path_factory):
-    cfg = preset_digits()
-    cfg.device = "cpu"
-    cfg.model.width = 4
-    cfg.optim.batch_size = 16
-    cfg.sampler.steps = 2
-    cfg.sampler.buffer_size = 64
-    trainer = Trainer(cfg)
-    trainer.step()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny-digits.pt"
-    save_checkpoint(trainer_checkpoint(trainer), path)
-    return path

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QApplication
 
 from ebm_studio.core.masks import capsule
 from ebm_studio.ui.paint_canvas import PaintCanvas
-from ebm_studio.worker.tool_api import OpenToolModel, RunState, StopToolRun
-from tests_ui_helpers import paint_drag as drag
+from ebm_studio.worker.tool_api import RunState, StopToolRun
+from tests_ui_helpers import open_tool_model, paint_drag as drag
 
 LONG = 20000
 
@@ -80,9 +80,7 @@ def test_rectangle_clear_and_invert(canvas):
 def test_inpainting_runs_beside_the_live_viewer(window, qtbot, tiny_digits):
     tool = window.panels["inpaint"]
     window.tabs.setCurrentWidget(tool)
-    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
-    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
-                    and tool.image is not None, timeout=LONG)
+    open_tool_model(tool, qtbot, tiny_digits, LONG)
     # paint a stroke over the digit with the mouse, then run
     tool.canvas.clear_layer()
     drag(tool.canvas, [(4.0, 14.0), (24.0, 14.0)])
@@ -111,8 +109,7 @@ def test_inpainting_runs_beside_the_live_viewer(window, qtbot, tiny_digits):
 
 def test_inpainting_refuses_an_empty_mask(window, qtbot, tiny_digits):
     tool = window.panels["inpaint"]
-    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
-    qtbot.waitUntil(lambda: tool.model is not None and tool.image is not None, timeout=LONG)
+    open_tool_model(tool, qtbot, tiny_digits, LONG)
     tool.canvas.clear_layer()
     tool.run()
     assert "mask is empty" in tool.note.text()
@@ -123,9 +120,7 @@ def test_keys_messages_and_a_colour_photo(window, qtbot, tiny_digits):
 
     tool = window.panels["inpaint"]
     window.tabs.setCurrentWidget(tool)
-    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
-    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
-                    and tool.image is not None, timeout=LONG)
+    open_tool_model(tool, qtbot, tiny_digits, LONG)
     tool.canvas.setFocus()
     size = tool.brush_slider.value()
     qtbot.keyClick(tool.canvas, Qt.Key.Key_BracketRight)
@@ -153,9 +148,7 @@ def test_paste_and_drop_bring_images_in(window, qtbot, tiny_digits, tmp_path):
 
     tool = window.panels["inpaint"]
     window.tabs.setCurrentWidget(tool)
-    tool.host.send_tool(OpenToolModel("inpaint", str(tiny_digits)))
-    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(tiny_digits)
-                    and tool.image is not None, timeout=LONG)
+    open_tool_model(tool, qtbot, tiny_digits, LONG)
     picture = QImage(40, 40, QImage.Format.Format_RGB888)
     picture.fill(0xFFFFFF)
     QGuiApplication.clipboard().setImage(picture)

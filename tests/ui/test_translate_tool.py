@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from ebm_studio.worker.tool_api import OpenToolModel, RunState
-from tests_ui_helpers import paint_drag as drag
+from ebm_studio.worker.tool_api import RunState
+from tests_ui_helpers import open_tool_model, paint_drag as drag
 
 LONG = 20000
 
@@ -17,9 +17,7 @@ LONG = 20000
 def tool(window, qtbot, tiny_digits):
     t = window.panels["translate"]
     window.tabs.setCurrentWidget(t)
-    t.host.send_tool(OpenToolModel("translate", str(tiny_digits)))
-    qtbot.waitUntil(lambda: t.model is not None and t.model.path == str(tiny_digits) and t.image is not None,
-                    timeout=LONG)
+    open_tool_model(t, qtbot, tiny_digits, LONG)
     return t
 
 

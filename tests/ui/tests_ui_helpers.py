@@ -1,4 +1,4 @@
-"""Mouse input for the painting canvases, shared by the image tool tests."""
+"""Mouse input for the painting canvases and model opening, shared by the image tool tests."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def paint_drag(canvas, path, modifiers=Qt.KeyboardModifier.NoModifier):
     for x, y in path[1:]:
         _send(canvas, QEvent.Type.MouseMove, x, y, none, left, modifiers)
     _send(canvas, QEvent.Type.MouseButtonRelease, *path[-1], left, none, modifiers)
+
+
+def open_tool_model(tool, qtbot, path, timeout: int = 20000) -> None:
+    """Open ``path`` in an image tool and wait until it and its first image have arrived."""
+    from ebm_studio.worker.tool_api import OpenToolModel
+
+    tool.host.send_tool(OpenToolModel(tool.owner, str(path)))
+    qtbot.waitUntil(lambda: tool.model is not None and tool.model.path == str(path) and tool.image is not None,
+                    timeout=timeout)
