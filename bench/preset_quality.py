@@ -6,6 +6,11 @@ digits: confident share, classes, IS-like score, nearest-train distance; texture
 spectrum distance to held-out crops. A PNG of samples per image recipe goes to ``--out``.
 
     python bench/preset_quality.py [--recipes 8gaussians,digits] [--minutes 10] [--out bench_out]
+
+The training methods compared at equal wall time (plain persistent, coarse-to-fine, diffusion
+recovery), each scored on 256 samples from its own sampler:
+
+    python bench/preset_quality.py --recipes digits,digits-multigrid,digits-drl --minutes 10
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ebm_studio.core.checkpoint import trainer_checkpoint
 from ebm_studio.core.config import TrainConfig
 from ebm_studio.core.imaging import image_grid
 from ebm_studio.core.model import ModelState
-from ebm_studio.core.quality import measure_model, meter_kind, references
+from ebm_studio.core.quality import measure_model, meter_kind, model_samples, references, score_samples
 from ebm_studio.core.training import Trainer
 
 
@@ -40,14 +45,19 @@ def run(name: str, minutes: float | None, out: Path) -> None:
     if kind is None:
         print(f"{head}  (no meter: no closed-form density)", flush=True)
         return
-    q = measure_model(model, 256)
-    print(f"{head}  {q.format()}", flush=True)
-    if kind != "points":
-        for ref, r in references(kind, model.dataset(), 256).items():
-            print(f"{'':15s} {'':26s}  {ref}: {r.format()}")
-        out.mkdir(parents=True, exist_ok=True)
-        grid = image_grid(trainer.buffer.data[:64].numpy())
-        Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / f"{name}.png")
+    if kind == "points":
+        print(f"{head}  {measure_model(model, 256).format()}", flush=True)
+        return
+    # the samples the meter scores are the ones the grid shows: the model's own sampler from its
+    # buffer or from noise (a ladder or recovery model walks all its levels)
+    x = model_samples(model, 256)
+    real = model.dataset().heldout(256) if kind == "textures" else None
+    print(f"{head}  {score_samples(kind, x, real).format()}", flush=True)
+    for ref, r in references(kind, model.dataset(), 256).items():
+        print(f"{'':15s} {'':26s}  {ref}: {r.format()}")
+    out.mkdir(parents=True, exist_ok=True)
+    grid = image_grid(x[:64].numpy())
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / f"{name}.png")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ usage, 1 for failures.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_int, help="random seed")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--lr", type=_positive_float, help="learning rate (overrides the configuration)")
+    t.add_argument("--method", choices=("plain", "multigrid", "drl"),
+                   help="plain (one energy), multigrid (a coarse-to-fine ladder) or drl (diffusion "
+                   "recovery likelihood); default: the configuration's, else plain")
+    t.add_argument("--seconds", type=_positive_float, metavar="S",
+                   help="stop after S seconds of training (and save), whatever --steps says")
     t.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (.pt)")
     t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
     t.add_argument("--every", type=_positive_int, default=100, metavar="N",
@@ -150,7 +156,7 @@ def cmd_train(args) -> int:
 
     from ebm_studio.core.checkpoint import CheckpointError, compact, save_checkpoint, trainer_checkpoint
     from ebm_studio.core.fileio import check_writable
-    from ebm_studio.core.config import TrainConfig, preset_for
+    from ebm_studio.core.config import TrainConfig, preset_for_method
     from ebm_studio.core.datasets import load_dataset
     from ebm_studio.core.training import DivergenceError, Trainer
     from ebm_studio.core.metrics_log import MetricsLog
@@ -169,9 +175,14 @@ def cmd_train(args) -> int:
         else:
             name = args.data or "8gaussians"
             kind = load_dataset(name).kind if Path(name).exists() else None
-            config = preset_for(name, kind)
+            config = preset_for_method(args.method or "plain", name, kind)
         if args.data:
             config.data.name = args.data
+        if args.method and config.method.name != args.method:
+            if resume is not None:
+                raise Failure(f"the checkpoint was trained with the method '{config.method.name}'; "
+                              f"it cannot continue as '{args.method}' (train a new model instead)")
+            config.method = preset_for_method(args.method, config.data.name, kind=None).method
         if args.seed is not None:
             config.seed = args.seed
         if args.device:
@@ -251,7 +262,8 @@ def cmd_train(args) -> int:
     live = sys.stderr.isatty()
     line_open = False  # a progress line without its newline yet
     try:
-        while trainer.step_count < total and not interrupted:
+        deadline = t0 + args.seconds if args.seconds else math.inf
+        while trainer.step_count < total and not interrupted and time.perf_counter() < deadline:
             try:
                 m = trainer.step()
             except DivergenceError as exc:
@@ -403,7 +415,7 @@ def cmd_sample(args) -> int:
     t0 = time.perf_counter()
     try:
         if recorder is not None:
-            e0 = sampler._current()[0].cpu().numpy()  # cached: the first step needs it anyway
+            e0 = sampler.current_energy().cpu().numpy()  # cached: the first step needs it anyway
             recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
         for _ in range(steps):
             r = sampler.step()
@@ -416,7 +428,7 @@ def cmd_sample(args) -> int:
     except FloatingPointError as exc:
         raise Failure(f"sampling failed: {exc}") from None
     x = sampler.x.cpu().numpy()
-    e = sampler._current()[0].cpu().numpy()
+    e = sampler.current_energy().cpu().numpy()
     acc = sampler.mean_accept_rate
     try:
         if out.suffix.lower() == ".npz":

@@ -166,7 +166,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         trace = run_sampler(sampler, steps)
         x = sampler.x.detach().cpu().numpy()
-        e = sampler._current()[0].cpu().numpy()
+        e = sampler.current_energy().cpu().numpy()
     except FloatingPointError as exc:
         raise Failure(f"sampling failed: {exc}") from None
     except _errors() as exc:
@@ -249,7 +249,7 @@ def _translate_one(model, source, steps: int, args, record: bool = False):
 
     run_sampler(sampler, steps, on_step=on_step)
     x = sampler.x.detach().cpu().numpy()
-    e = sampler._current()[0].cpu().numpy()
+    e = sampler.current_energy().cpu().numpy()
     dist = np.sqrt(((x - source.numpy()[None]) ** 2).reshape(len(x), -1).mean(1))
     return x, e, recorder, dist
 

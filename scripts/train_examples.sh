@@ -12,5 +12,9 @@ fi
 for name in "${names[@]}"; do
   ebm-studio train --config "checkpoints/recipes/$name.toml" --out "checkpoints/$name.pt" ${EBM_THREADS:+--threads "$EBM_THREADS"} \
     --compact --quality 256 --every 1000
-  ebm-studio sample "checkpoints/$name.pt" --init buffer --n 16 --steps 1 --out "checkpoints/$name.png"
+  # the thumbnail: the replay buffer as it is, or a level model's whole walk (buffer or noise)
+  if grep -q '^name = "drl"' "checkpoints/recipes/$name.toml"; then draw=(--init noise)
+  elif grep -q '^name = "multigrid"' "checkpoints/recipes/$name.toml"; then draw=(--init buffer)
+  else draw=(--init buffer --steps 1); fi
+  ebm-studio sample "checkpoints/$name.pt" "${draw[@]}" --n 16 --out "checkpoints/$name.png"
 done

@@ -287,6 +287,7 @@ def sampler_defaults(config) -> dict:
         "n_leapfrog": s.n_leapfrog,
         **({"clip_grad": s.clip_grad} if s.clip_grad is not None else {}),
         **({"ref_sigma": config.model.ref_sigma} if config.model.ref_sigma else {}),
+        **({"level_steps": config.method.level_steps} if config.method.name != "plain" else {}),
     }
 
 

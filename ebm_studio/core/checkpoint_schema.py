@@ -18,7 +18,7 @@ MAX_TENSOR_BYTES = 2 * 2**30
 _POSITIVE = ("step_size", "temperature")
 _NON_NEGATIVE = ("noise",)
 _OPTIONAL_POSITIVE = ("clip_grad", "ref_sigma")
-_SAMPLER_INTS = {"steps": (1, 1_000_000), "n_leapfrog": (1, 10_000)}
+_SAMPLER_INTS = {"steps": (1, 1_000_000), "n_leapfrog": (1, 10_000), "level_steps": (1, 10_000)}
 
 
 class FieldError(ValueError):

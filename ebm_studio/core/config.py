@@ -86,12 +86,36 @@ class OptimConfig:
     lr_final: float = 0.1
 
 
+#: training methods: one energy with the sampler's chains, a coarse-to-fine ladder, or
+#: diffusion recovery likelihood (see ``ladder.py`` and ``recovery.py``)
+METHODS = ("plain", "multigrid", "drl")
+METHOD_LABELS = {
+    "plain": "Plain (one energy)",
+    "multigrid": "Coarse-to-fine (multigrid)",
+    "drl": "Diffusion recovery likelihood",
+}
+
+
+@dataclass
+class MethodConfig:
+    #: ``plain``, ``multigrid`` or ``drl``
+    name: str = "plain"
+    #: multigrid: resolutions in the ladder (each half the next); drl: noise levels
+    levels: int = 3
+    #: multigrid and drl: sampler steps at each level (``sampler.steps`` is for plain training)
+    level_steps: int = 20
+    #: drl: the noise variances β₁ … β_K run geometrically from ``beta_min`` to ``beta_max``
+    beta_min: float = 0.0025
+    beta_max: float = 0.8
+
+
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     seed: int = 0
     #: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``
     device: str = "auto"
@@ -132,11 +156,28 @@ class TrainConfig:
              self.data.image_size),
             ("data.channels", self.data.channels in (None, 1, 3), self.data.channels),
             ("steps", self.steps >= 1, self.steps),
+            ("method.name", self.method.name in METHODS, self.method.name),
+            ("method.levels", 2 <= self.method.levels <= 20, self.method.levels),
+            ("method.level_steps", 1 <= self.method.level_steps <= 10_000, self.method.level_steps),
+            ("method.beta_min", _pos(self.method.beta_min) and self.method.beta_min < 1, self.method.beta_min),
+            ("method.beta_max", _pos(self.method.beta_max) and self.method.beta_max < 1, self.method.beta_max),
         ]
         for name, ok, value in checks:
             if not ok:
                 raise ConfigError(f"{name} has an invalid value: {value!r}")
-        if s.init == "buffer" and s.buffer_size < o.batch_size:
+        if self.method.beta_min >= self.method.beta_max:
+            raise ConfigError(f"method.beta_min ({self.method.beta_min}) must be below method.beta_max "
+                              f"({self.method.beta_max})")
+        if self.method.name == "multigrid" and self.method.levels > 5:
+            raise ConfigError(f"method.levels has an invalid value for multigrid: {self.method.levels} "
+                              "(a ladder has 2..5 resolutions)")
+        if self.method.name == "multigrid" and m.kind != "conv":
+            raise ConfigError("method 'multigrid' needs image data (model.kind 'conv'); a ladder of "
+                              "resolutions has no meaning for points")
+        if self.method.name == "drl" and s.kind != "langevin":
+            raise ConfigError(f"method 'drl' samples each level with plain Langevin (sampler.kind "
+                              f"'langevin'), got {s.kind!r}")
+        if self.method.name == "plain" and s.init == "buffer" and s.buffer_size < o.batch_size:
             raise ConfigError(
                 f"sampler.buffer_size ({s.buffer_size}) must be at least optim.batch_size "
                 f"({o.batch_size}) for a replay buffer"
@@ -302,10 +343,52 @@ def preset_texture(which: str = "texture:brick", size: int = 32) -> TrainConfig:
     return cfg
 
 
+def preset_multigrid(data: str = "digits") -> TrainConfig:
+    """Coarse-to-fine digits: a 7 → 14 → 28 px ladder. Persistent tuned-Langevin chains at the
+    coarsest level (a replay buffer of 7×7 images, where the digit's identity is decided), each
+    level's result upsampled to start a short run at the next."""
+    cfg = preset_for(data)
+    cfg.method = MethodConfig(name="multigrid", levels=3, level_steps=20)
+    cfg.sampler.init = "buffer"
+    cfg.sampler.buffer_size = 2048
+    cfg.optim.lr = 1e-3
+    return cfg
+
+
+def preset_drl(data: str = "digits") -> TrainConfig:
+    """Diffusion recovery likelihood on digits: six noise levels (β 0.0025 … 0.8) and the top
+    level, 20 Langevin steps per level with the paper's step scale c = 2·10⁻⁴, every example at a
+    random level (no replay buffer)."""
+    cfg = preset_for(data)
+    cfg.method = MethodConfig(name="drl", levels=6, level_steps=20, beta_min=0.0025, beta_max=0.8)
+    cfg.sampler = SamplerConfig(kind="langevin", init="noise", steps=20, step_size=2e-4, noise=0.0,
+                                clamp=True)
+    cfg.data.data_noise = 0.0
+    if cfg.model.kind == "conv":
+        cfg.optim = OptimConfig(lr=3e-4, beta1=0.5, beta2=0.999, alpha=0.0, batch_size=128)
+    return cfg
+
+
+def preset_for_method(method: str, data_name: str, kind: str | None = None) -> TrainConfig:
+    """The preset of a training method (``plain``, ``multigrid``, ``drl``) for a data set."""
+    if method == "multigrid":
+        return preset_multigrid(data_name)
+    if method == "drl":
+        return preset_drl(data_name)
+    if method != "plain":
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return preset_for(data_name, kind)
+
+
+#: presets that choose a training method rather than a data family (they keep the images shown)
+PRESET_METHOD = {"digits, coarse-to-fine": "multigrid", "digits, diffusion recovery": "drl"}
+
 PRESETS = {
     "2-D quick": preset_2d,
     "digits (UvA-style)": preset_digits,
     "texture": preset_texture,
+    "digits, coarse-to-fine": preset_multigrid,
+    "digits, diffusion recovery": preset_drl,
 }
 
 

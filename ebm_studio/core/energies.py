@@ -11,6 +11,7 @@ closed form (``log_z``), so quadrature and samplers can be checked against exact
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Iterable, Sequence
 
@@ -117,14 +118,16 @@ class ConvEnergy(Energy):
     """
 
     def __init__(
-        self, channels: int = 1, size: int = 28, width: int = 16, spectral_norm: bool = False
+        self, channels: int = 1, size: int = 28, width: int = 16, spectral_norm: bool = False,
+        min_size: int = 16,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-        size = check_int_at_least("size", size, 16)
+        # smaller sides are for the coarse levels of a ladder (see ``ladder.py``)
+        size = check_int_at_least("size", size, min_size)
         if size > 64:
-            raise ValueError(f"size must lie in 16..64 pixels, got {size!r}")
+            raise ValueError(f"size must lie in {min_size}..64 pixels, got {size!r}")
         width = check_int_at_least("width", width, 1)
         self.channels, self.size, self.width, self.spectral_norm = channels, size, width, bool(
             spectral_norm
@@ -435,6 +438,9 @@ _ANALYTIC = {
     "reference": GaussianReference,
 }
 _NEURAL = {"mlp": MLPEnergy, "conv": ConvEnergy}
+# energies of several levels live in their own modules, which import this one
+_LEVELLED = {"ladder": "ebm_studio.core.ladder:LadderEnergy",
+             "recovery": "ebm_studio.core.recovery:RecoveryEnergy"}
 
 
 def build_energy(spec: dict) -> Energy:
@@ -446,9 +452,13 @@ def build_energy(spec: dict) -> Energy:
     try:
         if kind == "sum":
             return SumEnergy([build_energy(t) for t in args["terms"]], args.get("weights"))
-        cls = _NEURAL.get(kind) or _ANALYTIC.get(kind)
+        if kind in _LEVELLED:
+            module, name = _LEVELLED[kind].split(":")
+            cls = getattr(importlib.import_module(module), name)
+        else:
+            cls = _NEURAL.get(kind) or _ANALYTIC.get(kind)
         if cls is None:
-            known = ", ".join(sorted([*_NEURAL, *_ANALYTIC, "sum"]))
+            known = ", ".join(sorted([*_NEURAL, *_ANALYTIC, *_LEVELLED, "sum"]))
             raise ValueError(f"unknown energy kind {kind!r} (known: {known})")
         return cls(**args)
     except TypeError as exc:

@@ -231,7 +231,7 @@ def run_sampler(sampler, steps: int, every: int = 1, on_step=None, should_stop=N
 
     Returns the per-step mean energies (including the start), so a caller can plot them.
     """
-    e0 = sampler._current()[0]
+    e0 = sampler.current_energy()
     trace = [float(e0.mean())]
     if on_step is not None:
         on_step(0, sampler.x, e0)

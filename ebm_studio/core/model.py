@@ -19,6 +19,7 @@ from ebm_studio.core.chains import noise
 from ebm_studio.core.checkpoint import Checkpoint, load_checkpoint
 from ebm_studio.core.datasets import Dataset, DatasetError, TOY_NAMES, dataset_key, load_dataset, toy
 from ebm_studio.core.energies import Energy, eight_gaussians_energy
+from ebm_studio.core.level_sampler import DEFAULT_LEVEL_STEPS, is_level_model, make_level_sampler
 from ebm_studio.core.samplers import Sampler, make_sampler
 
 
@@ -159,10 +160,7 @@ class ModelState:
             return value if value is not None else d.get(key, default)
 
         kind = pick(kind, "kind", "langevin")
-        return make_sampler(
-            kind,
-            self.energy,
-            x0,
+        settings = dict(
             temperature=float(pick(temperature, "temperature", 1.0)),
             step_size=float(pick(step_size, "step_size", 0.01)),
             noise=float(pick(noise, "noise", 0.005)),
@@ -175,10 +173,23 @@ class ModelState:
             clip_grad=d.get("clip_grad") if self.kind == "images" else None,
             ref_sigma=self.ref_sigma,
         )
+        if is_level_model(self.energy):
+            return make_level_sampler(self.energy, x0, kind=kind, **settings,
+                                      level_steps=int(d.get("level_steps", DEFAULT_LEVEL_STEPS)))
+        return make_sampler(kind, self.energy, x0, **settings)
+
+    @property
+    def method(self) -> str:
+        """``plain``, ``multigrid`` or ``drl``: how the model samples (see ``level_sampler.py``)."""
+        return getattr(self.energy, "method", "plain")
 
     @property
     def default_steps(self) -> int:
-        """Langevin steps per sample the model was trained with (100 when it does not say)."""
+        """Langevin steps per sample the model was trained with (100 when it does not say); a
+        level model's whole schedule, every level once."""
+        if is_level_model(self.energy):
+            levels = len(self.energy.level_names())
+            return levels * int(self.sampler_defaults.get("level_steps", DEFAULT_LEVEL_STEPS))
         return int(self.sampler_defaults.get("steps", 100))
 
     def info(self) -> dict:
@@ -197,4 +208,6 @@ class ModelState:
             "source": self.source,
             "step": self.step,
             "analytic": bool(getattr(self.energy, "has_exact_log_prob", False)),
+            "method": self.method,
+            "levels": self.energy.level_names() if is_level_model(self.energy) else [],
         }

@@ -121,54 +121,9 @@ def _normalise_mask(mask, x: torch.Tensor) -> torch.Tensor | None:
     return m.expand_as(x)
 
 
-class Sampler:
-    """Base class of all samplers; see the module docstring for the shared behaviour."""
+class SamplerSettings:
+    """The validated settings every sampler has; each may change between any two steps."""
 
-    kind = "base"
-    exact = False
-
-    def __init__(
-        self,
-        energy: Energy,
-        x0: torch.Tensor,
-        *,
-        temperature: float = 1.0,
-        step_size: float = 0.01,
-        noise: float = 0.005,
-        n_leapfrog: int = 5,
-        seed: int | None = 0,
-        device: torch.device | str | None = None,
-        mask=None,
-        clamp: tuple[float, float] | None = None,
-        clip_grad: float | None = None,
-        ref_sigma: float | None = None,
-        chunk: int = DEFAULT_CHUNK,
-    ) -> None:
-        if not isinstance(x0, torch.Tensor):
-            x0 = torch.as_tensor(x0, dtype=torch.float32)
-        if x0.ndim < 2 or x0.shape[0] < 1:
-            raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
-        check_finite_tensor("x0", x0)
-        self.device = torch.device(device) if device is not None else x0.device
-        self.energy = energy
-        self.temperature = temperature
-        self.step_size = step_size
-        self.noise = noise
-        self.n_leapfrog = n_leapfrog
-        self.clamp = clamp
-        self.clip_grad = clip_grad
-        self.ref_sigma = ref_sigma
-        self.chunk = check_int_at_least("chunk", chunk, 1)
-        self.generator = torch.Generator(device=self.device)
-        self.seed = seed
-        self.generator.manual_seed(int(seed) if seed is not None else torch.seed())
-        self._mask: torch.Tensor | None = None
-        self.steps_done = 0
-        self.accept_sum = 0.0  # running totals for the mean acceptance since the last reset
-        self.accept_count = 0
-        self.set_state(x0, mask)
-
-    # --- validated live settings -------------------------------------------------------------
     @property
     def temperature(self) -> float:
         return self._temperature
@@ -230,6 +185,54 @@ class Sampler:
     def ref_sigma(self, value: float | None) -> None:
         self._ref_sigma = None if value is None else check_positive("ref_sigma", value)
 
+
+class Sampler(SamplerSettings):
+    """Base class of all samplers; see the module docstring for the shared behaviour."""
+
+    kind = "base"
+    exact = False
+
+    def __init__(
+        self,
+        energy: Energy,
+        x0: torch.Tensor,
+        *,
+        temperature: float = 1.0,
+        step_size: float = 0.01,
+        noise: float = 0.005,
+        n_leapfrog: int = 5,
+        seed: int | None = 0,
+        device: torch.device | str | None = None,
+        mask=None,
+        clamp: tuple[float, float] | None = None,
+        clip_grad: float | None = None,
+        ref_sigma: float | None = None,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        if not isinstance(x0, torch.Tensor):
+            x0 = torch.as_tensor(x0, dtype=torch.float32)
+        if x0.ndim < 2 or x0.shape[0] < 1:
+            raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
+        check_finite_tensor("x0", x0)
+        self.device = torch.device(device) if device is not None else x0.device
+        self.energy = energy
+        self.temperature = temperature
+        self.step_size = step_size
+        self.noise = noise
+        self.n_leapfrog = n_leapfrog
+        self.clamp = clamp
+        self.clip_grad = clip_grad
+        self.ref_sigma = ref_sigma
+        self.chunk = check_int_at_least("chunk", chunk, 1)
+        self.generator = torch.Generator(device=self.device)
+        self.seed = seed
+        self.generator.manual_seed(int(seed) if seed is not None else torch.seed())
+        self._mask: torch.Tensor | None = None
+        self.steps_done = 0
+        self.accept_sum = 0.0  # running totals for the mean acceptance since the last reset
+        self.accept_count = 0
+        self.set_state(x0, mask)
+
     # --- state ---------------------------------------------------------------------------------
     @property
     def x(self) -> torch.Tensor:
@@ -274,6 +277,10 @@ class Sampler:
         if self._cache is None:
             self._cache = self._eval(self._x)
         return self._cache
+
+    def current_energy(self) -> torch.Tensor:
+        """E(x) per chain at the current state (cached: the next step needs it anyway)."""
+        return self._current()[0]
 
     def _potential(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         u = e / self._temperature
@@ -439,6 +446,9 @@ def make_sampler(kind: str, energy: Energy, x0: torch.Tensor, **kwargs) -> Sampl
 def switch_sampler(old: Sampler, kind: str) -> Sampler:
     """A sampler of another kind that continues ``old``'s chains with the same settings and RNG."""
     if kind == old.kind:
+        return old
+    if hasattr(old, "switch_kind"):  # a level sampler switches the kind of its own levels
+        old.switch_kind(kind)
         return old
     new = make_sampler(
         kind,

@@ -27,6 +27,10 @@ from ebm_studio.core.config import TrainConfig
 from ebm_studio.core.datasets import Dataset, load_dataset
 from ebm_studio.core.device import resolve_device
 from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
+from ebm_studio.core.ladder import LadderEnergy, downsample, ladder_sizes, upsample
+from ebm_studio.core.level_sampler import make_level_sampler
+from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise
+from ebm_studio.core.recovery import RecoveryEnergy, geometric_betas
 from ebm_studio.core.samplers import Sampler, make_sampler
 
 METRIC_NAMES = (
@@ -55,7 +59,16 @@ class DivergenceError(RuntimeError):
 
 def build_model(config: TrainConfig, dataset: Dataset) -> Energy:
     """The energy network the configuration asks for, sized for the data set."""
-    m = config.model
+    m, method = config.model, config.method
+    if method.name == "drl":
+        betas = geometric_betas(method.levels, method.beta_min, method.beta_max)
+        return RecoveryEnergy(dataset.event_shape, betas, m.width, m.hidden, m.spectral_norm,
+                              step_scale=config.sampler.step_size)
+    if method.name == "multigrid":
+        if dataset.kind == "points":
+            raise ValueError("the multigrid method needs image data; points have no resolutions")
+        c, h, w = dataset.event_shape
+        return LadderEnergy(c, ladder_sizes(h, method.levels), m.width, m.spectral_norm)
     if dataset.kind == "points":
         if m.kind != "mlp":
             raise ValueError(f"model.kind must be 'mlp' for point data, got {m.kind!r}")
@@ -89,12 +102,15 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(self.config.seed)
         s = self.config.sampler
         self.buffer: ReplayBuffer | None = None
-        if s.init == "buffer":
-            self.buffer = ReplayBuffer(
-                s.buffer_size, self.noise, s.reseed_fraction, generator=self.generator
-            )
+        method = self.config.method.name
+        if s.init == "buffer" and method in ("plain", "multigrid"):
+            # a ladder keeps persistent chains at its coarsest level only (see level_training.py)
+            fresh = self.noise if method == "plain" else (lambda n: coarse_noise(self, n))
+            self.buffer = ReplayBuffer(s.buffer_size, fresh, s.reseed_fraction, generator=self.generator)
         self.step_count = 0
         self.last_samples: torch.Tensor | None = None
+        #: the newest negatives level by level (multigrid and drl), for the level view
+        self.last_levels: list = []
         self._good: tuple[dict, dict, int] | None = None
 
     # --- pieces ------------------------------------------------------------------------------
@@ -125,14 +141,15 @@ class Trainer:
             return data.clone()
         return self.noise(data.shape[0]).to(self.device)
 
-    def make_sampler(self, x0: torch.Tensor, mask=None, seed: int | None = None) -> Sampler:
-        """A sampler over the current model with the configured settings."""
+    def make_sampler(self, x0: torch.Tensor, mask=None, seed: int | None = None,
+                     energy: Energy | None = None) -> Sampler:
+        """A sampler over the current model (or one of its levels) with the configured settings."""
         s = self.config.sampler
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
         return make_sampler(
             s.kind,
-            self.model,
+            energy if energy is not None else self.model,
             x0,
             temperature=s.temperature,
             step_size=s.step_size,
@@ -175,6 +192,28 @@ class Trainer:
             setattr(self.config.sampler, key, float(value))
         self.config.validate()
 
+    def meter_samples(self, n: int) -> torch.Tensor | None:
+        """Samples to measure quality on: the newest negatives, or for diffusion recovery (whose
+        negatives sit at random noise levels) ``n`` fresh walks from noise down every level."""
+        if self.config.method.name != "drl":
+            return self.last_samples
+        s = self.config.sampler
+        # a generator of its own: measuring must not change the run's random stream
+        lo, hi = self.dataset.value_range
+        x0 = noise(n, self.dataset.event_shape, "uniform", low=lo, high=hi,
+                   generator=torch.Generator().manual_seed(self.step_count))
+        sampler = make_level_sampler(
+            self.model, x0.to(self.device), step_size=s.step_size, temperature=s.temperature,
+            seed=self.step_count, device=self.device,
+            clamp=self.dataset.value_range if s.clamp else None, level_steps=self.config.method.level_steps,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return sampler.run_schedule().x.detach()
+        finally:
+            self.model.train(was_training)
+
     def model_energy(self, x: torch.Tensor) -> torch.Tensor:
         """E(x) (+ the reference term) without gradients: for scoring and display."""
         with torch.no_grad():
@@ -195,23 +234,17 @@ class Trainer:
         o = self.config.optim
         self._schedule_lr()
         data = self.data_batch()
-        x0 = self.initial_chains(data)
         try:
-            sampler = self.make_sampler(x0)
-            for _ in range(self.config.sampler.steps):
-                if should_stop is not None and should_stop():
-                    raise StepAborted(f"step {self.step_count + 1} was stopped")
-                result = sampler.step()
+            phase = self._negative_phase(data, should_stop)
+        except Stopped:
+            raise StepAborted(f"step {self.step_count + 1} was stopped") from None
         except FloatingPointError as exc:
             self._diverged(f"the sampler produced non-finite energies ({exc})", cause="sampler")
-        samples = result.x.detach()
-        if self.buffer is not None:
-            self.buffer.push(samples.cpu())
-        self.last_samples = samples
+        self.last_samples = phase.samples
+        self.last_levels = phase.levels
 
         self.model.train()
-        e_data = self.model(data)
-        e_samp = self.model(samples)
+        e_data, e_samp = phase.energies()
         ed, es = e_data.mean(), e_samp.mean()
         ed_v, es_v = float(ed.detach()), float(es.detach())
         loss = ed - es + o.alpha * ((e_data**2).mean() + (e_samp**2).mean())
@@ -240,10 +273,27 @@ class Trainer:
             "e_sample": es_v,
             "gap": es_v - ed_v,
             "grad_norm": grad_norm,
-            "accept": sampler.mean_accept_rate if sampler.mean_accept_rate is not None else float("nan"),
+            "accept": phase.accept if phase.accept is not None else float("nan"),
             "lr": self.scheduled_lr() if self.config.optim.lr_schedule != "constant" else self.config.optim.lr,
             "sec_per_step": time.perf_counter() - t0,
         }
+
+    def _negative_phase(self, data: torch.Tensor, should_stop) -> Phase:
+        """Positives and negatives of this step for the configured method."""
+        method = self.config.method.name
+        if method != "plain":
+            return PHASES[method](self, data, should_stop)
+        x0 = self.initial_chains(data)
+        sampler = self.make_sampler(x0)
+        for _ in range(self.config.sampler.steps):
+            if should_stop is not None and should_stop():
+                raise Stopped
+            sampler.step()
+        samples = sampler.x.detach()
+        if self.buffer is not None:
+            self.buffer.push(samples.cpu())
+        model = self.model
+        return Phase(samples, lambda: (model(data), model(samples)), sampler.mean_accept_rate)
 
     def _keep_good(self) -> None:
         """Remember the state whose energies were just verified, for a rollback."""
@@ -280,8 +330,10 @@ class Trainer:
         self.model.eval()  # in train mode spectral norm would take a power-iteration step here
         try:
             with torch.no_grad():
-                e = self.model(self.dataset.batch(min(64, self.config.optim.batch_size),
-                                                  torch.Generator().manual_seed(0)).to(self.device))
+                batch = self.dataset.batch(min(64, self.config.optim.batch_size),
+                                           torch.Generator().manual_seed(0)).to(self.device)
+                # a recovery model's energy is its output over a tiny step: bound the output
+                e = getattr(self.model, "scale_free", self.model)(batch)
         finally:
             self.model.train(was_training)
         worst = float(e.abs().max())
@@ -297,8 +349,19 @@ class Trainer:
             "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "rng": self.generator.get_state(),
-            "buffer": self.buffer.data.cpu() if (self.buffer is not None and include_buffer) else None,
+            "buffer": self.buffer_samples() if include_buffer else None,
         }
+
+    def buffer_samples(self, idx: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The replay buffer (or its entries ``idx``) as full-size samples, None without one: a
+        ladder's coarse chains repeated up, so that every reader (checkpoints, the viewer, the
+        buffer view) sees samples of the model's shape; pooling gives them back exactly."""
+        if self.buffer is None:
+            return None
+        data = self.buffer.data.cpu() if idx is None else self.buffer.data[idx].cpu()
+        if isinstance(self.model, LadderEnergy):
+            data = upsample(data, self.model.sizes[-1])
+        return data
 
     def load_state(self, state: dict) -> None:
         """Restore :meth:`state` output (model, optimiser, RNG, buffer, step)."""
@@ -310,6 +373,9 @@ class Trainer:
         if state.get("rng") is not None:
             self.generator.set_state(state["rng"])
         if state.get("buffer") is not None and self.buffer is not None:
-            self.buffer.load_state_dict({"data": state["buffer"]})
+            data = state["buffer"]
+            if isinstance(self.model, LadderEnergy):
+                data = downsample(data.float(), self.model.sizes[0])
+            self.buffer.load_state_dict({"data": data})
         self.step_count = int(state.get("step", 0))
         self._good = None

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ebm_studio.core.chains import INIT_LABELS
 from ebm_studio.core.samplers import SAMPLER_KINDS, SAMPLER_LABELS
 from ebm_studio.ui.frame_views import EnergyTrace, FrameView
+from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
@@ -68,6 +69,7 @@ class ChainViewer(QWidget):
         self.paused = False
 
         self.view = FrameView()
+        self.levels = LevelStrip()
         self.trace = EnergyTrace()
         self.trace.setMaximumHeight(220)
         self.accept_label = QLabel("")
@@ -140,9 +142,10 @@ class ChainViewer(QWidget):
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.view)
+        right.addWidget(self.levels)
         right.addWidget(self.trace)
         right.setStretchFactor(0, 4)
-        right.setStretchFactor(1, 1)
+        right.setStretchFactor(2, 1)
         lay = QHBoxLayout(self)
         lay.addWidget(box)
         lay.addWidget(right, 1)
@@ -240,6 +243,12 @@ class ChainViewer(QWidget):
         finally:
             for w in widgets:
                 w.blockSignals(False)
+        # a diffusion-recovery model samples each level with plain Langevin, step ε = c·s_t²
+        drl = info.get("method") == "drl"
+        self.sampler_box.setEnabled(not drl)
+        self.step_size.setToolTip(TIPS["step_size"] + (
+            "<br><b>This model</b> (diffusion recovery): c in ε_t = c·s_t², relative to each "
+            "noise level's variance s_t²." if drl else ""))
         self._sampler_changed()
         if images:
             self.spf.setValue(1)
@@ -255,6 +264,7 @@ class ChainViewer(QWidget):
                 caption += (f"\n{outside:.0%} of the chains are off the plot: step size too large?"
                             "\nLower it, then Reset chains.")
         self.view.show_frame(frame, caption)
+        self.levels.show_levels(frame.levels)
         self.trace.add(frame.step, frame.energies)
         self.step_label.setText(
             f"step {frame.step:,} · {frame.n_chains:,} chains · {format_rate(frame.steps_per_sec)}"

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.chains import INIT_LABELS
-from ebm_studio.core.config import PRESETS, ConfigError, TrainConfig
+from ebm_studio.core.config import METHOD_LABELS, PRESETS, ConfigError, TrainConfig
 from ebm_studio.core.device import available_devices
 from ebm_studio.core.samplers import SAMPLER_KINDS, SAMPLER_LABELS
 from ebm_studio.ui.widgets import LogSlider
@@ -40,6 +40,16 @@ TIPS = {
     "preset": "Fill every field with a tested set-up: <b>2-D quick</b> (MLP energy, persistent "
     "Langevin, trains in a minute on a CPU), <b>digits (UvA-style)</b> (ConvNet, tuned Langevin, "
     "replay buffer), <b>texture</b> (the digits set-up on texture crops).",
+    "method": "<b>Plain</b>: one energy; negatives from the sampler's chains (persistent, "
+    "contrastive divergence or short-run).<br><b>Coarse-to-fine (multigrid)</b>: a ladder of "
+    "energies at rising resolution (7 → 14 → 28 px for digits); sampling starts at the coarsest "
+    "level from noise and each level's result, upsampled, starts the next.<br><b>Diffusion "
+    "recovery likelihood</b>: one energy told the noise level t; each level samples "
+    "p(x_t | x_{t+1}) ∝ exp(−E(x_t, t) − |x_t − x̃|²/2s²) by a short Langevin run, walking from "
+    "noise down to t = 0. Choosing a method loads its tested settings.",
+    "levels": "Multigrid: resolutions in the ladder, each half the next (the image side must "
+    "divide by 2^(levels−1)). Diffusion recovery: noise levels K.",
+    "level_steps": "Sampler steps at each level, per training step and when sampling.",
     "model": "E_θ(x): an MLP (Swish/SiLU) for 2-D points, a ConvNet for images; chosen by the data.",
     "hidden": "MLP hidden layer widths, comma-separated (e.g. 128, 128, 128): the network E_θ(x).",
     "width": "ConvNet base channel count: capacity of E_θ(x) for images.",
@@ -115,6 +125,8 @@ class SettingsForm(QWidget):
     live_changed = Signal(dict)
     #: the name of a preset the user picked
     preset_chosen = Signal(str)
+    #: a training method (``plain``, ``multigrid``, ``drl``) the user picked
+    method_chosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,6 +142,15 @@ class SettingsForm(QWidget):
         for name in PRESETS:
             self.preset_box.addItem(name, name)
         self.preset_box.setToolTip(TIPS["preset"])
+
+        self.method_box = QComboBox()
+        self.method_box.setObjectName("method_box")
+        for key, label in METHOD_LABELS.items():
+            self.method_box.addItem(label, key)
+        self.levels = _int(2, 20)
+        self.levels.setObjectName("levels_spin")
+        self.level_steps = _int(1, 10_000)
+        self.level_steps.setObjectName("level_steps_spin")
 
         self.model_label = QLabel("")
         self.model_label.setToolTip(TIPS["model"])
@@ -197,6 +218,7 @@ class SettingsForm(QWidget):
             self.alpha: "alpha", self.batch: "batch", self.grad_clip: "grad_clip",
             self.data_noise: "data_noise", self.total_steps: "total_steps", self.seed: "seed",
             self.device_box: "device", self.autosave: "autosave", self.record: "record",
+            self.method_box: "method", self.levels: "levels", self.level_steps: "level_steps",
         }
         for w, key in tips.items():
             w.setToolTip(TIPS[key])
@@ -214,7 +236,10 @@ class SettingsForm(QWidget):
             return box, labels
 
         self.labels: dict[QWidget, QLabel] = {}
-        preset_box, lab = group("Preset", [("Start from", self.preset_box)])
+        preset_box, lab = group("Preset and method", [
+            ("Start from", self.preset_box), ("Method", self.method_box), ("Levels", self.levels),
+            ("Steps per level", self.level_steps),
+        ])
         self.labels.update(lab)
         model_box, lab = group("Model E_θ(x)", [
             ("Network", self.model_label), ("Hidden layers", self.hidden), ("Conv width", self.width_spin),
@@ -246,6 +271,8 @@ class SettingsForm(QWidget):
 
         # --- wiring -------------------------------------------------------------------------------
         self.preset_box.activated.connect(self._on_preset)
+        self.method_box.activated.connect(
+            lambda i: self.method_chosen.emit(str(self.method_box.itemData(i))))
         self.sampler_box.currentIndexChanged.connect(lambda _: self._update_enabled())
         self.init_box.currentIndexChanged.connect(lambda _: self._update_enabled())
         self.lr.valueChanged.connect(lambda v: self._live("lr", v))
@@ -272,6 +299,9 @@ class SettingsForm(QWidget):
             self.width_spin.setValue(m.width)
             self.spectral.setChecked(m.spectral_norm)
             self.ref_sigma.setValue(m.ref_sigma or 0.0)
+            self.method_box.setCurrentIndex(max(0, self.method_box.findData(cfg.method.name)))
+            self.levels.setValue(cfg.method.levels)
+            self.level_steps.setValue(cfg.method.level_steps)
             self.sampler_box.setCurrentIndex(max(0, self.sampler_box.findData(s.kind)))
             self.init_box.setCurrentIndex(max(0, self.init_box.findData(s.init)))
             self.mcmc_steps.setValue(s.steps)
@@ -295,6 +325,10 @@ class SettingsForm(QWidget):
             self._filling = False
         self._update_enabled()
 
+    def base_config(self) -> TrainConfig:
+        """The configuration the form was last given (before the user's edits)."""
+        return self._base.copy()
+
     def config(self, data_name: str, image_size: int | None = None) -> TrainConfig:
         """The configuration in the fields for ``data_name``; raises :class:`ConfigError` with a
         message naming the bad field."""
@@ -317,6 +351,9 @@ class SettingsForm(QWidget):
         m.width = self.width_spin.value()
         m.spectral_norm = self.spectral.isChecked()
         m.ref_sigma = self.ref_sigma.value() or None
+        cfg.method.name = self.method_box.currentData()
+        cfg.method.levels = self.levels.value()
+        cfg.method.level_steps = self.level_steps.value()
         s.kind = self.sampler_box.currentData()
         s.init = self.init_box.currentData()
         s.steps = self.mcmc_steps.value()
@@ -334,7 +371,7 @@ class SettingsForm(QWidget):
         cfg.steps = self.total_steps.value()
         cfg.seed = self.seed.value()
         cfg.device = self.device_box.currentData()
-        if s.init == "buffer" and s.buffer_size < o.batch_size:
+        if cfg.method.name == "plain" and s.init == "buffer" and s.buffer_size < o.batch_size:
             raise ConfigError(f"Buffer size ({s.buffer_size:,}) must be at least the batch size "
                               f"({o.batch_size:,}): each step draws a whole batch from the buffer.")
         return cfg.validate()
@@ -368,22 +405,29 @@ class SettingsForm(QWidget):
         points = self._kind == "points"
         self.model_label.setText("MLP (2-D points)" if points else "ConvNet (images)")
         kind = self.sampler_box.currentData()
-        buffer = self.init_box.currentData() == "buffer"
+        method = self.method_box.currentData()
+        plain, drl = method == "plain", method == "drl"
+        buffer = plain and self.init_box.currentData() == "buffer"
         free = not self._running
         rules = {
             self.preset_box: free,
+            self.method_box: free,
+            self.levels: free and not plain,
+            self.level_steps: free and not plain,
             self.hidden: free and points,
             self.width_spin: free and not points,
             self.spectral: free and not points,
             self.ref_sigma: free,
-            self.sampler_box: free,
-            self.init_box: free,
-            self.mcmc_steps: free,
+            # the level methods start their own chains (noise, or noised data for drl), and
+            # diffusion recovery samples every level with Langevin
+            self.sampler_box: free and not drl,
+            self.init_box: free and plain,
+            self.mcmc_steps: free and plain,
             self.step_size: True,
-            self.noise: kind == "tuned",
+            self.noise: kind == "tuned" and not drl,
             self.temperature: True,
             self.leapfrog: free and kind == "hmc",
-            self.clip_grad: free,
+            self.clip_grad: free and not drl,
             self.buffer_size: free and buffer,
             self.reseed: free and buffer,
             self.lr: True,
@@ -441,6 +485,8 @@ FIELD_NAMES = {
     "sampler.reseed_fraction": "buffer re-seed fraction", "sampler.noise_kind": "start noise",
     "optim.beta1": "Adam β₁", "optim.beta2": "Adam β₂", "optim.alpha": "energy regulariser α",
     "optim.batch_size": "batch size", "optim.energy_limit": "divergence limit", "seed": "seed",
+    "method.name": "method", "method.levels": "levels", "method.level_steps": "steps per level",
+    "method.beta_min": "smallest noise β", "method.beta_max": "largest noise β",
 }
 
 

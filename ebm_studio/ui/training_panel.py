@@ -44,8 +44,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ebm_studio.core.config import PRESETS, ConfigError, TrainConfig, preset_for, preset_name_for
+from ebm_studio.core.config import (
+    METHOD_LABELS,
+    PRESET_METHOD,
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    preset_for,
+    preset_for_method,
+    preset_name_for,
+)
 from ebm_studio.ui.frame_views import FrameView
+from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.metric_plots import MetricPlots
 from ebm_studio.ui.training_data import DataPicker
 from ebm_studio.ui.training_form import SettingsForm
@@ -225,6 +235,7 @@ class TrainingPanel(QWidget):
         self.samples_view = FrameView()
         self.samples_view.setObjectName("samples_view")
         self.samples_view.setToolTip("The newest negatives x⁻ of the run (or the replay buffer)")
+        self.level_strip = LevelStrip()
         self.show_box = QComboBox()
         self.show_box.setObjectName("samples_source_box")
         self.show_box.addItem("newest negatives", "negatives")
@@ -267,9 +278,10 @@ class TrainingPanel(QWidget):
         self.views_splitter = views
         right_split = QSplitter(Qt.Orientation.Vertical)
         right_split.addWidget(views)
+        right_split.addWidget(self.level_strip)
         right_split.addWidget(self.plots)
         right_split.setStretchFactor(0, 3)
-        right_split.setStretchFactor(1, 2)
+        right_split.setStretchFactor(2, 2)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -299,6 +311,7 @@ class TrainingPanel(QWidget):
         self.show_box.currentIndexChanged.connect(self._on_show_changed)
         self.form.live_changed.connect(self._on_live_changed)
         self.form.preset_chosen.connect(self.apply_preset)
+        self.form.method_chosen.connect(self.apply_method)
         self.data.data_changed.connect(self._on_data_changed)
         self.form.device_box.activated.connect(self._on_device_chosen)
         e = host.engine
@@ -332,6 +345,8 @@ class TrainingPanel(QWidget):
             cfg = PRESETS[name](current)  # keep the user's 2-D set
         elif name == "texture" and current.startswith("texture:"):
             cfg = PRESETS[name](current)
+        elif name in PRESET_METHOD and kind == "images":
+            cfg = PRESETS[name](current)  # a method for the images shown
         else:
             cfg = PRESETS[name]()
         self.form.set_config(cfg)
@@ -341,6 +356,24 @@ class TrainingPanel(QWidget):
         if cfg.data.name != current or cfg.data.image_size != self.data.image_size:
             self.data.select(cfg.data.name, cfg.data.image_size)
 
+    def apply_method(self, method: str) -> None:
+        """Load the tested settings of a training method for the data set shown."""
+        current = self.data.name or ""
+        kind = self.data.info.get("kind")
+        try:
+            cfg = preset_for_method(method, current, kind)
+            cfg.data.image_size = self.data.image_size
+            cfg.validate()
+        except (ConfigError, ValueError) as exc:
+            self.form.set_config(self.form.base_config())  # back to the method the form had
+            self._show_message(f"{METHOD_LABELS.get(method, method)}: {exc}")
+            return
+        self.form.set_config(cfg)
+        name = next((n for n, m in PRESET_METHOD.items() if m == method), preset_name_for(current, kind))
+        self.form.preset_box.setCurrentIndex(max(0, self.form.preset_box.findData(name)))
+        self.status_label.setText(f"Method: {METHOD_LABELS.get(method, method)}, with its tested "
+                                  "settings.")
+
     def _on_data_changed(self, payload: dict) -> None:
         info = payload.get("info") or {}
         kind = info.get("kind", "points")
@@ -349,7 +382,7 @@ class TrainingPanel(QWidget):
         # points and images need different networks and samplers, and textures their own set-up:
         # start from the fitting preset. Within one family (moons after rings, your own images
         # after digits) the user's settings stay.
-        if kind != self.form.data_kind or (shown and shown != preset):
+        if kind != self.form.data_kind or (shown and shown != preset and shown not in PRESET_METHOD):
             cfg = preset_for(payload["name"], kind)
             cfg.data.image_size = payload.get("image_size")
             self.form.set_config(cfg)
@@ -761,6 +794,7 @@ class TrainingPanel(QWidget):
             if is_buffer == want_buffer:
                 caption = frame.label if is_buffer else f"negatives · step {frame.step:,}"
                 self.samples_view.show_frame(frame, caption)
+                self.level_strip.show_levels(frame.levels)
                 self.samples_title.setText(
                     f"Samples: {caption} · mean E {float(np.mean(frame.energies)):.4g}"
                     if frame.energies.size else f"Samples: {caption}")
@@ -783,6 +817,7 @@ class TrainingPanel(QWidget):
         self.landscape_points.setData([], [])
         self.landscape_plot.setTitle("")
         self.samples_title.setText("Samples")
+        self.level_strip.show_levels([])
 
     def _draw_landscape(self, result: dict) -> None:
         ls = result["landscape"]

@@ -357,7 +357,7 @@ class Engine(QObject):
             value_range=tuple(ds.value_range),
             data_desc=ds.describe(),
             sampler_defaults=sampler_defaults(trainer.config),
-            buffer=trainer.buffer.data if trainer.buffer is not None else None,
+            buffer=trainer.buffer_samples(),
             step=trainer.step_count,
             ref_sigma=trainer.config.model.ref_sigma,
             _dataset=ds,

@@ -19,6 +19,30 @@ HIST_BINS = 256
 
 
 @dataclass
+class LevelImage:
+    """One level of a ladder or noise schedule, for the level strip: a few chains as a grid."""
+
+    name: str  # "7×7", "t=3", "noise"
+    grid: np.ndarray | None  # (H, W, C) uint8; None while the level waits its turn
+    mean_energy: float | None
+    steps: int
+    state: str  # "waiting", "running", "done"
+
+
+#: chains per level in a level strip
+LEVEL_CHAINS = 16
+
+
+def level_images(snapshots, box: tuple[float, float]) -> list[LevelImage]:
+    """Level snapshots (``core.level_sampler.LevelSnapshot``) reduced to small grids."""
+    out = []
+    for s in snapshots:
+        grid = image_grid(s.x[:LEVEL_CHAINS], low=box[0], high=box[1]) if s.x.ndim == 4 and len(s.x) else None
+        out.append(LevelImage(s.name, grid, s.mean_energy, int(s.steps), s.state))
+    return out
+
+
+@dataclass
 class Frame:
     job_id: int
     job_kind: str  # "sample", "train", "recorded", ...
@@ -36,6 +60,7 @@ class Frame:
     n_chains: int = 0
     metrics: dict = field(default_factory=dict)
     label: str = ""  # e.g. "recorded step 340 (branch 2)"
+    levels: list[LevelImage] = field(default_factory=list)  # ladder / noise levels (images only)
 
 
 def make_frame(

@@ -105,7 +105,7 @@ class ToolRun:
         self.energy_trace: list[np.ndarray] = []
         self.distance_trace: list[np.ndarray] = []
         self.step = 0
-        self._record(self.sampler._current()[0])
+        self._record(self.sampler.current_energy())
 
     def _record(self, energies: torch.Tensor) -> None:
         x = self.sampler.x.detach().cpu().numpy()
@@ -119,7 +119,7 @@ class ToolRun:
         """Record the current state if it is not yet (a pause, a stop, the end): what is saved or
         kept is then always the newest state."""
         if self.rec_steps[-1] != self.step:
-            self._record(self.sampler._current()[0])
+            self._record(self.sampler.current_energy())
 
     def apply(self, live: LiveSettings) -> None:
         s = live.snapshot()
@@ -141,7 +141,7 @@ class ToolRun:
         recorded step, with the recorded traces."""
         if index is None:
             step, x = self.step, self.sampler.x.detach().cpu().numpy().copy()
-            e = self.sampler._current()[0].detach().cpu().numpy().astype(np.float32)
+            e = self.sampler.current_energy().detach().cpu().numpy().astype(np.float32)
         else:
             step, x, e = self.rec_steps[index], self.rec_states[index].copy(), self.energy_trace[index].copy()
         return ToolFrame(

@@ -46,7 +46,7 @@ def buffer_frame(n_images: int, seed: int, engine) -> None:
     k = min(size, n_images if images else MAX_BUFFER_POINTS)
     # a private generator: drawing from the trainer's would change the run (exact resume)
     idx = np.sort(np.random.default_rng(seed).choice(size, k, replace=False))
-    x = data[torch.from_numpy(idx)]
+    x = trainer.buffer_samples(torch.from_numpy(idx))
     energies = trainer.model_energy(x).cpu().numpy()
     frame = make_frame(-1, "train-buffer", trainer.step_count, x.cpu().numpy(), energies,
                        tuple(trainer.dataset.value_range), label=f"replay buffer: {k:,} of {size:,}")

@@ -236,7 +236,7 @@ class FitJob(Job):
         if self.stage != "sample" or self.sampler.steps_done == 0:
             return None
         x = self.sampler.x.detach().cpu().numpy()
-        e = self.sampler._current()[0].cpu().numpy()
+        e = self.sampler.current_energy().cpu().numpy()
         return make_frame(self.job_id, self.kind, self.i, x, e, self.box,
                           settings={**settings.as_dict(), "temperature": self.temperature},
                           accept=self.sampler.mean_accept_rate, label="fit samples")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ebm_studio.core.samplers import switch_sampler
-from ebm_studio.worker.frames import Frame, make_frame
+from ebm_studio.worker.frames import Frame, level_images, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
 
@@ -90,7 +90,7 @@ class SampleJob(Job):
             rec.note_settings(step, live)
             return
         x = self.sampler.x.detach().cpu().numpy()
-        e = self.sampler._current()[0].cpu().numpy() if result is None else result.energy.cpu().numpy()
+        e = self.sampler.current_energy().cpu().numpy() if result is None else result.energy.cpu().numpy()
         rec.record(step, x, e, accept=None if result is None else result.accept_rate, settings=live)
 
     def advance(self, settings: Settings) -> None:
@@ -102,7 +102,7 @@ class SampleJob(Job):
 
     def frame(self, settings: Settings) -> Frame | None:
         x = self.sampler.x.detach().cpu().numpy()
-        e = self.sampler._current()[0].cpu().numpy()
+        e = self.sampler.current_energy().cpu().numpy()
         acc = self._last.accept_rate if self._last is not None else None
         mean_acc = self.sampler.mean_accept_rate
         return make_frame(
@@ -110,6 +110,8 @@ class SampleJob(Job):
             settings=settings.as_dict(), accept=acc, steps_per_sec=self.steps_per_sec,
             metrics={"mean_accept": mean_acc} if mean_acc is not None else {},
             label=self.request.purpose,
+            levels=level_images(self.sampler.snapshots(), self.box)
+            if hasattr(self.sampler, "snapshots") and x.ndim == 4 else [],
         )
 
     def add_chains(self, points: np.ndarray) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 from ebm_studio.core.config import TrainConfig
 from ebm_studio.core.quality import LiveMeter
 from ebm_studio.core.training import DivergenceError, StepAborted, Trainer
-from ebm_studio.worker.frames import Frame, make_frame
+from ebm_studio.worker.frames import Frame, level_images, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
 
@@ -154,7 +154,7 @@ class TrainJob(Job):
             return {}
         t0 = time.perf_counter()
         try:
-            q = self.meter.measure(self.trainer.model, self.trainer.last_samples)
+            q = self.meter.measure(self.trainer.model, self.trainer.meter_samples(self.meter.n))
         except (ValueError, FloatingPointError):
             q = {}
         self._quality_due = time.perf_counter() + max(QUALITY_INTERVAL_S, 20 * (time.perf_counter() - t0))
@@ -185,6 +185,8 @@ class TrainJob(Job):
             self.job_id, self.kind, self.step, xs, e, self.trainer.dataset.value_range,
             settings={**settings.as_dict(), "lr": self._lr}, steps_per_sec=self.steps_per_sec,
             metrics={**self.metrics, "total": self.total}, label="negatives",
+            levels=level_images(self.trainer.last_levels, self.trainer.dataset.value_range)
+            if xs.ndim == 4 else [],
         )
 
     diverged = False
