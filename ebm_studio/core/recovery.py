@@ -16,10 +16,11 @@ likelihood", ICLR 2021):
   this is what makes DRL stable.
 
 Scales. The network's output f(x, t) is measured in units of the level's Langevin step:
-``E(x, t) = f(x, t) / ε⁰_t`` with ``ε⁰_t = c₀·v_t·r_t`` (``v_t`` the level's noise variance s_t², or
-1 − ᾱ_K at the top; ``r_t`` grows with the level's cumulative noise; ``c₀`` the model's
-``step_scale``). A Langevin step ε_t = c·v_t·r_t with the sampler's step size c = c₀ then moves a
-sample by ½∇f plus noise of the level's size, whatever the level. Training weights level t's
+``E(x, t) = f(x, t) / ε⁰_t`` with ``ε⁰_t = c₀·v_t`` (``v_t`` the level's noise variance s_t², or
+1 − ᾱ_K at the top; ``c₀`` the model's ``step_scale``). A Langevin step ε_t = c·v_t with the
+sampler's step size c = c₀ then moves a sample by ½∇f, pulls it a share c/2 of the way back to
+x̃ and adds noise of √c times the level's size, whatever the level: one setting suits all, and
+about 2/c steps mix the conditional. Training weights level t's
 contrast by σ₁/σ_{t+1} (σ_{K+1} = 1), as the paper does.
 """
 
@@ -36,8 +37,8 @@ from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy, stem_conv
 from ebm_studio.core.samplers import frozen
 
 MAX_NOISE_LEVELS = 20
-#: c₀: the step scale a recovery model's energies are measured in (the paper's b²)
-DEFAULT_STEP_SCALE = 2e-4
+#: c₀: the step scale a recovery model's energies are measured in
+DEFAULT_STEP_SCALE = 0.1
 
 
 def gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -97,10 +98,8 @@ class RecoveryEnergy(Energy):
         #: ᾱ_t for t = 0 … K (ᾱ_0 = 1)
         self.alpha_bar = ab
         k = len(betas)
-        noise_var = [b / (1.0 - b) for b in betas] + [1.0 - ab[k]]  # v_t: s_t², then the top's
-        growth = [math.sqrt((1.0 - ab[min(t + 1, k)]) / (1.0 - ab[1])) for t in range(k + 1)]
-        #: ε⁰_t / c₀ = v_t·r_t: a level's step, per unit of step scale
-        self.step_base = [v * r for v, r in zip(noise_var, growth)]
+        #: v_t: a level's noise variance (s_t², and 1 − ᾱ_K at the top): its step per unit of c
+        self.step_base = [b / (1.0 - b) for b in betas] + [1.0 - ab[k]]
         sigma = [math.sqrt(b) for b in betas] + [1.0]
         #: the loss weight σ₁/σ_{t+1} of level t
         self.loss_weights = [sigma[0] / sigma[t] for t in range(k + 1)]
@@ -192,7 +191,7 @@ def recovery_step(energy: RecoveryEnergy, x: torch.Tensor, t, anchor: torch.Tens
                   step_scale: float, temperature: float, generator: torch.Generator | None,
                   grad: torch.Tensor, conditional=True) -> torch.Tensor:
     """One Langevin step on U(x) = E(x, t)/T + |x − x̃|²/(2s²) (no quadratic term where
-    ``conditional`` is False: the top level), step ε = c·v_t·r_t with c = ``step_scale``.
+    ``conditional`` is False: the top level), step ε = c·v_t with c = ``step_scale``.
     ``grad`` is ∇E at x; ``conditional`` may be a per-sample 0/1 tensor."""
     eps = step_scale * energy.step_base_of(t, x)
     grad_u = grad / temperature

@@ -27,7 +27,7 @@ class LevelStrip(pg.GraphicsLayoutWidget):
             "Levels of a coarse-to-fine ladder (each level's result, upsampled, starts the next) or "
             "of diffusion recovery (sampling walks from noise down to t=0). ▶ marks the level being "
             "sampled; E is the mean energy there.")
-        self.setFixedHeight(150)
+        self.setFixedHeight(160)
         self._boxes: list[tuple[pg.LabelItem, pg.ViewBox, pg.ImageItem]] = []
         self._names: list[str] = []
         self.setVisible(False)
@@ -40,10 +40,10 @@ class LevelStrip(pg.GraphicsLayoutWidget):
         if names != self._names:
             self._rebuild(names)
         for (label, box, image), lv in zip(self._boxes, levels):
-            text = STATE_MARK.get(lv.state, "") + lv.name
-            if lv.mean_energy is not None:
-                text += f" · E {lv.mean_energy:.3g}"
-            label.setText(text, size="8pt")
+            # two short lines, so that a dozen noise levels fit side by side at 1100 px
+            text = STATE_MARK.get(lv.state, "") + lv.name + "<br>" + (
+                f"E {lv.mean_energy:.3g}" if lv.mean_energy is not None else "&nbsp;")
+            label.setText(text, size="8pt" if len(levels) <= 6 else "7pt")
             box.setBorder(RUNNING_PEN if lv.state == "running" else IDLE_PEN)
             if lv.grid is None:
                 image.clear()

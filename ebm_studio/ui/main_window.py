@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._start_demo = start_demo
         self._closing = False
+        self._close_confirmed = False  # the user chose Save or Discard for a run's unsaved steps
+        self._close_after_save = False  # close once the engine reports the requested save
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("main_tabs")
@@ -270,6 +272,7 @@ class MainWindow(QMainWindow):
 
     def _on_error(self, message: str) -> None:
         self.last_error = message
+        self._close_after_save = False  # a failed save leaves the window open
         self.statusBar().showMessage(message, 10000)
         if self._closing:
             return
@@ -283,6 +286,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saved {path}", 5000)
         if path.endswith(".pt") and "autosave-" not in Path(path).name:
             self._remember(path)
+            if self._close_after_save:  # Save was the answer to closing: the file is written now
+                self._close_after_save = False
+                self._close_confirmed = True
+                QTimer.singleShot(0, self.close)
 
     # --- persistence and closing ----------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -301,7 +308,37 @@ class MainWindow(QMainWindow):
                 self.device_box.setCurrentIndex(i)
                 QTimer.singleShot(0, lambda: self.host.set_device.emit(str(device)))
 
+    def ask_unsaved(self, steps: int) -> str:
+        """Ask what to do with a run's unsaved steps: ``save``, ``discard`` or ``cancel``."""
+        box = QMessageBox(QMessageBox.Icon.Question, "EBM Studio",
+                          f"The training run has {steps:,} steps that are not saved in a checkpoint "
+                          "of yours. Save them before closing?", parent=self)
+        box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                               | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def _confirm_close(self) -> bool:
+        """True when the window may close now; a run with unsaved steps asks first, and Save
+        closes only once the engine reports the file written."""
+        training = self.panels.get("training")
+        steps = training.unsaved_steps() if training is not None and not self._close_confirmed else 0
+        if steps == 0:
+            return True
+        choice = self.ask_unsaved(steps)
+        if choice == "discard":
+            return True
+        if choice == "save":
+            # the engine writes between steps; ``_on_saved`` closes the window once it has
+            self._close_after_save = training.save_checkpoint()  # False: the dialog was cancelled
+        return False
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if not self._confirm_close():
+            event.ignore()
+            return
         self._closing = True
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())

@@ -39,7 +39,8 @@ LOSS = "loss = mean E(x⁺) − mean E(x⁻) + α·(mean E(x⁺)² + mean E(x⁻
 TIPS = {
     "preset": "Fill every field with a tested set-up: <b>2-D quick</b> (MLP energy, persistent "
     "Langevin, trains in a minute on a CPU), <b>digits (UvA-style)</b> (ConvNet, tuned Langevin, "
-    "replay buffer), <b>texture</b> (the digits set-up on texture crops).",
+    "replay buffer), <b>texture</b> (the digits set-up on texture crops), <b>digits, coarse-to-fine</b> "
+    "(a 7 → 14 → 28 px ladder) and <b>digits, diffusion recovery</b> (twelve noise levels).",
     "method": "<b>Plain</b>: one energy; negatives from the sampler's chains (persistent, "
     "contrastive divergence or short-run).<br><b>Coarse-to-fine (multigrid)</b>: a ladder of "
     "energies at rising resolution (7 → 14 → 28 px for digits); sampling starts at the coarsest "

@@ -111,6 +111,7 @@ class TrainingPanel(QWidget):
         self.continue_mode: str | None = None
         self.run_config: dict = {}
         self.has_run = False  # the engine's current model is a training run of this panel
+        self._kept_step = 0  # the run's step that is safe in a file the user chose (or opened)
         self.checkpoint_dir = str(Path.cwd())
         self._rate_points: list[tuple[float, int]] = []
         self._latest_frame: Frame | None = None
@@ -405,6 +406,7 @@ class TrainingPanel(QWidget):
         if cfg is None:
             return
         self.plots.reset()
+        self._kept_step = 0
         self._start(cfg, resume=False)
 
     def continue_training(self) -> None:
@@ -577,6 +579,7 @@ class TrainingPanel(QWidget):
         self.has_run = False
         self._clear_views()
         self.step = int(info.get("step", 0))
+        self._kept_step = self.step
         self.plots.load_history(info.get("metrics") or {})
         cfg_dict = info.get("config")
         name = Path(info["path"]).name
@@ -610,6 +613,7 @@ class TrainingPanel(QWidget):
             self.autosave_label.setText(f"Autosaved {name} in {Path(path).parent}")
         elif path.endswith(".pt"):
             self.status_label.setText(f"Saved {path} at step {self.step:,}.")
+            self._kept_step = self.step
 
     def _on_landscape(self, result) -> None:
         if not self.has_run or not isinstance(result, dict) or result.get("landscape") is None:
@@ -631,18 +635,29 @@ class TrainingPanel(QWidget):
     # ==============================================================================================
     # checkpoints, divergence, configuration files
     # ==============================================================================================
-    def save_checkpoint(self, path: str | None = None) -> None:
-        """Save a resumable checkpoint (the engine writes it atomically between steps)."""
+    def save_checkpoint(self, path: str | None = None) -> bool:
+        """Save a resumable checkpoint (the engine writes it atomically between steps); False
+        when the user cancelled the file dialog."""
         if path is None:
-            start = Path(self.checkpoint_dir) / f"{Path(self.data.name or 'model').stem}.pt"
-            path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start),
-                                                  "EBM Studio checkpoints (*.pt)")
+            path = self.ask_save_path()
             if not path:
-                return
+                return False
         if not path.endswith(".pt"):
             path += ".pt"
         self.checkpoint_dir = str(Path(path).parent)
         self.host.save_checkpoint.emit(str(path))
+        return True
+
+    def ask_save_path(self) -> str:
+        start = Path(self.checkpoint_dir) / f"{Path(self.data.name or 'model').stem}.pt"
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start),
+                                              "EBM Studio checkpoints (*.pt)")
+        return path
+
+    def unsaved_steps(self) -> int:
+        """Training steps of this window's run that no file the user chose holds (autosaves in
+        the autosave folder do not count: quitting should still ask)."""
+        return max(0, self.step - self._kept_step) if self.has_run else 0
 
     def open_checkpoint(self, path: str | None = None) -> None:
         """Open a checkpoint: it can be sampled at once, and resumed with Continue training."""

@@ -117,6 +117,8 @@ def fmt_bytes(n: float) -> str:
 def settings_text(settings: dict) -> str:
     """The recorded live settings in a few words: 'langevin · T 1 · ε 0.01 · σ 0.005'."""
     parts = []
+    if "level" in settings:  # a ladder rung or a noise level of a level model
+        parts.append(f"level {settings['level']}")
     if "sampler" in settings:
         parts.append(str(settings["sampler"]))
     for key, label in (("temperature", "T"), ("step_size", "ε"), ("noise", "σ")):

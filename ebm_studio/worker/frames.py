@@ -29,15 +29,17 @@ class LevelImage:
     state: str  # "waiting", "running", "done"
 
 
-#: chains per level in a level strip
+#: chains per level in a level strip: 4×4, or 2×2 when many levels share the width
 LEVEL_CHAINS = 16
+MANY_LEVELS = 6
 
 
 def level_images(snapshots, box: tuple[float, float]) -> list[LevelImage]:
     """Level snapshots (``core.level_sampler.LevelSnapshot``) reduced to small grids."""
     out = []
+    n = LEVEL_CHAINS if len(snapshots) <= MANY_LEVELS else LEVEL_CHAINS // 4
     for s in snapshots:
-        grid = image_grid(s.x[:LEVEL_CHAINS], low=box[0], high=box[1]) if s.x.ndim == 4 and len(s.x) else None
+        grid = image_grid(s.x[:n], low=box[0], high=box[1]) if s.x.ndim == 4 and len(s.x) else None
         out.append(LevelImage(s.name, grid, s.mean_energy, int(s.steps), s.state))
     return out
 

@@ -50,3 +50,12 @@ def wait_for_frames(qtbot, view_counter, n: int, timeout: int = 10000) -> None:
     """Wait until ``view_counter()`` has grown by ``n``."""
     start = view_counter()
     qtbot.waitUntil(lambda: view_counter() >= start + n, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def no_close_questions(monkeypatch):
+    """Closing a window with unsaved training steps asks in a modal box; tests answer Discard
+    unless they say otherwise (a modal box would wait forever offscreen)."""
+    from ebm_studio.ui.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self, steps: "discard")

@@ -35,7 +35,7 @@ def test_multigrid_needs_images_and_says_so(panel):
 
 @pytest.mark.parametrize("method,names,viewer_names", [
     ("multigrid", ["7×7", "14×14", "28×28"], ["7×7", "14×14", "28×28"]),
-    ("drl", [f"t={t}" for t in range(6, -1, -1)], [f"t={t}" for t in range(6, -1, -1)]),
+    ("drl", [f"t={t}" for t in range(12, -1, -1)], [f"t={t}" for t in range(12, -1, -1)]),
 ])
 def test_a_level_method_trains_and_shows_its_levels(panel, qtbot, method, names, viewer_names):
     p = panel

@@ -343,3 +343,41 @@ def test_the_quality_plot_shows_the_meter_of_the_run(panel, qtbot):
     qtbot.waitUntil(lambda: np.isfinite(p.plots.store.column("q_nll_gap")).any(), timeout=RUN_TIMEOUT)
     p.plots.redraw()
     assert "NLL gap" in p.plots.plots["quality"].titleLabel.text
+
+
+def test_closing_with_unsaved_steps_asks_and_save_closes_after_the_file_is_written(panel, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    p = panel
+    window = p.window_
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(20)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    asked = []
+    monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: asked.append(steps) or "cancel")
+    window.close()
+    assert asked == [20] and window.isVisible()  # Cancel keeps the window and the run
+    # Save, but the file dialog is cancelled: still open, nothing pending
+    monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: "save")
+    monkeypatch.setattr(type(p), "ask_save_path", lambda self: "")
+    window.close()
+    assert window.isVisible()
+    target = tmp_path / "kept.pt"
+    monkeypatch.setattr(type(p), "ask_save_path", lambda self: str(target))
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
+    assert load_checkpoint(target).step == 20
+
+
+def test_a_saved_run_closes_without_asking(panel, qtbot, tmp_path, monkeypatch):
+    p = panel
+    window = p.window_
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(10)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    p.save_checkpoint(str(tmp_path / "run.pt"))
+    qtbot.waitUntil(lambda: p.unsaved_steps() == 0, timeout=RUN_TIMEOUT)
+    monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: pytest.fail("asked"))
+    window.close()
+    assert not window.isVisible()

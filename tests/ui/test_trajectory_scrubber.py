@@ -327,13 +327,13 @@ def test_budget_and_policy_are_remembered(make_window, qtbot):
     sc.budget_spin.setValue(64)
     sc.policy_box.setCurrentIndex(sc.policy_box.findData("newest"))
     qtbot.waitUntil(lambda: w.engine.trajectories.budget_bytes == 64 * MB
-                    and w.engine.trajectories.policy == "newest", timeout=5000)
+                    and w.engine.trajectories.policy == "newest", timeout=15000)
     w.close()
     w2 = make_window(start_demo=False)
     sc2 = scrubber(w2)
     assert sc2.budget_spin.value() == 64 and sc2.policy_box.currentData() == "newest"
     qtbot.waitUntil(lambda: w2.engine.trajectories.budget_bytes == 64 * MB
-                    and w2.engine.trajectories.policy == "newest", timeout=5000)
+                    and w2.engine.trajectories.policy == "newest", timeout=15000)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -236,3 +236,31 @@ def test_automatic_collection_returns_after_the_engine(qtbot):
     assert not gc.isenabled()
     assert h.shutdown(3000)
     assert gc.isenabled()
+
+
+def test_a_ladder_run_shows_its_levels_and_records_where_each_begins(host, qtbot):
+    from ebm_studio.core.ladder import LadderEnergy
+
+    torch.manual_seed(0)
+
+    def swap(engine):
+        engine.model = ModelState(
+            energy=LadderEnergy(1, [7, 14, 28], width=4), name="ladder", kind="images",
+            event_shape=(1, 28, 28), value_range=(-1.0, 1.0),
+            sampler_defaults={"kind": "tuned", "step_size": 1.0, "noise": 0.01, "level_steps": 2},
+        )
+        engine.model_changed.emit(engine.model.info())
+
+    with qtbot.waitSignal(host.engine.model_changed, timeout=5000):
+        host.call.emit(swap)
+    host.update_live(steps_per_frame=1, sampler="tuned", step_size=1.0, noise=0.01)
+    host.run(JobRequest("sample", {"n_chains": 6, "init": "noise"}, max_steps=8, seed=0, record=True))
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+    last = host.frames[-1]
+    assert [lv.name for lv in last.levels] == ["7×7", "14×14", "28×28"]
+    assert [lv.state for lv in last.levels] == ["done", "done", "done"]  # the schedule is complete
+    assert last.levels[0].grid is not None and last.grid.shape == host.frames[-1].grid.shape
+    rec = host.engine.trajectories.active
+    levels = [rec.get(i).settings.get("level") for i in range(len(rec))]
+    # step 0 is the start; the ladder climbs after every 2 steps
+    assert levels == ["7×7", "7×7", "7×7", "14×14", "14×14", "28×28", "28×28", "28×28", "28×28"]

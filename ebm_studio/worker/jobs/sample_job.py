@@ -86,6 +86,9 @@ class SampleJob(Job):
         step = self.sampler.steps_done
         live = {"sampler": s.sampler, "temperature": s.temperature, "step_size": s.step_size,
                 "noise": s.noise}
+        names = getattr(self.sampler, "level_names", None)
+        if names:  # a ladder or recovery walk: each new level is a marker on the scrubber
+            live["level"] = names[self.sampler.level]
         if not rec.wants(step):
             rec.note_settings(step, live)
             return
