@@ -14,6 +14,8 @@ sampling there, so an endless viewer run settles on the finished samples.
   p(x_t | x_{t+1}) at each level with Langevin (step ``c·s_t²``). Observed pixels are held at the
   observed image diffused to the level being sampled, exactly at the last.
 
+What ``x`` shows is full size, with observed pixels exactly as given at every level.
+
 :meth:`LevelSampler.snapshots` gives each level's latest chains and energies for the level view.
 """
 
@@ -103,6 +105,11 @@ class LevelSampler(SamplerSettings):
     @property
     def mask(self) -> torch.Tensor | None:
         return self._free
+
+    def _observed_exact(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-size chains as shown: observed pixels exactly as given at every level (a
+        coarse level holds block averages, a noisy level a noised copy; neither is shown)."""
+        return x if self._free is None else torch.where(self._free, x, self._x0)
 
     def step(self) -> StepResult:
         if self.level < self.n_levels - 1 and self.at_level >= self.level_steps:
@@ -213,7 +220,7 @@ class LadderSampler(LevelSampler):
         return self._inner.x
 
     def _full_res(self) -> torch.Tensor:
-        return upsample(self._inner.x, self.energy.sizes[-1])
+        return self._observed_exact(upsample(self._inner.x, self.energy.sizes[-1]))
 
     @property
     def mean_accept_rate(self) -> float | None:
@@ -291,7 +298,7 @@ class RecoverySampler(LevelSampler):
         return self._x
 
     def _full_res(self) -> torch.Tensor:
-        return self._x
+        return self._observed_exact(self._x)
 
 
 def is_level_model(energy) -> bool:

@@ -164,3 +164,23 @@ def test_paste_and_drop_bring_images_in(window, qtbot, tiny_digits, tmp_path):
     tool.dropEvent(event)
     qtbot.waitUntil(lambda: "dropped.png" in tool.note.text(), timeout=LONG)
     assert (tool.canvas.image == -1).all()
+
+
+@pytest.mark.parametrize("name", ["digits-multigrid", "digits-drl"])
+def test_a_level_model_inpaints_and_keeps_the_observed_pixels(window, qtbot, name):
+    from ebm_studio.core.bundled import example_checkpoints
+
+    tool = window.panels["inpaint"]
+    window.tabs.setCurrentWidget(tool)
+    open_tool_model(tool, qtbot, example_checkpoints()[name], LONG)
+    tool.canvas.clear_layer()
+    drag(tool.canvas, [(4.0, 18.0), (24.0, 18.0)])
+    mask = tool.canvas.mask.copy()
+    tool.run_view.steps_spin.setValue(40)
+    tool.run_view.n_spin.setValue(2)
+    tool.run()
+    qtbot.waitUntil(lambda: tool.run_view.state == RunState.FINISHED, timeout=LONG)
+    frame = tool.run_view.frame
+    observed = frame.proposals[:, :, ~mask]
+    assert np.array_equal(observed, np.broadcast_to(tool.canvas.image[:, ~mask], observed.shape))
+    assert np.isfinite(frame.proposals).all()
