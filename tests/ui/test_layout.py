@@ -61,3 +61,22 @@ def test_the_image_grid_caption_sits_above_the_grid(qtbot):
     caption = view.caption.mapRectToScene(view.caption.boundingRect())
     grid = view.image.mapRectToScene(view.image.boundingRect())
     assert caption.bottom() <= grid.top() + 1, (caption, grid)
+
+
+@pytest.mark.parametrize("size", [(1280, 820), (1100, 700)])
+def test_thirteen_noise_levels_fit_the_live_tab(window, qtbot, size):
+    from PySide6.QtWidgets import QApplication
+
+    from ebm_studio.core.bundled import example_checkpoints
+
+    window.resize(*size)
+    window.tabs.setCurrentWidget(window.viewer)
+    window.open_checkpoint(str(example_checkpoints()["digits-drl"]))
+    strip = window.viewer.levels
+    qtbot.waitUntil(lambda: len(strip.level_names()) == 13 and strip.isVisible(), timeout=20000)
+    QApplication.processEvents()
+    for label, box, _ in strip._boxes:
+        for item in (label, box):
+            rect = item.sceneBoundingRect()
+            assert rect.left() >= 0 and rect.right() <= strip.width(), (size, rect)
+    assert window.viewer.view.height() >= 200  # the chains keep most of the height
