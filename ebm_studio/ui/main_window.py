@@ -27,7 +27,7 @@ from ebm_studio import __version__
 from ebm_studio.core.bundled import example_checkpoints
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
-from ebm_studio.ui.widgets import format_rate
+from ebm_studio.ui.widgets import ElidingStatusBar, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.thread import EngineHost
 
@@ -93,7 +93,8 @@ class MainWindow(QMainWindow):
 
     # --- status bar -----------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
-        sb = self.statusBar()
+        sb = ElidingStatusBar()
+        self.setStatusBar(sb)
         self.device_box = QComboBox()
         self.device_box.setObjectName("device_box")
         self.device_box.addItem("auto", "auto")

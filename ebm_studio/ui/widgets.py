@@ -6,7 +6,15 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QStyle, QStyleOptionSlider, QWidget
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QSlider,
+    QStatusBar,
+    QStyle,
+    QStyleOptionSlider,
+    QWidget,
+)
 
 SLIDER_STEPS = 1000
 
@@ -133,3 +141,26 @@ def format_rate(steps_per_s: float, decimals: int = 0) -> str:
         return f"{1 / steps_per_s:,.1f} s/step"
     text = f"{steps_per_s:,.{decimals}f}"
     return f"{text} step/s" if float(text.replace(",", "")) == 1 else f"{text} steps/s"
+
+
+class ElidingStatusBar(QStatusBar):
+    """A status bar whose messages end in '…' where they would run under the permanent widgets
+    (the device box, job, rate, step and energy labels); the whole text is the tooltip."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._permanent: list[QWidget] = []
+
+    def addPermanentWidget(self, widget: QWidget, stretch: int = 0) -> None:  # noqa: N802 (Qt naming)
+        self._permanent.append(widget)
+        super().addPermanentWidget(widget, stretch)
+
+    def message_width(self) -> int:
+        """Pixels left for a message beside the visible permanent widgets."""
+        taken = sum(w.width() + 6 for w in self._permanent if w.isVisible())
+        return max(40, self.width() - taken - 24)
+
+    def showMessage(self, text: str, timeout: int = 0) -> None:  # noqa: N802 (Qt naming)
+        self.setToolTip(text)
+        shown = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, self.message_width())
+        super().showMessage(shown, timeout)

@@ -80,3 +80,18 @@ def test_thirteen_noise_levels_fit_the_live_tab(window, qtbot, size):
             rect = item.sceneBoundingRect()
             assert rect.left() >= 0 and rect.right() <= strip.width(), (size, rect)
     assert window.viewer.view.height() >= 200  # the chains keep most of the height
+
+
+@pytest.mark.parametrize("size", [(1280, 820), (1100, 700)])
+def test_a_long_status_message_ends_before_the_status_labels(window, size):
+    from PySide6.QtWidgets import QApplication
+
+    window.resize(*size)
+    QApplication.processEvents()
+    text = "Cannot open /a/very/long/path/" + "deeply/nested/" * 20 + "model.pt: not a checkpoint"
+    sb = window.statusBar()
+    sb.showMessage(text, 5000)
+    shown = sb.currentMessage()
+    assert shown.endswith("…") and sb.toolTip() == text
+    left = min(w.mapTo(window, w.rect().topLeft()).x() for w in (window.device_box, window.job_label))
+    assert sb.fontMetrics().horizontalAdvance(shown) <= left
