@@ -176,6 +176,44 @@ def render_state(
     raise ValueError(f"kind must be 'images' or 'points', got {kind!r}")
 
 
+#: height in pixels of one line of an export's caption band
+LABEL_LINE = 13
+_LABEL_INK = 235
+_LABEL_BAND = 40
+
+
+def frame_caption(step: int, energies: np.ndarray | None, chain: int | None = None) -> str:
+    """'step 1,200 · mean E −3.41' (one chain: its own energy)."""
+    text = f"step {int(step):,}"
+    if energies is not None and len(energies):
+        e = np.asarray(energies, np.float64)
+        value = e[chain] if chain is not None else e[np.isfinite(e)].mean() if np.isfinite(e).any() else np.nan
+        if np.isfinite(value):
+            text += f" · {'E' if chain is not None else 'mean E'} {value:.4g}"
+    return text
+
+
+def label_frame(frame: np.ndarray, caption: str, limits: Limits | None = None) -> np.ndarray:
+    """``frame`` with a caption band below it: the step and energy, and for points the axes'
+    ranges (x and y at the plot's edges). Text that is wider than the frame is cut at its edge."""
+    from PIL import ImageDraw
+
+    lines = [caption]
+    if limits is not None:
+        (x0, x1), (y0, y1) = limits
+        lines.append(f"x {x0:.3g}…{x1:.3g}  y {y0:.3g}…{y1:.3g}")
+    h, w, c = frame.shape
+    band = np.full((LABEL_LINE * len(lines) + 3, w, c), _LABEL_BAND, np.uint8)
+    image = Image.fromarray(band[:, :, 0] if c == 1 else band, "L" if c == 1 else "RGB")
+    draw = ImageDraw.Draw(image)
+    ink = _LABEL_INK if c == 1 else (_LABEL_INK,) * 3
+    for k, line in enumerate(lines):
+        draw.text((2, 1 + k * LABEL_LINE), line, fill=ink)
+    drawn = np.asarray(image)
+    drawn = drawn[:, :, None] if c == 1 else drawn
+    return np.concatenate([frame, drawn], axis=0)
+
+
 # --------------------------------------------------------------------------- frame production
 def _indices(rec: TrajectoryRecorder, steps: Sequence[int] | None) -> list[int]:
     if len(rec) == 0:
@@ -221,6 +259,7 @@ def _render_frames(
     total: int,
     progress: ProgressFn | None,
     should_cancel: CancelFn | None,
+    labels: bool = True,
 ) -> list[np.ndarray]:
     limits = None
     path: list[np.ndarray] = []
@@ -245,17 +284,19 @@ def _render_frames(
         if rec.kind == "points" and chain is not None:
             path.append(state[chain])
             trail = np.stack(path)
-        frames.append(
-            render_state(
-                state,
-                rec.kind or "",
-                chain=chain,
-                scale=scale,
-                size=size,
-                limits=limits,
-                trail=trail,
-            )
+        frame = render_state(
+            state,
+            rec.kind or "",
+            chain=chain,
+            scale=scale,
+            size=size,
+            limits=limits,
+            trail=trail,
         )
+        if labels:
+            entry = rec.get(i)
+            frame = label_frame(frame, frame_caption(entry.step, entry.energies, chain), limits)
+        frames.append(frame)
         if progress is not None:
             progress(k + 1, total)
     return frames
@@ -280,6 +321,7 @@ def _export_animation(
     loop: int,
     progress: ProgressFn | None,
     should_cancel: CancelFn | None,
+    labels: bool = True,
 ) -> Path:
     fps = check_positive("fps", fps)
     loop = check_int_at_least("loop", loop, 0)
@@ -296,6 +338,7 @@ def _export_animation(
         total=total,
         progress=progress,
         should_cancel=should_cancel,
+        labels=labels,
     )
     if should_cancel is not None and should_cancel():
         raise ExportCancelled("export cancelled")
@@ -331,11 +374,13 @@ def export_gif(
     loop: int = 0,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    labels: bool = True,
 ) -> Path:
     """Write an animated GIF, one frame per chosen step (``loop=0``: repeat forever).
 
     ``chain=None`` shows all chains (image grid / all particles), ``chain=i`` one of them.
     ``scale=None`` enlarges small images to about 200 px; ``size`` is the side of point plots.
+    ``labels`` adds a caption band under each frame: step, energy, and the axes of points.
     """
     return _export_animation(
         "GIF",
@@ -349,6 +394,7 @@ def export_gif(
         loop=loop,
         progress=progress,
         should_cancel=should_cancel,
+        labels=labels,
     )
 
 
@@ -364,6 +410,7 @@ def export_apng(
     loop: int = 0,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    labels: bool = True,
 ) -> Path:
     """Write an animated PNG (lossless, unlike GIF's 256 colours); arguments as for GIF."""
     return _export_animation(
@@ -378,6 +425,7 @@ def export_apng(
         loop=loop,
         progress=progress,
         should_cancel=should_cancel,
+        labels=labels,
     )
 
 
@@ -392,10 +440,12 @@ def export_png_strip(
     pad: int = 2,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    labels: bool = True,
 ) -> Path:
     """One PNG with the chosen steps side by side, left to right, ``pad`` black pixels around each.
 
-    Size: width ``n·w + (n+1)·pad``, height ``h + 2·pad`` for frames of ``h × w``.
+    Size: width ``n·w + (n+1)·pad``, height ``h + 2·pad`` for frames of ``h × w`` (with
+    ``labels``, ``h`` includes each frame's caption band: step, energy, and the axes of points).
     """
     pad = check_int_at_least("pad", pad, 0)
     rec = recorder if recorder.frozen else recorder.snapshot()
@@ -411,6 +461,7 @@ def export_png_strip(
         total=total,
         progress=progress,
         should_cancel=should_cancel,
+        labels=labels,
     )
     h, w, c = frames[0].shape
     n = len(frames)

@@ -18,6 +18,7 @@ from typing import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -137,7 +138,16 @@ class ExportBox(QGroupBox):
 
         form = QFormLayout(self)
         form.addRow("Chains", self.scope_box)
-        form.addRow("Frames ≤", self.frames_spin)
+        self.labels_check = QCheckBox("labels")
+        self.labels_check.setObjectName("trajectory_export_labels")
+        self.labels_check.setChecked(True)
+        self.labels_check.setToolTip("GIF, APNG and PNG strips get a caption band under every frame: "
+                                     "the step, the (mean) energy, and for points the axes' ranges")
+        frames_row = QHBoxLayout()  # one row: the panel must fit 1100×700
+        frames_row.setContentsMargins(0, 0, 0, 0)
+        frames_row.addWidget(self.frames_spin, 1)
+        frames_row.addWidget(self.labels_check)
+        form.addRow("Frames ≤", frames_row)
         form.addRow("Strip steps", self.strip_edit)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         row1.addWidget(self.buttons["gif"])
@@ -215,7 +225,7 @@ class ExportBox(QGroupBox):
         params = {
             "format": fmt, "path": str(path), "branch": src["branch"], "chain": chain,
             "fps": float(src["fps"]), "max_frames": self.frames_spin.value(),
-            "steps": steps, "export_id": self._export_id,
+            "steps": steps, "labels": self.labels_check.isChecked(), "export_id": self._export_id,
         }
         self.progress.setValue(0)
         self.progress.setFormat(f"{service.FORMAT_NAMES[fmt]}: %p%")

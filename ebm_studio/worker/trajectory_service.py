@@ -359,7 +359,8 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
 
     ``params``: ``format`` (gif/apng/png/npz), ``path``, ``branch``, ``chain`` (None: all chains),
     ``fps``, ``max_frames`` (animations use at most this many evenly spaced recorded steps),
-    ``steps`` (PNG strip: step numbers; None: evenly spaced), ``export_id``.
+    ``steps`` (PNG strip: step numbers; None: evenly spaced), ``labels`` (captions under the frames:
+    step, energy, axes; default on), ``export_id``.
     """
     export_id = params.get("export_id", 0)
     fmt = str(params.get("format", ""))
@@ -396,6 +397,7 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
         return
     chain = params.get("chain")
     kwargs: dict[str, Any] = {"progress": progress, "should_cancel": cancel.is_set}
+    labels = bool(params.get("labels", True))
     frames = 0
     try:
         if fmt in ("gif", "apng"):
@@ -403,11 +405,11 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
             frames = len(steps)
             exporter = export_gif if fmt == "gif" else export_apng
             exporter(snap, path, steps=steps, chain=chain, fps=float(params.get("fps", 10.0)),
-                     **kwargs)
+                     labels=labels, **kwargs)
         elif fmt == "png":
             steps = params.get("steps") or _even_steps(snap.steps, DEFAULT_STRIP_STEPS)
             frames = len(steps)
-            export_png_strip(snap, path, steps, chain=chain, **kwargs)
+            export_png_strip(snap, path, steps, chain=chain, labels=labels, **kwargs)
         else:
             frames = len(snap)
             export_npz(snap, path, **kwargs)

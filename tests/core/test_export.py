@@ -49,13 +49,14 @@ def test_animation_of_grid_and_of_one_chain(tmp_path, export):
     rec = image_recording()
     calls = []
     out = export(
-        rec, tmp_path / "grid.img", fps=20, scale=2, progress=lambda d, t: calls.append((d, t))
+        rec, tmp_path / "grid.img", fps=20, scale=2, progress=lambda d, t: calls.append((d, t)),
+        labels=False,
     )
     assert frames_of(out) == (12, (2 * GRID, 2 * GRID))
     assert calls[-1] == (13, 13) and len(calls) == 13
-    out = export(rec, tmp_path / "one.img", steps=[0, 3, 7, 11], chain=4, scale=3)
+    out = export(rec, tmp_path / "one.img", steps=[0, 3, 7, 11], chain=4, scale=3, labels=False)
     assert frames_of(out) == (4, (24, 24))
-    out = export(rec, tmp_path / "auto.img", steps=[2, 5])  # auto scale: 8 px → 200 px
+    out = export(rec, tmp_path / "auto.img", steps=[2, 5], labels=False)  # auto scale: 8 px → 200 px
     assert frames_of(out) == (2, (GRID * 8, GRID * 8))
     with Image.open(out) as im:
         assert im.info.get("duration") == 100  # 10 fps
@@ -64,11 +65,11 @@ def test_animation_of_grid_and_of_one_chain(tmp_path, export):
 
 def test_animation_colour_and_points(tmp_path):
     rgb = image_recording(n_steps=5, n=4, shape=(3, 6, 6))
-    assert frames_of(export_apng(rgb, tmp_path / "rgb.png", scale=1)) == (5, (15, 15))
+    assert frames_of(export_apng(rgb, tmp_path / "rgb.png", scale=1, labels=False)) == (5, (15, 15))
     pts = point_recording()
-    out = export_gif(pts, tmp_path / "pts.gif", size=128)
+    out = export_gif(pts, tmp_path / "pts.gif", size=128, labels=False)
     assert frames_of(out) == (10, (128, 128))
-    out = export_apng(pts, tmp_path / "pts1.png", size=64, chain=7, steps=range(0, 10, 3))
+    out = export_apng(pts, tmp_path / "pts1.png", size=64, chain=7, steps=range(0, 10, 3), labels=False)
     assert frames_of(out) == (4, (64, 64))
     with Image.open(out) as im:
         im.seek(3)
@@ -92,10 +93,10 @@ def test_render_points_density():
 
 def test_png_strip_size(tmp_path):
     rec = image_recording()
-    out = export_png_strip(rec, tmp_path / "strip.png", [0, 4, 8], scale=1, pad=2)
+    out = export_png_strip(rec, tmp_path / "strip.png", [0, 4, 8], scale=1, pad=2, labels=False)
     with Image.open(out) as im:
         assert im.size == (3 * GRID + 4 * 2, GRID + 2 * 2) and im.mode == "L"
-    out = export_png_strip(point_recording(), tmp_path / "pstrip.png", [1, 2], size=40, pad=0)
+    out = export_png_strip(point_recording(), tmp_path / "pstrip.png", [1, 2], size=40, pad=0, labels=False)
     with Image.open(out) as im:
         assert im.size == (80, 40) and im.mode == "RGB"
 
@@ -140,3 +141,23 @@ def test_bad_export_arguments(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         export_gif(TrajectoryRecorder(), tmp_path / "a.gif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exports_are_labelled_by_default_with_step_energy_and_axes(tmp_path):
+    from ebm_studio.core.export import LABEL_LINE, frame_caption
+
+    rec = image_recording()
+    out = export_gif(rec, tmp_path / "labelled.gif", scale=8, steps=[2, 9])
+    with Image.open(out) as im:
+        assert im.size == (GRID * 8, GRID * 8 + LABEL_LINE + 3)  # one caption line under the grid
+        first = np.asarray(im.convert("L"))[GRID * 8:].copy()
+        im.seek(1)
+        second = np.asarray(im.convert("L"))[GRID * 8:]
+    assert (first > 200).any()  # text is drawn in the band
+    assert not np.array_equal(first, second)  # and it says which step
+    assert frame_caption(1200, np.array([-3.0, -4.0]), None) == "step 1,200 · mean E -3.5"
+    assert frame_caption(7, np.array([1.0, 2.0]), chain=1) == "step 7 · E 2"
+    assert frame_caption(7, np.array([np.nan]), None) == "step 7"
+    pts = export_png_strip(point_recording(), tmp_path / "p.png", [1, 2], size=160, pad=0)
+    with Image.open(pts) as im:
+        assert im.size == (320, 160 + 2 * LABEL_LINE + 3)  # step and energy, then the axes

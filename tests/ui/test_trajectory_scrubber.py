@@ -398,6 +398,8 @@ def export(qtbot, sc, fmt, path, timeout=20000) -> dict:
 
 
 def test_exports_reload_with_the_expected_frames(points_window, qtbot, tmp_path):
+    from ebm_studio.core.export import LABEL_LINE
+
     w = points_window
     sc = scrubber(w)
     rec = recorded(w, sc)
@@ -405,9 +407,11 @@ def test_exports_reload_with_the_expected_frames(points_window, qtbot, tmp_path)
     w.engine.result.connect(lambda t, p: progress.append(p) if t == "export_progress" else None)
     done = export(qtbot, sc, "gif", tmp_path / "run.gif")
     assert done["ok"], done["message"]
+    band = 2 * LABEL_LINE + 3  # labelled by default: step and energy, then the axes
     with Image.open(tmp_path / "run.gif") as im:
-        assert (im.n_frames, im.size) == (41, (256, 256))
+        assert (im.n_frames, im.size) == (41, (256, 256 + band))
     assert progress and progress[-1]["done"] == progress[-1]["total"]
+    sc.export_box.labels_check.setChecked(False)
     sc.export_box.frames_spin.setValue(10)
     done = export(qtbot, sc, "apng", tmp_path / "run.png")
     assert done["ok"], done["message"]
