@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # One short GPU check (a few minutes): is CUDA there, the core tests that run headless, the sampler
-# throughput on the device, and 60 s of digits and 2-D training with the bundled recipes, measured
-# by the quality meter. Runs without Qt (the core and CLI only).
+# throughput on the device, and 60 s of training with the bundled recipes (digits by each of the
+# three methods, and a 2-D toy), measured by the quality meter. Runs without Qt (the core and CLI).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 python -m pytest -q tests/core -m "not slow" -p no:qt 2>&1 | tail -3
 python bench/sampler_throughput.py --device cuda --repeats 3
-for recipe in digits 8gaussians; do
+for recipe in digits digits-multigrid digits-drl 8gaussians; do
   cfg="$(mktemp --suffix=.toml)"
   sed -e 's/^device = "cpu"/device = "cuda"/' "checkpoints/recipes/$recipe.toml" > "$cfg"
-  timeout -s INT 60 ebm-studio train --config "$cfg" --out "/tmp/gpu-$recipe.pt" --every 200 2>&1 | tail -3  # Ctrl+C after 60 s saves
+  ebm-studio train --config "$cfg" --out "/tmp/gpu-$recipe.pt" --every 200 --seconds 60 2>&1 | tail -3
   ebm-studio quality "/tmp/gpu-$recipe.pt" --no-references
 done

@@ -265,3 +265,32 @@ def test_a_checkpoint_with_a_negative_step_is_refused(tmp_path):
     save_checkpoint(ckpt, path)
     with pytest.raises(CheckpointError, match="'step'"):
         load_checkpoint(path)
+
+
+def test_train_by_method_for_a_time_budget_and_refuse_a_changed_method(tmp_path, tiny_toml, capsys):
+    cfg_path = tmp_path / "drl.toml"
+    from ebm_studio.core.config import preset_drl
+
+    cfg = preset_drl("8gaussians")
+    cfg.device, cfg.optim.batch_size, cfg.method.level_steps = "cpu", 32, 2
+    cfg.save(cfg_path)
+    out = tmp_path / "drl.pt"
+    # --seconds stops a long run early and still saves it
+    assert main(["train", "--config", str(cfg_path), "--steps", "100000", "--seconds", "1",
+                 "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out)
+    assert 0 < ckpt.step < 100000 and ckpt.model["kind"] == "recovery"
+    assert main(["sample", str(out), "--n", "8", "--out", str(tmp_path / "s.npz")]) == 0
+    capsys.readouterr()
+    # a ladder needs images: a clear message, no traceback, nothing written
+    assert main(["train", "--data", "8gaussians", "--method", "multigrid", "--steps", "2",
+                 "--out", str(tmp_path / "x.pt")]) != 0
+    assert "image data" in capsys.readouterr().err and not (tmp_path / "x.pt").exists()
+    # a resumed run keeps its method
+    plain = tmp_path / "plain.pt"
+    assert main(["train", "--config", str(tiny_toml), "--steps", "2", "--out", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(plain), "--method", "drl", "--steps", "4",
+                 "--out", str(plain)]) != 0
+    assert "cannot continue as 'drl'" in capsys.readouterr().err
+    assert load_checkpoint(plain).step == 2
