@@ -36,6 +36,8 @@ from ebm_studio.core.samplers import (
     SamplerSettings,
     StepResult,
     _normalise_mask,
+    as_batch,
+    check_finite_energy,
     make_sampler,
     switch_sampler,
 )
@@ -68,10 +70,7 @@ class LevelSampler(SamplerSettings):
                  device=None, mask=None, clamp: tuple[float, float] | None = None,
                  clip_grad: float | None = None, ref_sigma: float | None = None,
                  chunk: int = DEFAULT_CHUNK, level_steps: int = DEFAULT_LEVEL_STEPS) -> None:
-        if not isinstance(x0, torch.Tensor):
-            x0 = torch.as_tensor(x0, dtype=torch.float32)
-        if x0.ndim < 2 or x0.shape[0] < 1:
-            raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
+        x0 = as_batch(x0)
         self.energy = energy
         self.kind = kind
         self.temperature, self.step_size, self.noise, self.n_leapfrog = temperature, step_size, noise, n_leapfrog
@@ -94,7 +93,9 @@ class LevelSampler(SamplerSettings):
         """True once the last level has had its steps (later steps keep sampling there)."""
         return self.level == self.n_levels - 1 and self.at_level >= self.level_steps
 
-    def _start(self, x0: torch.Tensor, mask) -> None:
+    def _start(self, x0, mask) -> None:
+        """Take new chains (any array) and mask; the subclass then sets up its first level."""
+        x0 = x0 if isinstance(x0, torch.Tensor) else torch.as_tensor(x0, dtype=torch.float32)
         check_finite_tensor("x", x0)
         self.energy.check_input(x0)
         self._x0 = x0.detach().to(self.device, torch.float32).clone()
@@ -177,8 +178,6 @@ class LadderSampler(LevelSampler):
 
     def set_state(self, x: torch.Tensor, mask=None) -> None:
         """Restart the ladder from ``x`` (full resolution), pooled to the coarsest level."""
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=torch.float32)
         self._start(x, mask)
         self.level, self.at_level = 0, 0
         self._inner = self._level_sampler(0, downsample(self._x0, self.energy.sizes[0]))
@@ -242,8 +241,6 @@ class RecoverySampler(LevelSampler):
 
     def set_state(self, x: torch.Tensor, mask=None) -> None:
         """Restart from ``x``: diffused to the noisiest level, then sampled level by level."""
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=torch.float32)
         self._start(x, mask)
         k = self.energy.n_levels
         self._fixed_noise = torch.randn(self._x0.shape, generator=self.generator, device=self.device)
@@ -280,9 +277,7 @@ class RecoverySampler(LevelSampler):
     def _current(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cache is None:
             e, g = conditional_grad(self.energy, self._x, self.t)
-            if not (torch.isfinite(e).all() and torch.isfinite(g).all()):
-                raise FloatingPointError(f"the energy became non-finite at step {self.steps_done} "
-                                         "(step size too large?)")
+            check_finite_energy(e, self.steps_done, g)
             self._cache = (e, g)
         return self._cache
 

@@ -36,7 +36,8 @@ class Phase:
     levels: list[LevelSnapshot] = field(default_factory=list)
 
 
-def _poll(should_stop) -> None:
+def poll_stop(should_stop) -> None:
+    """Raise :class:`Stopped` when ``should_stop`` (polled between sampler steps) says so."""
     if should_stop is not None and should_stop():
         raise Stopped
 
@@ -63,7 +64,7 @@ def ladder_phase(trainer, data: torch.Tensor, should_stop=None) -> Phase:
             x = upsample(x, size)
         sampler = trainer.make_sampler(x, energy=model.levels[k])
         for _ in range(steps):
-            _poll(should_stop)
+            poll_stop(should_stop)
             sampler.step()
         x = sampler.x.detach().clone()
         negatives.append(x)
@@ -95,7 +96,7 @@ def recovery_phase(trainer, data: torch.Tensor, should_stop=None) -> Phase:
     conditional = (~top).to(data.dtype).reshape(shape)
     x = torch.where(top.reshape(shape), gaussian_like(data, gen), anchor)
     for _ in range(trainer.config.method.level_steps):
-        _poll(should_stop)
+        poll_stop(should_stop)
         _, grad = conditional_grad(model, x, t)
         if not torch.isfinite(grad).all():
             raise FloatingPointError("the energy gradient became non-finite")

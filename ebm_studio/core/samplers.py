@@ -105,6 +105,23 @@ def energy_and_grad(
     return torch.cat(es), torch.cat(gs)
 
 
+def as_batch(x0) -> torch.Tensor:
+    """``x0`` as a float tensor batch ``(N, ...)`` with N ≥ 1; ``ValueError`` otherwise."""
+    if not isinstance(x0, torch.Tensor):
+        x0 = torch.as_tensor(x0, dtype=torch.float32)
+    if x0.ndim < 2 or x0.shape[0] < 1:
+        raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
+    return x0
+
+
+def check_finite_energy(e: torch.Tensor, step: int, grad: torch.Tensor | None = None) -> None:
+    """Raise ``FloatingPointError`` when a sampler's energies (or gradients) stopped being finite."""
+    if not torch.isfinite(e).all() or (grad is not None and not torch.isfinite(grad).all()):
+        raise FloatingPointError(
+            f"the energy became non-finite at step {step} (step size too large for this temperature?)"
+        )
+
+
 def _normalise_mask(mask, x: torch.Tensor) -> torch.Tensor | None:
     if mask is None:
         return None
@@ -209,10 +226,7 @@ class Sampler(SamplerSettings):
         ref_sigma: float | None = None,
         chunk: int = DEFAULT_CHUNK,
     ) -> None:
-        if not isinstance(x0, torch.Tensor):
-            x0 = torch.as_tensor(x0, dtype=torch.float32)
-        if x0.ndim < 2 or x0.shape[0] < 1:
-            raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
+        x0 = as_batch(x0)
         check_finite_tensor("x0", x0)
         self.device = torch.device(device) if device is not None else x0.device
         self.energy = energy
@@ -266,11 +280,7 @@ class Sampler(SamplerSettings):
     def _eval(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """E(x) and ∇E(x) (raw energy, not divided by T)."""
         e, g = energy_and_grad(self.energy, x, self.chunk)
-        if not torch.isfinite(e).all():
-            raise FloatingPointError(
-                f"the energy became non-finite at step {self.steps_done} "
-                "(step size too large for this temperature?)"
-            )
+        check_finite_energy(e, self.steps_done)
         return e, g
 
     def _current(self) -> tuple[torch.Tensor, torch.Tensor]:

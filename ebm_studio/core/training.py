@@ -29,7 +29,7 @@ from ebm_studio.core.device import resolve_device
 from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
 from ebm_studio.core.ladder import LadderEnergy, downsample, ladder_sizes, upsample
 from ebm_studio.core.level_sampler import make_level_sampler
-from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise
+from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise, poll_stop
 from ebm_studio.core.recovery import RecoveryEnergy, geometric_betas
 from ebm_studio.core.samplers import Sampler, make_sampler
 
@@ -286,8 +286,7 @@ class Trainer:
         x0 = self.initial_chains(data)
         sampler = self.make_sampler(x0)
         for _ in range(self.config.sampler.steps):
-            if should_stop is not None and should_stop():
-                raise Stopped
+            poll_stop(should_stop)
             sampler.step()
         samples = sampler.x.detach()
         if self.buffer is not None:

@@ -267,6 +267,14 @@ def test_metric_axes_follow_the_run_until_the_user_zooms(qtbot):
     assert loss.viewRange()[1][0] < -3.0 and not any(loss.state["autoRange"])
 
 
+def train_tiny_run(p, qtbot, steps: int) -> None:
+    """A whole tiny 2-D run of ``steps`` steps from the Train button, waited for."""
+    tiny_2d(p, qtbot)
+    p.form.total_steps.setValue(steps)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+
+
 def test_the_preset_follows_the_kind_of_data(panel, qtbot):
     p = panel
     box = p.form.preset_box
@@ -336,10 +344,7 @@ def test_rollback_never_restores_a_diverged_model_even_with_autosave_every_step(
 
 def test_the_quality_plot_shows_the_meter_of_the_run(panel, qtbot):
     p = panel
-    tiny_2d(p, qtbot)
-    p.form.total_steps.setValue(15)
-    p.train_button.click()
-    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    train_tiny_run(p, qtbot, 15)
     qtbot.waitUntil(lambda: np.isfinite(p.plots.store.column("q_nll_gap")).any(), timeout=RUN_TIMEOUT)
     p.plots.redraw()
     assert "NLL gap" in p.plots.plots["quality"].titleLabel.text
@@ -349,10 +354,7 @@ def test_closing_with_unsaved_steps_asks_and_save_closes_after_the_file_is_writt
                                                                                   monkeypatch):
     p = panel
     window = p.window_
-    tiny_2d(p, qtbot)
-    p.form.total_steps.setValue(20)
-    p.train_button.click()
-    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    train_tiny_run(p, qtbot, 20)
     asked = []
     monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: asked.append(steps) or "cancel")
     window.close()
@@ -372,10 +374,7 @@ def test_closing_with_unsaved_steps_asks_and_save_closes_after_the_file_is_writt
 def test_a_saved_run_closes_without_asking(panel, qtbot, tmp_path, monkeypatch):
     p = panel
     window = p.window_
-    tiny_2d(p, qtbot)
-    p.form.total_steps.setValue(10)
-    p.train_button.click()
-    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    train_tiny_run(p, qtbot, 10)
     p.save_checkpoint(str(tmp_path / "run.pt"))
     qtbot.waitUntil(lambda: p.unsaved_steps() == 0, timeout=RUN_TIMEOUT)
     monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: pytest.fail("asked"))
