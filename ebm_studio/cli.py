@@ -8,6 +8,7 @@ usage, 1 for failures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -158,7 +159,7 @@ def cmd_train(args) -> int:
     from ebm_studio.core.fileio import check_writable
     from ebm_studio.core.config import TrainConfig, preset_for_method
     from ebm_studio.core.datasets import load_dataset
-    from ebm_studio.core.training import DivergenceError, Trainer
+    from ebm_studio.core.training import DivergenceError, StepAborted, Trainer
     from ebm_studio.core.metrics_log import MetricsLog
 
     from ebm_studio.core.threads import choose_threads
@@ -251,21 +252,15 @@ def cmd_train(args) -> int:
     print(f"training {config.data.name} ({trainer.dataset.kind}, shape {trainer.dataset.event_shape}) "
           f"on {where} for {total - start} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
-    interrupted = False
-    old_handler = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):  # finish the current step, then save
-        nonlocal interrupted
-        interrupted = True
-
-    signal.signal(signal.SIGINT, on_sigint)
     live = sys.stderr.isatty()
     line_open = False  # a progress line without its newline yet
-    try:
+    with _ctrl_c() as ctrl_c:
         deadline = t0 + args.seconds if args.seconds else math.inf
-        while trainer.step_count < total and not interrupted and time.perf_counter() < deadline:
+        while trainer.step_count < total and not ctrl_c and time.perf_counter() < deadline:
             try:
-                m = trainer.step()
+                m = trainer.step(should_stop=ctrl_c.__bool__)
+            except StepAborted:  # Ctrl+C inside a long step: the model is as the last step left it
+                break
             except DivergenceError as exc:
                 if trainer.step_count <= start:
                     raise Failure(f"{exc} {unchanged()}") from None
@@ -283,8 +278,7 @@ def cmd_train(args) -> int:
                 _progress(trainer.step_count, total, rate, eta, m, end="\n", prefix="")
             if trainer.step_count % args.every == 0:
                 save()
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
+    interrupted = bool(ctrl_c)
     if line_open:
         print(file=sys.stderr)
     run_report.update(train_seconds=round(time.perf_counter() - t0, 1), machine=_machine(trainer.device))
@@ -300,6 +294,32 @@ def cmd_train(args) -> int:
     print(f"done: {trainer.step_count} steps in {time.perf_counter() - t0:.1f} s; saved {out}",
           file=sys.stderr)
     return 0
+
+
+class _CtrlC:
+    """True once Ctrl+C was pressed; a second press interrupts at once (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __bool__(self) -> bool:
+        return self.pressed
+
+    def __call__(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+
+@contextlib.contextmanager
+def _ctrl_c():
+    """Turn Ctrl+C into a flag that long loops poll (they finish or abandon the step, then save)."""
+    flag = _CtrlC()
+    old = signal.signal(signal.SIGINT, flag)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _machine(device) -> str:
@@ -413,20 +433,18 @@ def cmd_sample(args) -> int:
     live = {"sampler": kind, "temperature": sampler.temperature, "step_size": sampler.step_size,
             "noise": sampler.noise}
     t0 = time.perf_counter()
-    try:
-        if recorder is not None:
-            e0 = sampler.current_energy().cpu().numpy()  # cached: the first step needs it anyway
-            recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
-        for _ in range(steps):
-            r = sampler.step()
-            if recorder is not None:
-                if recorder.wants(r.step):
-                    recorder.record(r.step, r.x.cpu().numpy(), r.energy.cpu().numpy(),
-                                    accept=r.accept_rate, settings=live)
-                else:
-                    recorder.note_settings(r.step, live)
-    except FloatingPointError as exc:
-        raise Failure(f"sampling failed: {exc}") from None
+    from ebm_studio.core.samplers import Stopped
+
+    with _ctrl_c() as ctrl_c:
+        print(f"sampling {args.n} chains x {steps} {kind} steps -> {out} (Ctrl+C stops and saves)",
+              file=sys.stderr, flush=True)
+        sampler.should_stop = ctrl_c.__bool__
+        try:
+            _run_sampler(sampler, steps, recorder, live, ctrl_c)
+        except Stopped:  # Ctrl+C inside one long step: the chains stay at the last whole step
+            pass
+        except FloatingPointError as exc:
+            raise Failure(f"sampling failed: {exc}") from None
     x = sampler.x.cpu().numpy()
     e = sampler.current_energy().cpu().numpy()
     acc = sampler.mean_accept_rate
@@ -445,14 +463,34 @@ def cmd_sample(args) -> int:
     except OSError as exc:
         raise Failure(f"cannot write output: {exc}") from None
     dt = time.perf_counter() - t0
-    msg = f"{args.n} chains x {steps} {kind} steps in {dt:.1f} s -> {out}"
+    done = sampler.steps_done
+    msg = f"{args.n} chains x {done} {kind} steps in {dt:.1f} s -> {out}"
+    if ctrl_c:
+        msg = f"interrupted at step {done} of {steps}; " + msg
     if acc is not None:
         msg += f" (acceptance {acc:.2f})"
     if args.trajectory:
         msg += f"; trajectory ({len(recorder)} steps) -> {args.trajectory}"
     print(msg, file=sys.stderr)
     print(f"energy: min {e.min():.4g}  median {np.median(e):.4g}  max {e.max():.4g}")
-    return 0
+    return 130 if ctrl_c else 0
+
+
+def _run_sampler(sampler, steps: int, recorder, live: dict, stop) -> None:
+    """Advance ``steps`` steps (fewer once ``stop`` is true), recording what ``recorder`` wants."""
+    if recorder is not None:
+        e0 = sampler.current_energy().cpu().numpy()  # cached: the first step needs it anyway
+        recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
+    for _ in range(steps):
+        if stop:
+            return
+        r = sampler.step()
+        if recorder is not None:
+            if recorder.wants(r.step):
+                recorder.record(r.step, r.x.cpu().numpy(), r.energy.cpu().numpy(),
+                                accept=r.accept_rate, settings=live)
+            else:
+                recorder.note_settings(r.step, live)
 
 
 def _save_png(x, out: Path, box) -> None:

@@ -147,6 +147,27 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, tiny_toml):
     assert ckpt.step >= 1 and ckpt.optimizer is not None and ckpt.rng is not None
 
 
+def test_ctrl_c_ends_an_endless_sample_and_keeps_its_chains(tmp_path):
+    import signal
+    import time
+
+    ckpt = save_checkpoint(energy_checkpoint(eight_gaussians_energy(), data={"value_range": [-4, 4]}),
+                           tmp_path / "g.pt")
+    out = tmp_path / "s.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "ebm_studio", "sample", str(ckpt), "--steps", str(10**12),
+                             "--n", "16", "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Ctrl+C stops" in proc.stderr.readline()  # sampling has begun
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    assert np.load(out)["points"].shape == (16, 2)
+
+
 def test_energy_of_images(tmp_path, capsys):
     torch.manual_seed(0)
     from ebm_studio.core.energies import ConvEnergy

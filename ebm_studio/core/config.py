@@ -203,6 +203,9 @@ class TrainConfig:
             return cls.from_dict(tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}") from None
+        except RecursionError:  # a hostile file of nested arrays or tables
+            raise ConfigError("not a training configuration: its tables or arrays are nested too "
+                              "deeply") from None
 
     def save(self, path: str | Path) -> None:
         from ebm_studio.core.fileio import atomic_write_text

@@ -20,11 +20,8 @@ import torch
 from ebm_studio.core.chains import noise
 from ebm_studio.core.level_sampler import SNAPSHOT_CHAINS, LevelSnapshot
 from ebm_studio.core.ladder import LadderEnergy, upsample
+from ebm_studio.core.samplers import Stopped, poll_stop  # noqa: F401  (re-exported)
 from ebm_studio.core.recovery import RecoveryEnergy, conditional_grad, gaussian_like, recovery_step
-
-
-class Stopped(Exception):
-    """``should_stop`` asked to abandon the step."""
 
 
 @dataclass
@@ -34,12 +31,6 @@ class Phase:
     accept: float | None = None
     #: the negatives level by level, for the level strip (empty for plain training)
     levels: list[LevelSnapshot] = field(default_factory=list)
-
-
-def poll_stop(should_stop) -> None:
-    """Raise :class:`Stopped` when ``should_stop`` (polled between sampler steps) says so."""
-    if should_stop is not None and should_stop():
-        raise Stopped
 
 
 def coarse_noise(trainer, n: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -50,6 +50,16 @@ SAMPLER_LABELS = {
 
 #: large particle sets are evaluated in chunks of this many chains (faster on CPU caches)
 DEFAULT_CHUNK = 4096
+
+
+class Stopped(Exception):
+    """``should_stop`` asked to abandon the current step; the chains are left as they were."""
+
+
+def poll_stop(should_stop: Callable[[], bool] | None) -> None:
+    """Raise :class:`Stopped` when ``should_stop`` says so (polled between inner steps)."""
+    if should_stop is not None and should_stop():
+        raise Stopped
 
 
 @dataclass
@@ -245,6 +255,9 @@ class Sampler(SamplerSettings):
         self.steps_done = 0
         self.accept_sum = 0.0  # running totals for the mean acceptance since the last reset
         self.accept_count = 0
+        #: polled inside a step's inner loop (HMC leapfrog), so an absurdly long step can be
+        #: abandoned: :class:`Stopped` leaves the chains at their last state
+        self.should_stop: Callable[[], bool] | None = None
         self.set_state(x0, mask)
 
     # --- state ---------------------------------------------------------------------------------
@@ -423,6 +436,7 @@ class HMCSampler(MALASampler):
         x, ge = x0, ge0
         p = p - 0.5 * eps * self._grad_u(x, ge)
         for i in range(n):
+            poll_stop(self.should_stop)
             x = x + eps * p
             if self._mask is not None:
                 x = torch.where(self._mask, x, self._observed)

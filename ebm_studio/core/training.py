@@ -91,6 +91,7 @@ class Trainer:
         device: torch.device | str | None = None,
     ) -> None:
         self.config = config.copy().validate()
+        self._should_stop: Callable[[], bool] | None = None  # the running step's stop poll
         d = self.config.data
         self.dataset = dataset or load_dataset(d.name, image_size=d.image_size, channels=d.channels)
         self.device = resolve_device(device if device is not None else self.config.device)
@@ -147,7 +148,7 @@ class Trainer:
         s = self.config.sampler
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        return make_sampler(
+        sampler = make_sampler(
             s.kind,
             energy if energy is not None else self.model,
             x0,
@@ -162,6 +163,8 @@ class Trainer:
             clip_grad=s.clip_grad,
             ref_sigma=self.config.model.ref_sigma,
         )
+        sampler.should_stop = self._should_stop  # a step of 10⁹ leapfrog moves can still be stopped
+        return sampler
 
     def set_lr(self, lr: float) -> None:
         """Change the learning rate from the next step on (a live setting)."""
@@ -234,12 +237,15 @@ class Trainer:
         o = self.config.optim
         self._schedule_lr()
         data = self.data_batch()
+        self._should_stop = should_stop
         try:
             phase = self._negative_phase(data, should_stop)
         except Stopped:
             raise StepAborted(f"step {self.step_count + 1} was stopped") from None
         except FloatingPointError as exc:
             self._diverged(f"the sampler produced non-finite energies ({exc})", cause="sampler")
+        finally:
+            self._should_stop = None
         self.last_samples = phase.samples
         self.last_levels = phase.levels
 

@@ -915,10 +915,15 @@ class TrajectoryRecorder:
                 raise TrajectoryFormatError(f"missing array {name!r}")
             return z[name]
 
-        try:
-            meta = json.loads(str(need("metadata")[()]))
-        except json.JSONDecodeError as e:
-            raise TrajectoryFormatError(f"metadata is not JSON ({e})") from None
+        def need_json(name: str):
+            try:
+                return json.loads(str(need(name)[()]))
+            except json.JSONDecodeError as e:
+                raise TrajectoryFormatError(f"{name!r} is not JSON ({e})") from None
+            except RecursionError:
+                raise TrajectoryFormatError(f"{name!r} is nested too deeply") from None
+
+        meta = need_json("metadata")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise TrajectoryFormatError(f"metadata does not name the format {FORMAT_NAME!r}")
         if meta.get("version") != FORMAT_VERSION:
@@ -928,7 +933,7 @@ class TrajectoryRecorder:
         energies = need("energies")
         accept = need("accept")
         sindex = need("settings_index")
-        table = json.loads(str(need("settings_json")[()]))
+        table = need_json("settings_json")
         mk_steps, mk_text = need("marker_steps"), need("marker_text")
         t = len(steps)
         kind = meta.get("kind")

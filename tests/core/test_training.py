@@ -56,6 +56,8 @@ def test_digits_preset_is_the_uva_setup():
         ("[model]\ncolour = 'red'\n", "colour"),
         ("speed = 3\n", "speed"),
         ("[optim\n", "TOML"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("".join(f"[{'x.' * 3000}y]\n"), "nested too deeply|unknown|x"),
     ],
 )
 def test_bad_configuration_names_the_key(text, word):
@@ -121,6 +123,18 @@ def test_should_stop_aborts_a_step_without_changes():
         t.step(should_stop=lambda: True)
     assert t.step_count == 0
     assert all(torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+
+
+def test_a_step_of_a_billion_leapfrog_moves_can_be_stopped():
+    cfg = tiny_config()
+    cfg.sampler.kind = "hmc"
+    cfg.sampler.n_leapfrog = 10**9
+    t = Trainer(cfg)
+    polls = iter(range(30))  # the stop comes from inside the first sampler step
+    with pytest.raises(StepAborted):
+        t.step(should_stop=lambda: next(polls) >= 20)
+    assert t.step_count == 0
+    assert t.make_sampler(t.noise(4)).should_stop is None  # the poll does not outlive the step
 
 
 def test_live_learning_rate_and_sampling_changes():

@@ -309,6 +309,13 @@ def test_damaged_and_foreign_files(tmp_path):
     for name, blob in cases.items():
         (tmp_path / name).write_bytes(blob)
     np.savez(tmp_path / "foreign.npz", a=np.arange(3))
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tmp_path / "deep_meta.npz", "w") as zout:
+        for item in zin.namelist():
+            if item != "settings_json.npy":
+                zout.writestr(item, zin.read(item))
+        buf = tmp_path / "d.npy"
+        np.save(buf, np.array("[" * 100000 + "]" * 100000))
+        zout.write(buf, "settings_json.npy")
     np.save(tmp_path / "single.npy", np.arange(3))
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tmp_path / "bad_meta.npz", "w") as zout:
         for item in zin.namelist():
@@ -317,7 +324,7 @@ def test_damaged_and_foreign_files(tmp_path):
         buf = tmp_path / "m.npy"
         np.save(buf, np.array('{"format": "something-else"}'))
         zout.write(buf, "metadata.npy")
-    for name in [*cases, "foreign.npz", "single.npy", "bad_meta.npz"]:
+    for name in [*cases, "foreign.npz", "single.npy", "bad_meta.npz", "deep_meta.npz"]:
         with pytest.raises(TrajectoryFormatError, match="trajectory") as info:
             TrajectoryRecorder.load_npz(tmp_path / name)
         assert isinstance(info.value, ValueError)
