@@ -289,42 +289,68 @@ class SettingsForm(QWidget):
         if name:
             self.preset_chosen.emit(str(name))
 
-    def set_config(self, cfg: TrainConfig) -> None:
-        """Show ``cfg`` in the fields; fields the form does not show keep its values."""
-        self._base = cfg.copy()
+    def _numeric_fields(self, cfg: TrainConfig) -> list[tuple[str, QWidget, float]]:
+        """Every numeric field with the configuration key and value it shows."""
         s, o, m = cfg.sampler, cfg.optim, cfg.model
+        return [
+            ("model.width", self.width_spin, m.width),
+            ("model.ref_sigma", self.ref_sigma, m.ref_sigma or 0.0),
+            ("method.levels", self.levels, cfg.method.levels),
+            ("method.level_steps", self.level_steps, cfg.method.level_steps),
+            ("sampler.steps", self.mcmc_steps, s.steps),
+            ("sampler.step_size", self.step_size, s.step_size),
+            ("sampler.noise", self.noise, max(s.noise, 1e-4)),  # no noise is shown as the least
+            ("sampler.temperature", self.temperature, s.temperature),
+            ("sampler.n_leapfrog", self.leapfrog, s.n_leapfrog),
+            ("sampler.clip_grad", self.clip_grad, s.clip_grad or 0.0),
+            ("sampler.buffer_size", self.buffer_size, s.buffer_size),
+            ("sampler.reseed_fraction", self.reseed, s.reseed_fraction),
+            ("optim.lr", self.lr, o.lr),
+            ("optim.alpha", self.alpha, o.alpha),
+            ("optim.batch_size", self.batch, o.batch_size),
+            ("optim.grad_clip", self.grad_clip, o.grad_clip or 0.0),
+            ("data.data_noise", self.data_noise, cfg.data.data_noise),
+            ("steps", self.total_steps, cfg.steps),
+            ("seed", self.seed, cfg.seed),
+        ]
+
+    @staticmethod
+    def _range(box: QWidget) -> tuple[float, float]:
+        spin = box.spin if isinstance(box, LogSlider) else box
+        return spin.minimum(), spin.maximum()
+
+    def out_of_range(self, cfg: TrainConfig) -> list[str]:
+        """One line per value of ``cfg`` that the form cannot show (it would be clamped)."""
+        lines = []
+        for key, box, value in self._numeric_fields(cfg):
+            lo, hi = self._range(box)
+            if not lo <= value <= hi:
+                lines.append(f"{key} = {value:g} is outside what the form accepts ({lo:g} … {hi:g})")
+        return lines
+
+    def set_config(self, cfg: TrainConfig) -> list[str]:
+        """Show ``cfg`` in the fields; fields the form does not show keep its values. Values beyond
+        a field's range are shown clamped; the returned lines (see :meth:`out_of_range`) say which."""
+        self._base = cfg.copy()
+        s, m = cfg.sampler, cfg.model
         self._filling = True
         try:
             self._kind = "points" if m.kind == "mlp" else "images"
             self.hidden.setText(", ".join(str(h) for h in m.hidden))
-            self.width_spin.setValue(m.width)
             self.spectral.setChecked(m.spectral_norm)
-            self.ref_sigma.setValue(m.ref_sigma or 0.0)
             self.method_box.setCurrentIndex(max(0, self.method_box.findData(cfg.method.name)))
-            self.levels.setValue(cfg.method.levels)
-            self.level_steps.setValue(cfg.method.level_steps)
             self.sampler_box.setCurrentIndex(max(0, self.sampler_box.findData(s.kind)))
             self.init_box.setCurrentIndex(max(0, self.init_box.findData(s.init)))
-            self.mcmc_steps.setValue(s.steps)
-            self.step_size.setValue(s.step_size)
-            self.noise.setValue(max(s.noise, 1e-4))
-            self.temperature.setValue(s.temperature)
-            self.leapfrog.setValue(s.n_leapfrog)
-            self.clip_grad.setValue(s.clip_grad or 0.0)
-            self.buffer_size.setValue(s.buffer_size)
-            self.reseed.setValue(s.reseed_fraction)
-            self.lr.setValue(o.lr)
-            self.alpha.setValue(o.alpha)
-            self.batch.setValue(o.batch_size)
-            self.grad_clip.setValue(o.grad_clip or 0.0)
-            self.data_noise.setValue(cfg.data.data_noise)
-            self.total_steps.setValue(cfg.steps)
-            self.seed.setValue(cfg.seed)
+            for _, box, value in self._numeric_fields(cfg):
+                lo, hi = self._range(box)  # an int box given 2**40 raises OverflowError
+                box.setValue(type(lo)(min(max(value, lo), hi)) if isinstance(box, QSpinBox)
+                             else min(max(value, lo), hi))
             i = self.device_box.findData(cfg.device)
             self.device_box.setCurrentIndex(max(0, i))  # a device this machine lacks: auto
         finally:
             self._filling = False
         self._update_enabled()
+        return self.out_of_range(cfg)
 
     def base_config(self) -> TrainConfig:
         """The configuration the form was last given (before the user's edits)."""

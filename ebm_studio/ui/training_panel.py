@@ -592,7 +592,10 @@ class TrainingPanel(QWidget):
                 self._show_message(f"{name}: its stored configuration cannot be shown: {exc}")
             if cfg is not None:
                 self.run_config = cfg.to_dict()
-                self.form.set_config(cfg)
+                beyond = self.form.set_config(cfg)
+                if beyond:
+                    self._show_message(f"{name}: some stored settings are beyond the form's limits and "
+                                       "are shown clamped: " + "; ".join(beyond) + ".")
                 self.total = cfg.steps
                 if cfg.data.name != self.data.name or cfg.data.image_size != self.data.image_size:
                     self.data.select(cfg.data.name, cfg.data.image_size)
@@ -716,6 +719,11 @@ class TrainingPanel(QWidget):
             cfg = TrainConfig.load(path)
         except ConfigError as exc:
             self._show_message(f"Cannot use {Path(path).name}: {exc}")
+            return
+        beyond = self.form.out_of_range(cfg)
+        if beyond:  # clamping would train something else than the file says
+            self._show_message(f"Cannot use {Path(path).name}: " + "; ".join(beyond)
+                               + ". Nothing was imported.")
             return
         self._hide_message()
         self.form.set_config(cfg)

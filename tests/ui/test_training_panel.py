@@ -380,3 +380,33 @@ def test_a_saved_run_closes_without_asking(panel, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(type(window), "ask_unsaved", lambda self, steps: pytest.fail("asked"))
     window.close()
     assert not window.isVisible()
+
+
+def test_a_config_beyond_the_forms_limits_is_refused_or_reported_never_silently_clamped(panel, qtbot, tmp_path):
+    from ebm_studio.core.checkpoint import save_checkpoint, trainer_checkpoint
+    from ebm_studio.core.training import Trainer
+
+    p = panel
+    tiny_2d(p, qtbot)
+    before = p.form.config("8gaussians").to_dict()
+    cfg = p.form.config("8gaussians")
+    cfg.optim.lr = 1e300  # a valid config, far beyond the field's range
+    cfg.seed = 2**40  # would overflow a 32-bit spin box
+    path = tmp_path / "wild.toml"
+    cfg.save(path)
+    p.import_config(str(path))
+    text = p.message_label.text()
+    assert p.message_label.isVisible() and "wild.toml" in text and "Nothing was imported" in text
+    assert "optim.lr = 1e+300" in text and "seed = 1.09951e+12" in text
+    assert p.form.config("8gaussians").to_dict() == before
+
+    # a checkpoint made elsewhere opens, and says which values the form shows clamped
+    cfg.optim.lr = 1e-3
+    cfg.sampler.buffer_size = 64
+    trainer = Trainer(cfg)
+    ckpt = tmp_path / "wild.pt"
+    save_checkpoint(trainer_checkpoint(trainer), ckpt)
+    p.window_.open_checkpoint(str(ckpt))
+    qtbot.waitUntil(lambda: "wild.pt" in p.status_label.text(), timeout=RUN_TIMEOUT)
+    assert "shown clamped: seed = 1.09951e+12" in p.message_label.text()
+    assert p.form.seed.value() == 2**31 - 1
