@@ -410,3 +410,32 @@ def test_a_config_beyond_the_forms_limits_is_refused_or_reported_never_silently_
     qtbot.waitUntil(lambda: "wild.pt" in p.status_label.text(), timeout=RUN_TIMEOUT)
     assert "shown clamped: seed = 1.09951e+12" in p.message_label.text()
     assert p.form.seed.value() == 2**31 - 1
+
+
+def test_every_place_counts_completed_steps(panel, qtbot, tmp_path):
+    """Progress bar, state message, sample caption, autosave names and the saved checkpoint all
+    say the same step: the number of completed updates."""
+    p = panel
+    tiny_2d(p, qtbot)
+    p.form.autosave.setValue(5)
+    p.form.total_steps.setValue(20)
+    p.train_button.click()
+    qtbot.waitUntil(lambda: p.state == "finished", timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: "step 20 " in p.samples_title.text(), timeout=RUN_TIMEOUT)
+    assert (p.progress.value(), p.progress.maximum()) == (20, 20)
+    assert "step 20 of 20" in p.status_label.text()
+    names = sorted(f.name for f in (tmp_path / "autosave").glob("autosave-*.pt"))
+    assert [n.rsplit("-step", 1)[1] for n in names] == ["0000010.pt", "0000015.pt", "0000020.pt"]
+    out = tmp_path / "run.pt"
+    p.save_checkpoint(str(out))
+    qtbot.waitUntil(lambda: out.exists(), timeout=RUN_TIMEOUT)
+    assert load_checkpoint(out).step == 20
+    # a stopped run: the message, the bar and the newest samples name one step
+    p.form.total_steps.setValue(100000)
+    p.continue_button.click()
+    qtbot.waitUntil(lambda: p.state == "running" and p.step > 30, timeout=RUN_TIMEOUT)
+    p.stop_button.click()
+    qtbot.waitUntil(lambda: p.state == "stopped", timeout=RUN_TIMEOUT)
+    stopped = p.step
+    assert f"Stopped at step {stopped:,}" in p.status_label.text() and p.progress.value() == stopped
+    qtbot.waitUntil(lambda: f"step {stopped:,} " in p.samples_title.text(), timeout=RUN_TIMEOUT)
