@@ -284,7 +284,7 @@ class ImageToolBase(QWidget):
 
     # --- engine events ---------------------------------------------------------------------------
     def _on_event(self, ev) -> None:
-        if getattr(ev, "owner", None) != self.owner:
+        if getattr(ev, "owner", None) != self.owner or not self.host.running:
             return
         if isinstance(ev, ToolModelChanged):
             self.model = ev.model
@@ -315,7 +315,7 @@ class ImageToolBase(QWidget):
             self._show_error(ev.message)
 
     def _on_frame_ready(self, owner: str) -> None:
-        if owner != self.owner:
+        if owner != self.owner or not self.host.running:
             return
         for recorded in (False, True):  # a scrubbed step last: it is what the user asked for
             frame = self.host.engine.tool_frames(owner, recorded).take()

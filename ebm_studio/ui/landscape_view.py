@@ -440,6 +440,8 @@ class LandscapeView(QWidget):
     # engine answers
     # ==============================================================================================
     def _on_model_changed(self, info: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         self.model_info = dict(info)
         self.result = None
         self.log_p = None
@@ -465,6 +467,8 @@ class LandscapeView(QWidget):
             self.request_landscape(force=True)
 
     def _on_landscape(self, result) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if not isinstance(result, dict) or result.get("landscape") is None:
             return
         self.landscapes_received += 1
@@ -479,6 +483,8 @@ class LandscapeView(QWidget):
         self._stale = False
 
     def _on_job_state(self, info: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         kind, state = info.get("kind"), info.get("state")
         active = state in ("starting", "running", "paused")
         if kind == "train":
@@ -494,6 +500,8 @@ class LandscapeView(QWidget):
                 restart()
 
     def _on_result(self, topic: str, payload) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if topic == "fit_progress":
             self.fit.on_progress(payload)
             return

@@ -227,6 +227,8 @@ class MainWindow(QMainWindow):
         e.device_changed.connect(self.device_label.setText)  # a bound slot: queued across threads
 
     def _on_frame_ready(self) -> None:
+        if not self.host.running:  # the window closed; late answers have nowhere to go
+            return
         frame: Frame | None = self.engine.frames.take()
         if frame is None:
             return
@@ -242,6 +244,8 @@ class MainWindow(QMainWindow):
             self.energy_label.setText(f"mean E {float(frame.energies.mean()):.4g}")
 
     def _on_model_changed(self, info: dict) -> None:
+        if not self.host.running:  # the window closed; late answers have nowhere to go
+            return
         first = not self.model_info
         self.model_info = info
         path = info.get("path")
@@ -257,6 +261,8 @@ class MainWindow(QMainWindow):
         self.viewer.set_model(info)
 
     def _on_job_state(self, info: dict) -> None:
+        if not self.host.running:
+            return
         self.job_info = info
         text = f"{info.get('kind', '')} {info.get('state', '')}"
         self.job_label.setText(text)
@@ -272,6 +278,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self.viewer.set_model(self.model_info))
 
     def _on_error(self, message: str) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         self.last_error = message
         self._close_after_save = False  # a failed save leaves the window open
         self.statusBar().showMessage(message, 10000)
@@ -284,6 +292,8 @@ class MainWindow(QMainWindow):
         self.error_box = box
 
     def _on_saved(self, path: str) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         self.statusBar().showMessage(f"Saved {path}", 5000)
         if path.endswith(".pt") and "autosave-" not in Path(path).name:
             self._remember(path)
@@ -349,5 +359,7 @@ class MainWindow(QMainWindow):
             if save is not None:
                 save(self.settings)
         self.settings.sync()
+        for timer in self.findChildren(QTimer):  # no redraw or poll may fire into a closed window
+            timer.stop()
         self.host.shutdown(2000)
         event.accept()

@@ -195,6 +195,8 @@ class DataPicker(QGroupBox):
 
     # --- answers ------------------------------------------------------------------------------------
     def _on_data_loaded(self, payload: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if payload.get("request_id") != self._pending or self._pending is None:
             return  # somebody else's request, or one superseded by a newer choice
         self._pending = None

@@ -519,6 +519,8 @@ class TrainingPanel(QWidget):
     # engine answers
     # ==============================================================================================
     def _on_job_state(self, info: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if info.get("kind") != "train":
             return
         state = info.get("state", "")
@@ -537,6 +539,8 @@ class TrainingPanel(QWidget):
                 self._show_message(f"The run stopped with an error: {message}")
 
     def _on_metrics(self, rows: list) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if not rows:
             return
         self.plots.add_rows(rows)
@@ -559,6 +563,8 @@ class TrainingPanel(QWidget):
             self.total = int(total)
 
     def _on_model_changed(self, info: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if info.get("training"):
             self.has_run = True
             self.continue_mode = "run"
@@ -611,6 +617,8 @@ class TrainingPanel(QWidget):
         self._update_progress()
 
     def _on_saved(self, path: str) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         name = Path(path).name
         if name.startswith("autosave-"):
             self.autosave_label.setText(f"Autosaved {name} in {Path(path).parent}")
@@ -619,12 +627,16 @@ class TrainingPanel(QWidget):
             self._kept_step = self.step
 
     def _on_landscape(self, result) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if not self.has_run or not isinstance(result, dict) or result.get("landscape") is None:
             return
         self._landscape = result
         self._landscape_dirty = True
 
     def _on_result(self, topic: str, payload) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if topic == TOPIC and isinstance(payload, dict) and payload.get("event") == "resume_failed":
             self._set_state("idle", "Could not resume the checkpoint's run (see the error message).")
         elif topic == BUFFER_TOPIC:

@@ -512,9 +512,13 @@ class TrajectoryScrubber(QWidget):
     # engine signals
     # ------------------------------------------------------------------------------------------
     def _on_recording_changed(self, _summary: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         self.request_info()
 
     def _on_job_state(self, info: dict) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         state = info.get("state")
         self._job_running = state in ("running", "paused")
         if self._job_running and self.isVisible():
@@ -530,6 +534,8 @@ class TrajectoryScrubber(QWidget):
         self._update_live_button()
 
     def _on_result(self, topic: str, payload) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         if topic == service.TOPIC_INFO:
             self._on_info(payload)
         elif topic == service.TOPIC_PICK:
@@ -784,6 +790,8 @@ class TrajectoryScrubber(QWidget):
                 self._send()
 
     def _on_scrub_ready(self) -> None:
+        if not self.host.running:  # closed: late answers of the engine are dropped
+            return
         frame = self.engine.scrub_frames.take()
         if frame is None:
             return

@@ -80,6 +80,11 @@ class EngineHost(QObject):
         self.thread.start()
         self._running = True
 
+    @property
+    def running(self) -> bool:
+        """False once shut down: answers the engine sent before it stopped are no longer drawn."""
+        return self._running
+
     # --- conveniences used by the panels ------------------------------------------------------
     def run(self, request: JobRequest) -> None:
         self.live.update(paused=False)

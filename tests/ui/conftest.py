@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from PySide6.QtCore import QSettings, QThread
+from PySide6.QtCore import QSettings, QThread, QTimer
 
 
 @pytest.fixture(autouse=True)
@@ -19,10 +19,12 @@ def isolated_settings(tmp_path, monkeypatch):
 def make_window(qtbot, tmp_path, monkeypatch):
     """Build the full main window (``start_demo`` as asked); closed and joined at teardown.
 
-    A test fails if the engine thread is still running after the window closed.
+    A test fails if anything outlives the window: the engine thread, a job of the engine or of
+    an image tool, or an active QTimer of the window or the engine.
     """
     monkeypatch.setenv("EBM_STUDIO_AUTOSAVE_DIR", str(tmp_path / "autosave"))
     from ebm_studio.ui.app_window import build_window
+    from ebm_studio.worker.tool_api import RunState
 
     windows = []
 
@@ -39,6 +41,14 @@ def make_window(qtbot, tmp_path, monkeypatch):
         w.close()
         assert thread.wait(3000), "the engine thread did not stop within 3 s"
         assert not thread.isRunning(), "a QThread was left running"
+        engine = w.host.engine
+        assert engine.job is None, f"a {engine.job.kind} job outlived the window"
+        left = [owner for owner, slot in engine.tool_slots.items()
+                if slot.state in (RunState.RUNNING, RunState.PAUSED)]
+        assert not left, f"image tool runs outlived the window: {left}"
+        timers = [t for obj in (w, engine) for t in obj.findChildren(QTimer) if t.isActive()]
+        assert not timers, "active timers outlived the window: " + ", ".join(
+            f"{t.parent().__class__.__name__}.{t.objectName() or 'timer'}" for t in timers)
 
 
 @pytest.fixture
