@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,9 +18,30 @@ from typing import Callable, Iterator
 #: a temporary file older than this was left by a process that was killed while writing
 STALE_PART_S = 3600.0
 
+#: ``.NAME.<pid>.<random>.part``: the writer's process id tells whether it is still alive
+_PART_PID = re.compile(r"\.(\d+)\.[^.]+\.part$")
+
+
+def _writer_is_gone(part: Path) -> bool:
+    """True when the process that made ``part`` no longer exists (POSIX; elsewhere: unknown)."""
+    m = _PART_PID.search(part.name)
+    if m is None or os.name != "posix":
+        return False
+    pid = int(m.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False
+    return False
+
 
 def remove_stale_parts(folder: str | Path, older_than_s: float = STALE_PART_S) -> int:
-    """Delete ``.NAME.*.part`` files a killed writer left in ``folder``; returns how many."""
+    """Delete ``.NAME.*.part`` files a killed writer left in ``folder`` (its process is gone, or
+    the file is older than ``older_than_s``); returns how many."""
     import time
 
     removed = 0
@@ -29,12 +52,21 @@ def remove_stale_parts(folder: str | Path, older_than_s: float = STALE_PART_S) -
     now = time.time()
     for p in entries:
         try:
-            if p.is_file() and now - p.stat().st_mtime > older_than_s:
+            if p.is_file() and (_writer_is_gone(p) or now - p.stat().st_mtime > older_than_s):
                 p.unlink()
                 removed += 1
         except OSError:
             pass
     return removed
+
+
+def _remove_dead_parts(target: Path) -> None:
+    """Remove temporary files of ``target`` whose writers were killed (a fresh save is on disk)."""
+    with contextlib.suppress(OSError):
+        for p in target.parent.glob(f".{glob_escape(target.name)}.*.part"):
+            if _writer_is_gone(p):
+                with contextlib.suppress(OSError):
+                    p.unlink()
 
 
 def _final_target(target: Path) -> Path:
@@ -51,7 +83,7 @@ def _temp_beside(target: Path) -> Path:
         if target.is_dir():
             raise IsADirectoryError(21, "it is a folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
@@ -79,6 +111,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.umask(umask)
                 os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
+        _remove_dead_parts(target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()

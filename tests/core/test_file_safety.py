@@ -53,3 +53,50 @@ def test_stale_parts_are_removed_fresh_ones_kept(tmp_path):
     os.utime(old, (past, past))
     assert remove_stale_parts(tmp_path) == 1
     assert not old.exists() and new.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="kills forked writers")
+def test_fifty_kills_during_saves_and_autosaves_never_lose_the_previous_file(tmp_path):
+    """A writer process saves a checkpoint and autosaves in a loop and is killed (SIGKILL) at a
+    random moment, 50 times: the checkpoint and every autosave always load, and the next start
+    leaves no temporary file behind."""
+    import random
+    import signal
+
+    from ebm_studio.worker.autosave import Autosaver
+
+    rng = random.Random(0)
+    target = tmp_path / "model.pt"
+    folder = tmp_path / "autosave"
+    folder.mkdir()
+    ckpts = [energy_checkpoint(MLPEnergy(2, [64, 64]), {"name": "8gaussians"}) for _ in range(2)]
+    for i, c in enumerate(ckpts):
+        c.step = i + 1
+    save_checkpoint(ckpts[0], target)
+    parts_seen = 0
+    for kill in range(50):
+        pid = os.fork()
+        if pid == 0:  # the writer: never returns into the test runner
+            try:
+                saver = Autosaver(folder)
+                saver.start_run("run")
+                n = 0
+                while True:
+                    save_checkpoint(ckpts[n % 2], target)
+                    saver.save(ckpts[n % 2], n % 7)
+                    n += 1
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.002, 0.05))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        parts_seen += len(list(tmp_path.glob(".*.part")) + list(folder.glob(".*.part")))
+        assert load_checkpoint(target).step in (1, 2), f"kill {kill}"
+        for f in folder.glob("autosave-*.pt"):
+            assert load_checkpoint(f).step in (1, 2), f"kill {kill}: {f.name}"
+    print(f"{parts_seen} of 50 kills left a temporary file")
+    assert parts_seen > 0, "no kill landed inside a save: the test did not test anything"
+    # the next start: an autosaver on the folder, a save of the checkpoint
+    Autosaver(folder)
+    save_checkpoint(ckpts[0], target)
+    assert not list(folder.glob(".*.part")) and not list(tmp_path.glob(".*.part"))
