@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.model_info: dict = {}
         self.job_info: dict = {}
         self.last_error = ""
+        self.error_box: QMessageBox | None = None
         self._start_demo = start_demo
         self._closing = False
         self._close_confirmed = False  # the user chose Save or Discard for a run's unsaved steps
@@ -284,6 +285,10 @@ class MainWindow(QMainWindow):
         self._close_after_save = False  # a failed save leaves the window open
         self.statusBar().showMessage(message, 10000)
         if self._closing:
+            return
+        box = self.error_box
+        if box is not None and box.isVisible():  # one box, showing the newest message, not a pile
+            box.setText(message)
             return
         box = QMessageBox(QMessageBox.Icon.Warning, "EBM Studio", message, parent=self)
         box.setObjectName("error_dialog")

@@ -34,6 +34,8 @@ from ebm_studio.worker.tool_api import (
     ToolRunChanged,
 )
 
+#: the most points of one curve drawn (longer traces are thinned evenly)
+MAX_CURVE_POINTS = 2000
 CURVE_COLOURS = [(86, 180, 233), (230, 159, 0), (0, 158, 115), (240, 228, 66), (204, 121, 167),
                  (213, 94, 0), (0, 114, 178), (200, 200, 200)]
 _ACTIVE = (RunState.RUNNING, RunState.PAUSED)
@@ -136,6 +138,7 @@ class ToolRunView(QWidget):
             self.second_plot.setLabel("bottom", "step")
             self.second_plot.setMinimumHeight(90)
             self.second_plot.getAxis("left").enableAutoSIPrefix(False)
+        self._curves: dict[int, list] = {}  # id(plot) → one curve item per proposal
         self.scrub = JumpSlider(Qt.Orientation.Horizontal)
         self.scrub.setObjectName(f"{owner}_scrub")
         self.scrub.setEnabled(False)
@@ -200,9 +203,7 @@ class ToolRunView(QWidget):
         self.frame = None
         self.strip_image.clear()
         self.highlight.hide()
-        self.energy_plot.clear()
-        if self.second_plot is not None:
-            self.second_plot.clear()
+        self._clear_curves()
         self.scrub.setEnabled(False)
         self.scrub_label.setText("step –")
         self.status.setText("")
@@ -215,9 +216,7 @@ class ToolRunView(QWidget):
         """Unpause and reset the views before a new run starts."""
         self.host.update_tool_live(self.owner, paused=False)
         self.pause_button.setText("Pause")
-        self.energy_plot.clear()
-        if self.second_plot is not None:
-            self.second_plot.clear()
+        self._clear_curves()
         self.selected = 0
 
     # --- engine events ---------------------------------------------------------------------------
@@ -276,14 +275,29 @@ class ToolRunView(QWidget):
             self.scrub_label.setText(f"step {frame.step:,} (recorded)")
 
     def _draw_curves(self, frame: ToolFrame) -> None:
-        steps = frame.trace_steps.astype(np.float64)
+        # the curve items stay and get new data: clearing and re-adding 2 × 16 items per frame
+        # held the GUI thread for seconds while a run streamed frames
+        n_rows = len(frame.trace_steps)
+        stride = max(1, n_rows // MAX_CURVE_POINTS)  # a long run is drawn thinned
+        steps = frame.trace_steps[::stride].astype(np.float64)
         for plot, values in ((self.energy_plot, frame.energy_trace), (self.second_plot, frame.distance_trace)):
             if plot is None or values.size == 0:
                 continue
-            plot.clear()
-            for i in range(values.shape[1]):
+            curves = self._curves.setdefault(id(plot), [])
+            while len(curves) > values.shape[1]:
+                plot.removeItem(curves.pop())
+            while len(curves) < values.shape[1]:
+                curves.append(plot.plot())
+            for i, curve in enumerate(curves):
                 colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
-                plot.plot(steps, values[:, i], pen=pg.mkPen(colour, width=2 if i == self.selected else 1))
+                curve.setPen(pg.mkPen(colour, width=2 if i == self.selected else 1))
+                curve.setData(steps, values[::stride, i])
+
+    def _clear_curves(self) -> None:
+        for plot in (self.energy_plot, self.second_plot):
+            if plot is not None:
+                plot.clear()
+        self._curves = {}
 
     def _place_highlight(self) -> None:
         if self.frame is None:
