@@ -26,6 +26,7 @@ from ebm_studio import __version__
 from ebm_studio.core.checkpoint_schema import FieldError, check_buffer_shape, check_fields
 from ebm_studio.core.config import ConfigError, TrainConfig
 from ebm_studio.core.energies import Energy, build_energy
+from ebm_studio.core.errors import first_sentence
 from ebm_studio.core.fileio import atomic_path
 
 FORMAT = "ebm-studio-checkpoint"
@@ -162,8 +163,8 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}.{kept}") from None
     except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"cannot write checkpoint {path} (is the disk full?): {first}.{kept}") from None
+        raise CheckpointError(f"cannot write checkpoint {path} (is the disk full?): {first_sentence(exc)}."
+                              f"{kept}") from None
     return path
 
 
@@ -191,8 +192,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             "EBM Studio."
         ) from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): {first}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or damaged?): "
+                              f"{first_sentence(exc)}") from None
     except Exception:  # torch raises assorted types (KeyError, ...) for foreign files
         raise CheckpointError(_NOT_TORCH.format(path=path)) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

@@ -276,7 +276,17 @@ def _coerce(hint, value, key: str):
         return value
     if "str" in text and isinstance(value, str):
         return value
-    raise ConfigError(f"{key} has the wrong type: {value!r} (expected {text.replace('typing.', '')})")
+    raise ConfigError(f"{key} has the wrong type: {value!r} (expected {_type_words(text)})")
+
+
+def _type_words(hint: str) -> str:
+    """A type hint in a user's words: 'a number or nothing', not "float | None"."""
+    words = []
+    for part in ("list", "float", "int", "bool", "str"):
+        if part in hint and not (part == "int" and ("float" in hint or "list" in hint)):
+            words.append({"list": "a list of whole numbers", "float": "a number", "int": "a whole number",
+                          "bool": "true or false", "str": "text in quotes"}[part])
+    return " or ".join(words) or hint
 
 
 def _toml_value(v) -> str:

@@ -54,3 +54,16 @@ def check_finite_tensor(name: str, x: torch.Tensor) -> None:
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+
+
+def first_sentence(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception's message (libraries append paragraphs of advice),
+    never cut inside a word; the exception's type when it has no message."""
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    end = text.find(". ")
+    if end != -1:
+        text = text[:end]
+    text = text.rstrip(".")
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " …"
+    return text

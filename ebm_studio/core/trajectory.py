@@ -79,6 +79,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ebm_studio.core.fileio import atomic_path
+from ebm_studio.core.npz_reading import ArchiveTooLarge, check_fits_in_memory, iter_rows, member_header
 
 from ebm_studio.core.errors import check_int_at_least, check_positive
 
@@ -899,6 +900,8 @@ class TrajectoryRecorder:
                 if not hasattr(z, "files"):
                     raise TrajectoryFormatError("a single .npy array, not an .npz archive")
                 return cls._from_npz(z, budget_bytes)
+        except ArchiveTooLarge as e:
+            raise TrajectoryFormatError(f"{path}: cannot load it: {e}") from None
         except TrajectoryFormatError as e:
             raise TrajectoryFormatError(f"{path}: not a valid EBM Studio trajectory: {e}") from e
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
@@ -923,13 +926,16 @@ class TrajectoryRecorder:
             except RecursionError:
                 raise TrajectoryFormatError(f"{name!r} is nested too deeply") from None
 
+        check_fits_in_memory(z, "this trajectory")  # before anything is unpacked
         meta = need_json("metadata")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise TrajectoryFormatError(f"metadata does not name the format {FORMAT_NAME!r}")
         if meta.get("version") != FORMAT_VERSION:
             raise TrajectoryFormatError(f"unsupported format version {meta.get('version')!r}")
         steps = need("steps")
-        states = need("states")
+        if "states" not in z.files:
+            raise TrajectoryFormatError("missing array 'states'")
+        states_shape, states_dtype = member_header(z, "states")  # read row by row below
         energies = need("energies")
         accept = need("accept")
         sindex = need("settings_index")
@@ -950,9 +956,9 @@ class TrajectoryRecorder:
         else:
             n = int(meta["n_chains"])
             cs = tuple(int(s) for s in meta["chain_shape"])
-            if states.shape != (t, n, *cs) or str(states.dtype) != storage:
+            if states_shape != (t, n, *cs) or str(states_dtype) != storage:
                 raise TrajectoryFormatError(
-                    f"'states' has shape {states.shape} and dtype {states.dtype}, expected "
+                    f"'states' has shape {states_shape} and dtype {states_dtype}, expected "
                     f"{(t, n, *cs)} {storage}"
                 )
             if energies.shape != (t, n) or energies.dtype != np.float32:
@@ -977,15 +983,13 @@ class TrajectoryRecorder:
         settings = [_clean_settings(d) for d in table]
         if kind is not None:
             rec._n_chains, rec._chain_shape = n, cs
-        for i in range(t):
+        # one fresh array per step, read one at a time: eviction frees real memory, and the whole
+        # array is never held twice
+        rows = iter_rows(z, "states") if t else iter(())
+        for i, state in zip(range(t), rows):
             rec._entries.append(
-                _Entry(
-                    int(steps[i]),
-                    np.array(states[i]),  # own copy per step: eviction must free real memory
-                    np.array(energies[i], np.float32),
-                    float(accept[i]),
-                    settings[int(sindex[i])],
-                )
+                _Entry(int(steps[i]), state, np.array(energies[i], np.float32), float(accept[i]),
+                       settings[int(sindex[i])])
             )
         parent = meta.get("parent")
         rec.parent = (int(parent[0]), int(parent[1])) if parent else None
@@ -993,7 +997,7 @@ class TrajectoryRecorder:
         rec.model = str(meta.get("model") or "")
         if "branch_state" in z.files and t:
             bs = z["branch_state"]
-            if bs.shape != states.shape[1:] or bs.dtype != np.float32:
+            if bs.shape != states_shape[1:] or bs.dtype != np.float32:
                 raise TrajectoryFormatError("'branch_state' does not match the states")
             e0 = rec._entries[0]
             rec._entries[0] = _Entry(e0.step, np.array(bs), e0.energies, e0.accept, e0.settings)

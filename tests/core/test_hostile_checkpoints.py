@@ -66,3 +66,15 @@ def test_every_command_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys, co
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "'sampler'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_truncated_checkpoint_is_named_in_one_whole_sentence(tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(energy_checkpoint(MLPEnergy(2, [64, 64]), {"name": "8gaussians"}), good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(cut)
+    text = str(info.value)
+    assert "cut.pt" in text and "truncated or damaged" in text
+    assert "If you are seeing" not in text and not text.endswith(("a high", " "))

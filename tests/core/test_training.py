@@ -53,6 +53,8 @@ def test_digits_preset_is_the_uva_setup():
         ("[optim]\nlr = -1\n", "optim.lr"),
         ("[sampler]\nkind = 'gibbs'\n", "sampler.kind"),
         ("[sampler]\nsteps = 'many'\n", "sampler.steps"),
+        ("[optim]\nlr = 'fast'\n", r"optim.lr has the wrong type: 'fast' \(expected a number\)"),
+        ("seed = 1.5\n", r"expected a whole number\)$"),
         ("[model]\ncolour = 'red'\n", "colour"),
         ("speed = 3\n", "speed"),
         ("[optim\n", "TOML"),

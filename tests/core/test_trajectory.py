@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
@@ -371,3 +372,26 @@ def test_bad_inputs_name_the_argument():
     snap = rec.snapshot()
     with pytest.raises(RuntimeError):
         snap.record(5, np.zeros((8, 2)))
+
+
+def test_a_small_file_declaring_huge_arrays_is_refused_before_unpacking(tmp_path):
+    rng = np.random.default_rng(11)
+    rec = TrajectoryRecorder()
+    for s in range(3):
+        rec.record(s, points(rng))
+    good = rec.save_npz(tmp_path / "good.npz")
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.namelist():
+            if item != "states.npy":
+                zout.writestr(item, zin.read(item))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f4", "fortran_order": False, "shape": (10**11, 2)})
+        zout.writestr("states.npy", header.getvalue() + b"\0" * 1024)
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(TrajectoryFormatError, match=r"would need [\d,.]+ GB of memory"):
+        TrajectoryRecorder.load_npz(bomb)
+    # the rows are read one at a time and each step owns its array
+    back = TrajectoryRecorder.load_npz(good)
+    assert len(back) == 3 and all(e.state.base is None for e in back._entries)
