@@ -215,6 +215,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         p = Path(path)
+        if p.exists() and not p.is_file():  # reading a pipe would block
+            raise ConfigError(f"{p}: not a regular file (a folder, pipe or device)")
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

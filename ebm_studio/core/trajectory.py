@@ -895,6 +895,8 @@ class TrajectoryRecorder:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no such trajectory file: {path}")
+        if not path.is_file():  # reading a pipe or device would block
+            raise TrajectoryFormatError(f"{path}: not a regular file (a folder, pipe or device)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 if not hasattr(z, "files"):

@@ -100,3 +100,25 @@ def test_fifty_kills_during_saves_and_autosaves_never_lose_the_previous_file(tmp
     Autosaver(folder)
     save_checkpoint(ckpts[0], target)
     assert not list(folder.glob(".*.part")) and not list(tmp_path.glob(".*.part"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_pipes_are_refused_by_every_loader_instead_of_blocking(tmp_path):
+    from ebm_studio.core.config import ConfigError, TrainConfig
+    from ebm_studio.core.datasets import DatasetError, load_dataset
+    from ebm_studio.core.image_tools import ImageInputError, read_image_file
+    from ebm_studio.core.trajectory import TrajectoryFormatError, TrajectoryRecorder
+
+    loaders = {
+        "m.pt": (load_checkpoint, CheckpointError),
+        "t.npz": (TrajectoryRecorder.load_npz, TrajectoryFormatError),
+        "c.toml": (TrainConfig.load, ConfigError),
+        "p.npy": (lambda p: load_dataset(str(p)), DatasetError),
+        "p.csv": (lambda p: load_dataset(str(p)), DatasetError),
+        "i.png": (read_image_file, ImageInputError),
+    }
+    for name, (load, error) in loaders.items():
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        with pytest.raises(error, match="regular file"):
+            load(fifo)
