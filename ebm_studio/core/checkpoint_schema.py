@@ -13,12 +13,15 @@ from typing import Any
 
 import torch
 
+from ebm_studio.core.config import INT_RANGES
+
 #: a replay buffer or weight tensor larger than this is refused (before it is materialised)
 MAX_TENSOR_BYTES = 2 * 2**30
 _POSITIVE = ("step_size", "temperature")
 _NON_NEGATIVE = ("noise",)
 _OPTIONAL_POSITIVE = ("clip_grad", "ref_sigma")
-_SAMPLER_INTS = {"steps": (1, 1_000_000), "n_leapfrog": (1, 10_000), "level_steps": (1, 10_000)}
+_SAMPLER_INTS = {"steps": INT_RANGES["sampler.steps"], "n_leapfrog": INT_RANGES["sampler.n_leapfrog"],
+                 "level_steps": INT_RANGES["method.level_steps"]}
 
 
 class FieldError(ValueError):

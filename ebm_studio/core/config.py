@@ -24,6 +24,22 @@ class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message says which and why."""
 
 
+#: the ranges of whole-number settings: beyond them a run cannot fit in one machine's memory
+#: (buffers, batches, layers) or would never end (chain lengths); ``model.hidden`` per layer
+INT_RANGES = {
+    "sampler.steps": (1, 1_000_000),
+    "sampler.n_leapfrog": (1, 10_000),
+    "sampler.buffer_size": (1, 100_000_000),
+    "optim.batch_size": (1, 10_000_000),
+    "model.hidden": (1, 65_536),
+    "model.width": (1, 4_096),
+    "method.level_steps": (1, 10_000),
+    "seed": (0, 2**63 - 1),
+    "steps": (1, 10**12),
+}
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 @dataclass
 class DataConfig:
     #: a built-in name (``8gaussians``, ``digits``, ``texture:brick``...) or a file/folder path
@@ -165,6 +181,7 @@ class TrainConfig:
         for name, ok, value in checks:
             if not ok:
                 raise ConfigError(f"{name} has an invalid value: {value!r}")
+        self._check_ranges()
         if self.method.beta_min >= self.method.beta_max:
             raise ConfigError(f"method.beta_min ({self.method.beta_min}) must be below method.beta_max "
                               f"({self.method.beta_max})")
@@ -183,6 +200,18 @@ class TrainConfig:
                 f"({o.batch_size}) for a replay buffer"
             )
         return self
+
+    def _check_ranges(self) -> None:
+        """Sizes and counts within what one machine can hold, before anything is allocated."""
+        for name, (low, high) in INT_RANGES.items():
+            section, _, key = name.rpartition(".")
+            value = getattr(getattr(self, section) if section else self, key)
+            for v in value if isinstance(value, list) else [value]:
+                if not low <= v <= high:
+                    raise ConfigError(f"{name} = {v:,} is outside the range {low:,} … {high:,}")
+        if self.optim.lr > FLOAT32_MAX:
+            raise ConfigError(f"optim.lr = {self.optim.lr:g} is beyond the largest 32-bit number "
+                              f"({FLOAT32_MAX:.3g})")
 
     # --- plain data / TOML -----------------------------------------------------------------------
     def to_dict(self) -> dict:

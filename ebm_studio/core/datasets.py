@@ -391,6 +391,10 @@ def toy(name: str) -> ToyDensity:
 # --------------------------------------------------------------------------------------------
 
 
+#: user points beyond this magnitude are refused (training on them overflows at the first step)
+MAX_POINT_ABS = 1e6
+
+
 class PointsDataset(StoredDataset):
     """User 2-D points; ``value_range`` is the data's extent (both axes) plus a 10 % margin."""
 
@@ -400,6 +404,11 @@ class PointsDataset(StoredDataset):
         if p.ndim != 2 or p.shape[1] != 2:
             raise DatasetError(f"{source}: points need shape (N, 2), got {p.shape}")
         check_at_least_two(len(p), source, "points")
+        biggest = float(np.abs(p).max())
+        if biggest > MAX_POINT_ABS:  # the network's energies and the sampler's steps overflow
+            raise DatasetError(f"{source}: points reach {biggest:.3g}; use data of moderate scale "
+                               f"(|x| ≤ {MAX_POINT_ABS:g}), e.g. subtract the mean and divide by the "
+                               "spread")
         self._points = torch.from_numpy(p.astype(np.float32))
         super().__init__(len(p))
         self.name, self.kind, self.event_shape, self.source = name, "points", (2,), source

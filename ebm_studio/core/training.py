@@ -23,10 +23,11 @@ from typing import Callable
 import torch
 
 from ebm_studio.core.chains import ReplayBuffer, noise
-from ebm_studio.core.config import TrainConfig
+from ebm_studio.core.config import ConfigError, TrainConfig
 from ebm_studio.core.datasets import Dataset, load_dataset
 from ebm_studio.core.device import resolve_device
 from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
+from ebm_studio.core.npz_reading import available_memory
 from ebm_studio.core.ladder import LadderEnergy, downsample, ladder_sizes, upsample
 from ebm_studio.core.level_sampler import make_level_sampler
 from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise, poll_stop
@@ -55,6 +56,28 @@ class DivergenceError(RuntimeError):
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
         self.step = step
+
+
+def estimated_bytes(config: TrainConfig, event_shape: tuple[int, ...]) -> int:
+    """A lower bound of the memory a run needs: the replay buffer, and for an MLP its weights
+    with their gradients and two Adam moments (4 copies); ConvNets are small by construction."""
+    item = math.prod(event_shape) * 4
+    need = config.sampler.buffer_size * item if config.sampler.init == "buffer" else 0
+    need += config.optim.batch_size * item * 4  # data, chains, gradients, noise
+    if config.model.kind == "mlp":
+        widths = [math.prod(event_shape), *config.model.hidden, 1]
+        need += 4 * 4 * sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return need
+
+
+def check_memory(config: TrainConfig, event_shape: tuple[int, ...]) -> None:
+    """Raise :class:`ConfigError` when a run cannot fit in the free memory (before allocating)."""
+    need = estimated_bytes(config, event_shape)
+    free = available_memory()
+    if free is not None and need > 0.8 * free:
+        raise ConfigError(f"this configuration needs at least {need / 2**30:,.1f} GB of memory "
+                          f"(replay buffer, batch and weights); {free / 2**30:,.1f} GB are free: use "
+                          "fewer or smaller layers, a smaller buffer or a smaller batch")
 
 
 def build_model(config: TrainConfig, dataset: Dataset) -> Energy:
@@ -95,6 +118,7 @@ class Trainer:
         d = self.config.data
         self.dataset = dataset or load_dataset(d.name, image_size=d.image_size, channels=d.channels)
         self.device = resolve_device(device if device is not None else self.config.device)
+        check_memory(self.config, self.dataset.event_shape)
         torch.manual_seed(self.config.seed)  # weight initialisation
         self.model = build_model(self.config, self.dataset).to(self.device)
         o = self.config.optim
