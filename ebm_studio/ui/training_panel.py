@@ -729,8 +729,8 @@ class TrainingPanel(QWidget):
                 return
         try:
             cfg = TrainConfig.load(path)
-        except ConfigError as exc:
-            self._show_message(f"Cannot use {Path(path).name}: {exc}")
+        except ConfigError as exc:  # the message names the file
+            self._show_message(f"Cannot import the settings: {exc}")
             return
         beyond = self.form.out_of_range(cfg)
         if beyond:  # clamping would train something else than the file says
