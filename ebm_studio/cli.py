@@ -29,6 +29,8 @@ from ebm_studio.cli_args import (  # noqa: F401  (the error types are part of th
     _non_negative_float,
     _positive_float,
     _positive_int,
+    load_ckpt,
+    user_errors,
 )
 
 
@@ -129,26 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _user_errors():
-    """The exception types that are the user's mistake or the data's, reported without a trace."""
-    from ebm_studio.core.checkpoint import CheckpointError
-    from ebm_studio.core.config import ConfigError
-    from ebm_studio.core.datasets import DatasetError
-
-    return (CheckpointError, ConfigError, DatasetError, ValueError, OSError)
-
-
-def _load_ckpt(path: str):
-    from ebm_studio.core.checkpoint import load_checkpoint
-
-    try:
-        return load_checkpoint(path)
-    except _user_errors() as exc:
-        raise Failure(str(exc)) from None
-
-
 def cmd_info(args) -> int:
-    print(_load_ckpt(args.checkpoint).summary())
+    print(load_ckpt(args.checkpoint).summary())
     return 0
 
 
@@ -166,8 +150,8 @@ def cmd_train(args) -> int:
 
     # the cores that are idle now: OpenMP threads competing with another busy process lose badly
     torch.set_num_threads(args.threads or choose_threads())
-    errors = _user_errors()
-    resume = _load_ckpt(args.resume) if args.resume else None
+    errors = user_errors()
+    resume = load_ckpt(args.resume) if args.resume else None
     try:
         if args.config:
             config = TrainConfig.load(args.config)
@@ -391,7 +375,7 @@ def cmd_sample(args) -> int:
     from ebm_studio.core.device import resolve_device
     from ebm_studio.core.model import ModelState
 
-    ckpt = _load_ckpt(args.checkpoint)
+    ckpt = load_ckpt(args.checkpoint)
     out = Path(args.out)
     if out.suffix.lower() not in (".npz", ".png"):
         raise UsageError(f"--out must end in .npz or .png, got {args.out!r}")
@@ -402,7 +386,7 @@ def cmd_sample(args) -> int:
     if args.trajectory and not Path(args.trajectory).parent.is_dir():  # fail before sampling
         raise Failure(f"cannot write the trajectory: the folder {Path(args.trajectory).parent} "
                       "does not exist")
-    errors = _user_errors()
+    errors = user_errors()
     try:
         device = resolve_device(args.device)
         model = ModelState.from_checkpoint(ckpt, device)
@@ -515,13 +499,13 @@ def cmd_energy(args) -> int:
 
     from ebm_studio.core.scoring import load_inputs
 
-    ckpt = _load_ckpt(args.checkpoint)
+    ckpt = load_ckpt(args.checkpoint)
     out = Path(args.out)
     if out.suffix.lower() != ".npy":
         raise UsageError(f"--out must end in .npy, got {args.out!r}")
     if out.exists() and out.resolve() == Path(args.input).expanduser().resolve():
         raise UsageError("--out names the input file; choose another name so the input is kept")
-    errors = _user_errors()
+    errors = user_errors()
     try:
         energy = ckpt.build_energy("cpu")
         x = load_inputs(args.input, tuple(energy.event_shape))

@@ -64,3 +64,21 @@ def _bounded_int(low: int, high: int, what: str):
 
 #: more threads than this many per core only add overhead (and libgomp aborts on absurd counts)
 MAX_THREADS_PER_CORE = 4
+
+
+def user_errors():
+    """The exception types that are the user's mistake or the data's, reported without a trace."""
+    from ebm_studio.core.checkpoint import CheckpointError
+    from ebm_studio.core.config import ConfigError
+    from ebm_studio.core.datasets import DatasetError
+
+    return (CheckpointError, ConfigError, DatasetError, ValueError, OSError)
+
+
+def load_ckpt(path: str):
+    from ebm_studio.core.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except user_errors() as exc:
+        raise Failure(str(exc)) from None

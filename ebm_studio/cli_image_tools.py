@@ -73,11 +73,11 @@ def add_parsers(sub) -> None:
 def _model(path: str):
     import torch
 
-    from ebm_studio.cli import _load_ckpt
+    from ebm_studio.cli_args import load_ckpt
     from ebm_studio.core.image_tools import ImageInputError, check_image_model
     from ebm_studio.core.model import ModelState
 
-    model = ModelState.from_checkpoint(_load_ckpt(path), torch.device("cpu"))
+    model = ModelState.from_checkpoint(load_ckpt(path), torch.device("cpu"))
     try:
         check_image_model(model)
     except ImageInputError as exc:
@@ -129,9 +129,9 @@ def _check_out(out: str | None, suffixes: tuple[str, ...], flag: str = "--out") 
 
 
 def _errors():
-    from ebm_studio.cli import _user_errors
+    from ebm_studio.cli_args import user_errors
 
-    return _user_errors()
+    return user_errors()
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 def cmd_quality(args: argparse.Namespace) -> int:
     import torch
 
-    from ebm_studio.cli import _load_ckpt, _user_errors
+    from ebm_studio.cli_args import load_ckpt, user_errors
     from ebm_studio.core.model import ModelState
     from ebm_studio.core.quality import measure_model, meter_kind, references
 
@@ -37,13 +37,13 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise Failure(f"--steps must be 0 or more, got {args.steps}")
     if args.n > 10000:
         raise Failure(f"--n must be at most 10000, got {args.n}")
-    ckpt = _load_ckpt(args.checkpoint)
+    ckpt = load_ckpt(args.checkpoint)
     try:
         model = ModelState.from_checkpoint(ckpt, torch.device("cpu"))
         q = measure_model(model, args.n, args.steps, args.seed)
         kind = meter_kind(model.data_desc, model.event_shape)
         refs = {} if args.no_references or kind == "points" else references(kind, model.dataset(), args.n)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         raise Failure(str(exc)) from None
     except FloatingPointError as exc:
         raise Failure(f"sampling failed: {exc}") from None

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ebm_studio.core.datasets import (
+from ebm_studio.core.dataset_base import (
     Dataset,
     HELDOUT_SEED,
     DatasetError,
@@ -33,8 +33,8 @@ from ebm_studio.core.datasets import (
     check_count,
     check_numbers,
     read_array,
-    resources_dir,
 )
+from ebm_studio.core.bundled import resources_dir
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 IMAGE_SIZE_RANGE = (8, 256)

@@ -9,14 +9,35 @@ for every step (checking stop and pause in between), :meth:`Job.frame` when a fr
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+import torch
+
+from ebm_studio.core.config import DataConfig
+from ebm_studio.core.datasets import Dataset
+from ebm_studio.core.model import ModelState
+from ebm_studio.core.trajectory import TrajectoryStore
 from ebm_studio.worker.frames import Frame
-from ebm_studio.worker.live import Settings
+from ebm_studio.worker.live import LiveSettings, Settings
 from ebm_studio.worker.requests import JobRequest
 
-if TYPE_CHECKING:
-    from ebm_studio.worker.engine import Engine
+
+class JobContext(Protocol):
+    """What a job may use of the engine that runs it, and nothing more (the engine satisfies it)."""
+
+    model: ModelState
+    trainer: Any  # the current core.training.Trainer, or None
+    device: torch.device
+    live: LiveSettings
+    trajectories: TrajectoryStore
+
+    def selected_dataset(self, data: DataConfig) -> Dataset: ...
+    def adopt_trainer(self, trainer, keep_metrics: bool = False) -> None: ...
+    def announce_recording(self) -> None: ...
+    def push_metrics(self, m: dict) -> None: ...
+    def autosave(self, quiet: bool = False) -> None: ...
+    def compute_landscape(self, params: dict) -> None: ...
+    def emit_result(self, topic: str, payload) -> None: ...
 
 
 class Job:
@@ -24,7 +45,7 @@ class Job:
     #: whether ``steps_per_frame`` limits the pace (viewers), or the job runs flat out (training)
     paced = True
 
-    def __init__(self, engine: "Engine", request: JobRequest, job_id: int) -> None:
+    def __init__(self, engine: JobContext, request: JobRequest, job_id: int) -> None:
         self.engine = engine
         self.request = request
         self.job_id = job_id
