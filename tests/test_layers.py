@@ -31,6 +31,24 @@ def imported_names(path: Path) -> list[str]:
     return names
 
 
+#: the worker modules the GUI may use: the protocols (commands, events, job requests), frames and
+#: the host that owns the engine thread; everything else of the worker is the engine's business
+UI_MAY_USE = {"ebm_studio.worker.api", "ebm_studio.worker.tool_api", "ebm_studio.worker.frames",
+              "ebm_studio.worker.requests", "ebm_studio.worker.thread"}
+
+
+def test_the_gui_speaks_to_the_worker_only_through_its_protocol():
+    bad = []
+    for path in sorted((PACKAGE / "ui").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for name in imported_names(path):
+            if name.startswith("ebm_studio.worker") and name not in UI_MAY_USE:
+                bad.append(f"{path.name} imports {name}")
+        if "host.call.emit" in text or ".call.emit(" in text:
+            bad.append(f"{path.name} runs code in the engine thread (host.call) instead of sending a command")
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("layer", sorted(RULES))
 def test_imports_point_downwards(layer):
     bad = []

@@ -487,3 +487,27 @@ def export_npz(
 ) -> Path:
     """The raw recording as ``.npz`` (see :meth:`TrajectoryRecorder.save_npz`)."""
     return recorder.save_npz(path, progress=progress, should_cancel=should_cancel)
+
+
+#: export formats by key: file suffix, and the name the GUI shows
+EXPORT_FORMATS = {"gif": ".gif", "apng": ".png", "png": ".png", "npz": ".npz"}
+FORMAT_NAMES = {"gif": "GIF", "apng": "APNG", "png": "PNG strip", "npz": ".npz trajectory"}
+
+
+def check_target(path: str | os.PathLike[str], fmt: str) -> str | None:
+    """Why ``path`` cannot take an export of format ``fmt`` (None when it can)."""
+    if fmt not in EXPORT_FORMATS:
+        return f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}"
+    p = Path(path)
+    if not str(path).strip() or not p.name:
+        return "no file name given"
+    if p.is_dir():
+        return f"{p} is a folder, not a file"
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {folder}"
+    if p.exists() and not os.access(p, os.W_OK):
+        return f"{p} exists and is read-only"
+    return None

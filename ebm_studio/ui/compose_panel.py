@@ -10,7 +10,6 @@ landscape evaluations. "Back to the model" restores the model (and training run)
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -27,7 +26,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ebm_studio.worker.landscape_requests import ANALYTIC_LABELS, compose, set_weights, uncompose
+from ebm_studio.worker.api import (
+    ANALYTIC_LABELS,
+    Compose,
+    Composed,
+    RequestRefused,
+    SetComposeWeights,
+    Uncompose,
+    Uncomposed,
+    WeightsChanged,
+)
 from ebm_studio.worker.thread import EngineHost
 
 WEIGHT_RANGE = (-1.0, 3.0)
@@ -199,11 +207,10 @@ class ComposePanel(QWidget):
                 self.status.setText(f"Choose a checkpoint file for E{'₁₂'[t.index]} first.")
                 return
         self.status.setText("Composing…")
-        self.host.call.emit(functools.partial(
-            compose, {"terms": [t.spec() for t in self.terms], "weights": self.weights()}))
+        self.host.send(Compose(tuple(t.spec() for t in self.terms), tuple(self.weights())))
 
     def uncompose(self) -> None:
-        self.host.call.emit(uncompose)
+        self.host.send(Uncompose())
 
     def _weights_changed(self) -> None:
         if not self.active:
@@ -215,7 +222,7 @@ class ComposePanel(QWidget):
 
     def _send(self, weights: list[float]) -> None:
         self._in_flight = True
-        self.host.call.emit(functools.partial(set_weights, weights))
+        self.host.send(SetComposeWeights(tuple(weights)))
 
     def landscape_arrived(self, request_id) -> None:
         """A landscape for a weight change arrived: send the newest waiting weights, if any."""
@@ -226,21 +233,21 @@ class ComposePanel(QWidget):
             w, self._pending = self._pending, None
             self._send(w)
 
-    def on_result(self, payload: dict) -> None:
-        event = payload.get("event")
-        if event == "composed":
+    def on_event(self, ev) -> None:
+        """Engine answers that concern the composition."""
+        if isinstance(ev, Composed):
             self.active = True
             self.back_button.setEnabled(True)
-            self.status.setText(f"Showing {payload['name']}. The weights now act live.")
-        elif event == "weights":
-            self.status.setText(f"Showing {payload['name']}.")
-        elif event == "uncomposed":
+            self.status.setText(f"Showing {ev.name}. The weights now act live.")
+        elif isinstance(ev, WeightsChanged):
+            self.status.setText(f"Showing {ev.name}.")
+        elif isinstance(ev, Uncomposed):
             self.active = False
             self.back_button.setEnabled(False)
-            self.status.setText(f"Back to {payload['name']}.")
-        elif event in ("compose_failed", "weights_failed", "uncompose_failed"):
+            self.status.setText(f"Back to {ev.name}.")
+        elif isinstance(ev, RequestRefused) and ev.request in ("compose", "weights", "uncompose"):
             self._in_flight = False
-            self.status.setText(payload.get("message", "failed"))
+            self.status.setText(ev.message)
 
     def model_replaced(self, info: dict) -> None:
         """Another model became current (a checkpoint, a training run): the composition is gone."""

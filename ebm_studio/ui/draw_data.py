@@ -11,7 +11,6 @@ hands a copy to the engine, which trains the 2-D preset on them as a new in-memo
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -30,7 +29,15 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.fileio import atomic_write
-from ebm_studio.worker.landscape_requests import DRAWN_STEPS, MAX_DRAWN, load_points_file, train_on_points
+from ebm_studio.worker.api import (
+    DRAWN_STEPS,
+    MAX_DRAWN,
+    LoadPointsFile,
+    PointsLoaded,
+    RequestRefused,
+    TrainingOnPoints,
+    TrainOnPoints,
+)
 from ebm_studio.worker.thread import EngineHost
 
 TIPS = {
@@ -181,10 +188,10 @@ class DrawDataPanel(QWidget):
             self.load(path)
 
     def load(self, path: str) -> None:
-        """Ask the engine to read ``path``; the answer arrives in :meth:`on_result`."""
+        """Ask the engine to read ``path``; the answer arrives in :meth:`on_event`."""
         self.last_dir = str(Path(path).parent)
         self._say(f"Loading {Path(path).name}…")
-        self.host.call.emit(functools.partial(load_points_file, str(path)))
+        self.host.send(LoadPointsFile(str(path)))
 
     def save_dialog(self) -> None:
         if len(self.points) == 0:
@@ -242,15 +249,14 @@ class DrawDataPanel(QWidget):
                       "Spray some first.")
             return
         self._say(f"Starting a training run on {n:,} points…")
-        self.host.call.emit(functools.partial(train_on_points, self.points.copy(), self.steps.value()))
+        self.host.send(TrainOnPoints(self.points.copy(), self.steps.value()))
 
-    def on_result(self, payload: dict) -> None:
-        """Engine answers under the landscape topic that concern drawn data."""
-        event = payload.get("event")
-        if event == "points_loaded":
-            self.set_points(payload["points"])
-            self._say(f"Loaded {len(self.points):,} points from {Path(payload['path']).name}.")
-        elif event in ("points_failed", "train_failed"):
-            self._say(payload.get("message", "failed"))
-        elif event == "training_started":
-            self._say(f"Training on {payload['n_points']:,} points ({payload['name']}).")
+    def on_event(self, ev) -> None:
+        """Engine answers that concern drawn data."""
+        if isinstance(ev, PointsLoaded):
+            self.set_points(ev.points)
+            self._say(f"Loaded {len(self.points):,} points from {Path(ev.path).name}.")
+        elif isinstance(ev, RequestRefused) and ev.request in ("points", "train"):
+            self._say(ev.message)
+        elif isinstance(ev, TrainingOnPoints):
+            self._say(f"Training on {ev.n_points:,} points ({ev.name}).")

@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ebm_studio.worker import landscape_render as lm
+from ebm_studio.core import landscape_render as lm
+from ebm_studio.worker.api import FitProgress
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -163,10 +164,10 @@ class FitPanel(QWidget):
             self.host.stop()
 
     # --- engine answers ------------------------------------------------------------------------
-    def on_progress(self, payload: dict) -> None:
-        self.job_id = payload.get("job_id", self.job_id)
-        self.progress.setValue(int(1000 * float(payload.get("fraction", 0.0))))
-        self.progress_label.setText(str(payload.get("text", "")))
+    def on_progress(self, ev: FitProgress) -> None:
+        self.job_id = ev.job_id
+        self.progress.setValue(int(1000 * ev.fraction))
+        self.progress_label.setText(ev.text)
 
     def on_result(self, payload: dict) -> None:
         self.result = payload

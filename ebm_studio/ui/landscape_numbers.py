@@ -1,6 +1,6 @@
 """The landscape view's numbers: log Z by quadrature, held-out NLL, both KLs, mass per mode.
 
-The numbers come from :func:`ebm_studio.worker.landscape_render.numbers_at` at the view's
+The numbers come from :func:`ebm_studio.core.landscape_render.numbers_at` at the view's
 temperature T (computed in the engine while a model trains, in the GUI when the user moves T).
 :class:`NumbersPanel` shows them as a small table and the masses per mode as a bar chart, model
 against truth.

@@ -9,7 +9,7 @@ Who computes what.
 - The **engine** (worker thread) evaluates the network on the grid, −∇E on a coarse grid, the exact
   data density on the same grid, the held-out energies and the nearest-mode labels
   (:mod:`ebm_studio.worker.landscape_service`), and renders the view's picture and numbers at the
-  view's last spec (temperature, quantity, contour levels; :mod:`ebm_studio.worker.landscape_render`).
+  view's last spec (temperature, quantity, contour levels; :mod:`ebm_studio.core.landscape_render`).
   A training job asks for a refresh every few steps, so while a model trains the GUI thread only
   hands finished arrays to pyqtgraph. This view asks when the model, the grid or the box changes
   (``request_landscape`` through ``EngineHost.call``, at most one request in flight).
@@ -31,7 +31,6 @@ forward- vs reverse-KL fits (:mod:`.landscape_fit`).
 from __future__ import annotations
 
 import collections
-import functools
 import time
 
 import numpy as np
@@ -60,14 +59,19 @@ from ebm_studio.ui.landscape_fit import FitPanel
 from ebm_studio.ui.landscape_numbers import NumbersPanel
 from ebm_studio.ui.landscape_plot import LandscapePlots
 from ebm_studio.ui.widgets import LogSlider
-from ebm_studio.worker import landscape_render as lm
+from ebm_studio.core import landscape_render as lm
 from ebm_studio.worker.frames import Frame
-from ebm_studio.worker.landscape_requests import (
-    TOPIC,
-    announce_model,
-    drop_chains,
-    request_landscape,
-    set_view_spec,
+from ebm_studio.worker.api import (
+    ChainsAdded,
+    ComputeLandscape,
+    DropChains,
+    FitProgress,
+    FitResult,
+    ModelInfoReply,
+    NotTwoD,
+    RequestModelInfo,
+    RequestRefused,
+    SetLandscapeView,
 )
 from ebm_studio.worker.thread import EngineHost
 
@@ -203,7 +207,7 @@ class LandscapeView(QWidget):
         e.landscape_ready.connect(self._on_landscape)
         e.model_changed.connect(self._on_model_changed)
         e.job_state.connect(self._on_job_state)
-        e.result.connect(self._on_result)
+        e.event.connect(self._on_event)
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
         self._timer.timeout.connect(self._tick)
@@ -214,7 +218,7 @@ class LandscapeView(QWidget):
         self.restore_settings(app_settings())
         self.draw.restore_settings(app_settings())
         # the engine may have announced its start-up model before this panel existed: ask again
-        host.call.emit(announce_model)
+        host.send(RequestModelInfo())
 
     # ==============================================================================================
     # controls
@@ -379,9 +383,8 @@ class LandscapeView(QWidget):
         self._in_flight, self._in_flight_t, self._want_more = rid, now, False
         self._stale = False
         xlim, ylim = self._box if self._box is not None else (None, None)
-        params = {"n": self.grid_box.currentData(), "grad_n": self.arrow_n.value(),
-                  "xlim": xlim, "ylim": ylim, "view": self.view_spec(), "request_id": rid}
-        self.host.call.emit(functools.partial(request_landscape, params))
+        self.host.send(ComputeLandscape(n=self.grid_box.currentData(), grad_n=self.arrow_n.value(),
+                                        xlim=xlim, ylim=ylim, view=self.view_spec(), request_id=rid))
 
     def reset_view(self) -> None:
         self._box = None
@@ -416,7 +419,7 @@ class LandscapeView(QWidget):
         span = self._span()
         pts = np.array([x, y]) + self._rng.normal(scale=0.01 * span, size=(n, 2))
         self.last_drop = {"x": x, "y": y, "n": n}
-        self.host.call.emit(functools.partial(drop_chains, pts.astype(np.float32)))
+        self.host.send(DropChains(pts.astype(np.float32)))
 
     def _on_stroke(self, x: float, y: float, first: bool) -> None:
         self.draw.stroke_to(x, y, first)
@@ -499,35 +502,27 @@ class LandscapeView(QWidget):
             if callable(restart):
                 restart()
 
-    def _on_result(self, topic: str, payload) -> None:
+    def _on_event(self, ev) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped
             return
-        if topic == "fit_progress":
-            self.fit.on_progress(payload)
-            return
-        if topic == "fit":
-            self.fit.on_result(payload)
-            return
-        if topic != TOPIC or not isinstance(payload, dict):
-            return
-        event = payload.get("event")
-        if event == "model_info":
+        if isinstance(ev, FitProgress):
+            self.fit.on_progress(ev)
+        elif isinstance(ev, FitResult):
+            self.fit.on_result(ev.result)
+        elif isinstance(ev, ModelInfoReply):
             if not self.model_info:  # a model_changed that came meanwhile is newer
-                self._on_model_changed(payload["info"])
-        elif event in ("points_loaded", "points_failed", "train_failed", "training_started"):
-            self.draw.on_result(payload)
-        elif event in ("composed", "weights", "uncomposed", "compose_failed", "weights_failed",
-                       "uncompose_failed"):
-            self.compose.on_result(payload)
-        elif event == "chains_added":
+                self._on_model_changed(ev.info)
+        elif isinstance(ev, ChainsAdded):
             # the dropped chains come first in the frames: highlight them while this job runs
-            self._dropped = min(self._dropped + int(payload["added"]), 256)
-            self._say(f"Dropped {payload['added']} chains: {payload['n_chains']:,} chains now.")
-        elif event in ("drop_refused", "landscape_failed"):
-            self._in_flight = None if event == "landscape_failed" else self._in_flight
-            self._say(payload.get("message", ""))
-        elif event == "not_2d":
+            self._dropped = min(self._dropped + ev.added, 256)
+            self._say(f"Dropped {ev.added} chains: {ev.n_chains:,} chains now.")
+        elif isinstance(ev, RequestRefused) and ev.request in ("drop", "landscape"):
+            self._in_flight = None if ev.request == "landscape" else self._in_flight
+            self._say(ev.message)
+        elif isinstance(ev, NotTwoD):
             self._in_flight = None
+        self.draw.on_event(ev)
+        self.compose.on_event(ev)
 
     def on_frame(self, frame: Frame) -> None:
         """Every frame the engine emits (the main window calls this): keep the newest chains."""
@@ -619,7 +614,7 @@ class LandscapeView(QWidget):
         self._spec_timer.start()
 
     def _send_spec(self) -> None:
-        self.host.call.emit(functools.partial(set_view_spec, self.view_spec()))
+        self.host.send(SetLandscapeView(self.view_spec()))
 
     def render(self) -> None:
         """Draw the newest landscape at the view's spec. The engine's rendering is used when it

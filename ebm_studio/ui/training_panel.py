@@ -20,7 +20,6 @@ the run itself (data, network, chain initialisation, batch...) and is locked whi
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from pathlib import Path
@@ -63,7 +62,7 @@ from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
-from ebm_studio.worker.training_service import BUFFER_TOPIC, TOPIC, buffer_frame, resume_and_train
+from ebm_studio.worker.api import BufferFrame, RequestBufferFrame, ResumeAndTrain, ResumeFailed
 
 REDRAW_HZ = 10.0
 #: how often the buffer view asks the engine for a new buffer snapshot
@@ -322,7 +321,7 @@ class TrainingPanel(QWidget):
         e.model_changed.connect(self._on_model_changed)
         e.saved.connect(self._on_saved)
         e.landscape_ready.connect(self._on_landscape)
-        e.result.connect(self._on_result)
+        e.event.connect(self._on_event)
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
         self._timer.timeout.connect(self._refresh)
@@ -480,7 +479,7 @@ class TrainingPanel(QWidget):
         self._set_state("starting")
         if from_checkpoint:
             self.host.live.update(paused=False)
-            self.host.call.emit(functools.partial(resume_and_train, request))
+            self.host.send(ResumeAndTrain(request))
         else:
             self.host.run(request)
 
@@ -634,17 +633,17 @@ class TrainingPanel(QWidget):
         self._landscape = result
         self._landscape_dirty = True
 
-    def _on_result(self, topic: str, payload) -> None:
+    def _on_event(self, ev) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped
             return
-        if topic == TOPIC and isinstance(payload, dict) and payload.get("event") == "resume_failed":
+        if isinstance(ev, ResumeFailed):
             self._set_state("idle", "Could not resume the checkpoint's run (see the error message).")
-        elif topic == BUFFER_TOPIC:
+        elif isinstance(ev, BufferFrame):
             self._buffer_waiting = False
-            if payload is None:
+            if ev.frame is None:
                 self.samples_title.setText("Samples: this run has no replay buffer")
             elif self.show_box.currentData() == "buffer":
-                self._latest_frame = payload
+                self._latest_frame = ev.frame
                 self._frame_dirty = True
 
     # ==============================================================================================
@@ -821,7 +820,7 @@ class TrainingPanel(QWidget):
             self._buffer_t = now
             self._buffer_seed += 1
             self._buffer_waiting = True
-            self.host.call.emit(functools.partial(buffer_frame, 64, self._buffer_seed))
+            self.host.send(RequestBufferFrame(64, self._buffer_seed))
         frame = self._latest_frame
         if self._frame_dirty and frame is not None:
             self._frame_dirty = False

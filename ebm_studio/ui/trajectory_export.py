@@ -1,8 +1,7 @@
 """The export group of the Trajectories tab: GIF, APNG, PNG strip and raw ``.npz`` of a recording.
 
-The export itself runs in the engine thread
-(:func:`~ebm_studio.worker.trajectory_service.run_export` through ``host.call``), on a snapshot of
-the branch, and reports on ``engine.result`` (topics ``export_progress`` and ``export_done``). This
+The export itself runs in the engine thread (an ``ExportTrajectory`` command), on a snapshot of
+the branch, and reports with ``ExportProgress`` and ``ExportDone`` events. This
 widget checks what it can before sending (a file name that can be written, a chain when one chain
 is asked for, well-formed strip steps), shows an inline progress bar with Cancel (a
 ``threading.Event`` the export polls at every frame), and turns every outcome into one message.
@@ -31,7 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ebm_studio.worker import trajectory_service as service
+from ebm_studio.core.export import EXPORT_FORMATS, FORMAT_NAMES, check_target
+from ebm_studio.worker.api import ExportDone, ExportProgress, ExportTrajectory
 from ebm_studio.worker.thread import EngineHost
 
 EXPORT_FILTERS = {
@@ -97,7 +97,7 @@ class ExportBox(QGroupBox):
         self.host = host
         self.source = source
         self.last_dir = str(Path.cwd())
-        self.last_export: dict = {}  # the payload of the last export_done
+        self.last_export: ExportDone | None = None  # the answer to the last export
         self._cancel: threading.Event | None = None
         self._export_id = 0
 
@@ -181,10 +181,10 @@ class ExportBox(QGroupBox):
         if src["branch"] is None or not src["n_steps"]:
             self.message.emit("Nothing is recorded yet: there is nothing to export.", True)
             return
-        ext = service.EXPORT_FORMATS[fmt]
+        ext = EXPORT_FORMATS[fmt]
         suffix = "-strip" if fmt == "png" else ""
         start = Path(self.last_dir) / f"trajectory-{src['branch']}{suffix}{ext}"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {service.FORMAT_NAMES[fmt]}",
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {FORMAT_NAMES[fmt]}",
                                               str(start), EXPORT_FILTERS[fmt])
         if not path:
             return
@@ -204,7 +204,7 @@ class ExportBox(QGroupBox):
         src = self.source()
         if src["branch"] is None or not src["n_steps"]:
             return refuse("Nothing is recorded yet: there is nothing to export.")
-        problem = service.check_target(path, fmt)
+        problem = check_target(path, fmt)
         if problem is not None:
             return refuse(f"Cannot export to {path}: {problem}.")
         chain = None
@@ -222,17 +222,17 @@ class ExportBox(QGroupBox):
         self._export_id += 1
         cancel = threading.Event()
         self._cancel = cancel
-        params = {
-            "format": fmt, "path": str(path), "branch": src["branch"], "chain": chain,
-            "fps": float(src["fps"]), "max_frames": self.frames_spin.value(),
-            "steps": steps, "labels": self.labels_check.isChecked(), "export_id": self._export_id,
-        }
+        command = ExportTrajectory(
+            fmt=fmt, path=str(path), branch=int(src["branch"]), export_id=self._export_id, cancel=cancel,
+            chain=chain, fps=float(src["fps"]), max_frames=self.frames_spin.value(),
+            steps=tuple(steps) if steps else None, labels=self.labels_check.isChecked(),
+        )
         self.progress.setValue(0)
-        self.progress.setFormat(f"{service.FORMAT_NAMES[fmt]}: %p%")
+        self.progress.setFormat(f"{FORMAT_NAMES[fmt]}: %p%")
         self.progress_row.setVisible(True)
         self.set_available(False)
-        self.message.emit(f"Exporting the {service.FORMAT_NAMES[fmt]} to {path}…", False)
-        self.host.call.emit(partial(service.run_export, params=params, cancel=cancel))
+        self.message.emit(f"Exporting the {FORMAT_NAMES[fmt]} to {path}…", False)
+        self.host.send(command)
         return True
 
     def cancel(self) -> None:
@@ -241,18 +241,16 @@ class ExportBox(QGroupBox):
             self._cancel.set()
             self.progress.setFormat("cancelling…")
 
-    def on_result(self, topic: str, payload: dict) -> None:
-        """Progress and completion from the engine (``engine.result``)."""
-        if payload.get("export_id") != self._export_id:
+    def on_event(self, ev: ExportProgress | ExportDone) -> None:
+        """Progress and completion from the engine."""
+        if ev.export_id != self._export_id:
             return  # an earlier export, or another panel's
-        if topic == service.TOPIC_EXPORT_PROGRESS and self.exporting:
-            total = max(1, int(payload.get("total", 1)))
-            self.progress.setValue(int(100 * int(payload.get("done", 0)) / total))
-        elif topic == service.TOPIC_EXPORT_DONE:
+        if isinstance(ev, ExportProgress) and self.exporting:
+            self.progress.setValue(int(100 * ev.done / max(1, ev.total)))
+        elif isinstance(ev, ExportDone):
             self._cancel = None
             self.progress_row.setVisible(False)
             src = self.source()
             self.set_available(src["branch"] is not None and bool(src["n_steps"]))
-            self.last_export = dict(payload)
-            error = not payload.get("ok") and not payload.get("cancelled")
-            self.message.emit(payload.get("message", ""), error)
+            self.last_export = ev
+            self.message.emit(ev.message, not ev.ok and not ev.cancelled)

@@ -20,11 +20,11 @@ How it talks to the engine (it never touches tensors):
     frames      ``host.fetch_recorded`` → ``engine.scrub_frames`` + ``scrub_ready``. At most one
                 request is in flight; a slider that moved meanwhile is served with its newest
                 position when the answer arrives, so dragging never builds a queue;
-    summaries   :func:`~ebm_studio.worker.trajectory_service.publish_info` via ``host.call``, on
-                ``engine.result`` topic ``trajectory_info``: on ``recording_changed``, on showing
-                the tab, and twice a second while a job records and the tab is visible;
-    exports     :func:`~ebm_studio.worker.trajectory_service.run_export` via ``host.call`` with a
-                ``threading.Event`` this panel sets to cancel.
+    summaries   ``host.send(RequestRecordingInfo(...))``, answered by a ``RecordingInfo`` event:
+                on ``recording_changed``, on showing the tab, and twice a second while a job
+                records and the tab is visible;
+    exports     ``host.send(ExportTrajectory(...))`` with a ``threading.Event`` this panel sets to
+                cancel (see ``trajectory_export``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,16 @@ from ebm_studio.ui.trajectory_widgets import (
     Timeline,
     is_scrub_key,
 )
-from ebm_studio.worker import trajectory_service as service
+from ebm_studio.worker.api import (
+    ChainPicked,
+    ExportDone,
+    ExportProgress,
+    PickChain,
+    RecordingInfo,
+    RequestRecordingInfo,
+    SetRecordingBudget,
+    SetRecordingPolicy,
+)
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
@@ -388,7 +397,7 @@ class TrajectoryScrubber(QWidget):
         e = self.engine
         # bound methods of this widget: Qt queues them into the GUI thread
         e.scrub_ready.connect(self._on_scrub_ready)
-        e.result.connect(self._on_result)
+        e.event.connect(self._on_event)
         e.recording_changed.connect(self._on_recording_changed)
         e.job_state.connect(self._on_job_state)
         self.timeline.valueChanged.connect(self._on_timeline)
@@ -533,21 +542,21 @@ class TrajectoryScrubber(QWidget):
             self.request_info()
         self._update_live_button()
 
-    def _on_result(self, topic: str, payload) -> None:
+    def _on_event(self, ev) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped
             return
-        if topic == service.TOPIC_INFO:
-            self._on_info(payload)
-        elif topic == service.TOPIC_PICK:
-            self._on_pick(payload)
-        elif topic in (service.TOPIC_EXPORT_PROGRESS, service.TOPIC_EXPORT_DONE):
-            self.export_box.on_result(topic, payload)
+        if isinstance(ev, RecordingInfo):
+            self._on_info(ev.info)
+        elif isinstance(ev, ChainPicked):
+            self._on_pick(ev)
+        elif isinstance(ev, (ExportProgress, ExportDone)):
+            self.export_box.on_event(ev)
 
     # ------------------------------------------------------------------------------------------
     # recording summaries
     # ------------------------------------------------------------------------------------------
     def request_info(self) -> None:
-        """Ask the engine for the store and the shown branch (answers on ``trajectory_info``)."""
+        """Ask the engine for the store and the shown branch (answered by ``RecordingInfo``)."""
         now = time.perf_counter()
         if self._info_pending and now - self._info_t < 2.0:
             self._info_again = True  # one more when the answer is in: never a queue of requests
@@ -556,10 +565,7 @@ class TrajectoryScrubber(QWidget):
         self._info_pending = True
         self._info_again = False
         self._info_t = now
-        self.host.call.emit(partial(
-            service.publish_info, branch_id=self.branch_id, chain=self.chain,
-            request_id=self._info_id,
-        ))
+        self.host.send(RequestRecordingInfo(self.branch_id, self.chain, self._info_id))
 
     def _on_info(self, info: dict) -> None:
         if info.get("request_id") == self._info_id:
@@ -944,15 +950,14 @@ class TrajectoryScrubber(QWidget):
             if chain is not None:
                 self.follow(chain)
         elif self.branch_id is not None:
-            self.host.call.emit(partial(service.pick_chain, branch_id=self.branch_id,
-                                        step=self.frame.step, x=pos.x(), y=pos.y()))
+            self.host.send(PickChain(self.branch_id, self.frame.step, pos.x(), pos.y()))
 
-    def _on_pick(self, payload: dict) -> None:
-        if payload.get("chain") is None:
-            if payload.get("message"):
-                self._message(f"No chain picked: {payload['message']}")
+    def _on_pick(self, ev: ChainPicked) -> None:
+        if ev.chain is None:
+            if ev.message:
+                self._message(f"No chain picked: {ev.message}")
             return
-        self.follow(int(payload["chain"]))
+        self.follow(ev.chain)
 
     def _update_follow(self) -> None:
         """Redraw the followed chain (enlarged view, highlight) for the frame shown now."""
@@ -1045,15 +1050,13 @@ class TrajectoryScrubber(QWidget):
         self._info_id += 1
         self._info_pending = True
         self._info_t = time.perf_counter()
-        self.host.call.emit(partial(service.set_budget, budget_bytes=int(mb) * MB,
-                                    request_id=self._info_id))
+        self.host.send(SetRecordingBudget(int(mb) * MB, self._info_id))
 
     def _on_policy(self, _index: int = 0) -> None:
         self._info_id += 1
         self._info_pending = True
         self._info_t = time.perf_counter()
-        self.host.call.emit(partial(service.set_policy, policy=self.policy_box.currentData(),
-                                    request_id=self._info_id))
+        self.host.send(SetRecordingPolicy(self.policy_box.currentData(), self._info_id))
 
     # ------------------------------------------------------------------------------------------
     # exports (the export group asks what to export)

@@ -40,9 +40,11 @@ from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
 from ebm_studio.worker.autosave import Autosaver
+from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
 from ebm_studio.worker.jobs import JOB_TYPES
 from ebm_studio.worker.jobs.base import Job
+from ebm_studio.worker.landscape_service import LandscapeService
 from ebm_studio.worker.live import LiveSettings
 from ebm_studio.worker.mailbox import Mailbox
 from ebm_studio.core.model import ModelState
@@ -69,8 +71,8 @@ class Engine(QObject):
     progress = Signal(dict)
     fit_ready = Signal(object)
     device_changed = Signal(str)
-    #: generic results of tool requests, routed by topic ("fit", "export", ...): (topic, payload)
-    result = Signal(str, object)
+    #: the typed answers of ``api`` commands (an ``api.Event``)
+    event = Signal(object)
     #: image tools (see ``tool_api``): typed events, and "a frame is waiting for this owner"
     tool_event = Signal(object)
     tool_frame_ready = Signal(str)
@@ -103,6 +105,11 @@ class Engine(QObject):
         # GUI thread, so the host can hand them to the panels) and its own slot (made on first use)
         self.tool_live: dict[str, LiveSettings] = {owner: LiveSettings() for owner in TOOL_KINDS}
         self.tool_slots: dict[str, ToolSlot] = {}
+        # services the engine owns (no state in module globals): the landscape view's grid and
+        # cached data, the shown composition, the recordings' energy-summary cache
+        self.landscape = LandscapeService()
+        self.composition = None
+        self.trace_cache: dict = {}
 
     # ------------------------------------------------------------------------------------------
     # set-up and shutdown (called in the worker thread)
@@ -116,9 +123,30 @@ class Engine(QObject):
         self.model_changed.emit(self.model.info())
         self.device_changed.emit(device_label(self.device))
 
-    def emit_result(self, topic: str, payload) -> None:
-        """Send a tool's result (plain data only) to the GUI."""
-        self.result.emit(topic, payload)
+    def emit_event(self, event) -> None:
+        """Send an ``api.Event`` (plain data only) to the GUI."""
+        self.event.emit(event)
+
+    @Slot(object)
+    def handle(self, cmd) -> None:
+        """Serve an ``api`` command by its type (between steps, in this thread)."""
+        handler = HANDLERS.get(type(cmd))
+        if handler is None:
+            self.error.emit(f"unknown command {type(cmd).__name__}")
+            return
+        try:
+            handler(self, cmd)
+        except Exception as exc:
+            self._report(f"{type(cmd).__name__} failed", exc)
+
+    def show_change(self) -> None:
+        """The chains changed outside a step (chains dropped): draw them at once, even paused."""
+        self._dirty = True
+        self.wake()
+
+    def add_dataset(self, name: str, dataset: Dataset) -> None:
+        """Make an in-memory data set (drawn points) what ``selected_dataset`` answers for ``name``."""
+        self._datasets[(name, None, None)] = dataset
 
     @Slot(object)
     def run_callable(self, fn) -> None:
@@ -137,9 +165,6 @@ class Engine(QObject):
         if self._timer is not None:
             self._timer.stop()
 
-    # ------------------------------------------------------------------------------------------
-    # jobs
-    # ------------------------------------------------------------------------------------------
     # ------------------------------------------------------------------------------------------
     # image tools
     # ------------------------------------------------------------------------------------------
@@ -533,12 +558,10 @@ class Engine(QObject):
     # ------------------------------------------------------------------------------------------
     @Slot(dict)
     def compute_landscape(self, params: dict) -> None:
-        from ebm_studio.worker.landscape_service import landscape_for
-
         if self.model.kind != "points":
             return
         try:
-            result = landscape_for(self.model, params, self.live.snapshot())
+            result = self.landscape.compute(self.model, params, self.live.snapshot())
         except Exception as exc:
             self._report("Cannot compute the landscape", exc)
             return

@@ -1,11 +1,10 @@
-"""Engine-side requests of the landscape view, run in the engine thread through ``EngineHost.call``.
+"""Engine-side handlers of the landscape view's commands (see :mod:`ebm_studio.worker.api`).
 
-Each function takes its plain-data arguments first and the engine last, so the view sends
-``host.call.emit(functools.partial(fn, args...))``. Being served between steps, none of them races a
-running step. They answer through ``Engine.result`` under :data:`TOPIC` with ``{"event": ...}``
-dicts (plain numpy only), or through the engine's own signals (``landscape_ready``,
-``model_changed``, ``job_state``). A bad request (a checkpoint that is not 2-D, a file that is not
-points, fewer than two drawn points) changes nothing and answers with a message saying why.
+Each handler takes the engine and its command, and runs in the engine thread between steps, so
+none of them races a running step. They answer with typed events (``Engine.event``) or through the
+engine's own signals (``landscape_ready``, ``model_changed``, ``job_state``). A bad request (a
+checkpoint that is not 2-D, a file that is not points, fewer than two drawn points) changes nothing
+and answers :class:`~ebm_studio.worker.api.RequestRefused` with a message saying why.
 
 - :func:`request_landscape`, :func:`set_view_spec`: remember the view's grid and display spec
   (so a training run's refreshes arrive rendered for the view) and compute a landscape now.
@@ -17,7 +16,6 @@ points, fewer than two drawn points) changes nothing and answers with a message 
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,35 +33,42 @@ from ebm_studio.core.energies import (
     SumEnergy,
     eight_gaussians_energy,
 )
-from ebm_studio.worker.jobs.sample_job import MAX_CHAINS, SampleJob
-from ebm_studio.worker.landscape_service import set_view_params
+from ebm_studio.worker.jobs.sample_job import SampleJob
+from ebm_studio.worker.api import (  # noqa: F401  (limits re-exported)
+    ANALYTIC_LABELS,
+    DRAWN_STEPS,
+    MAX_CHAINS,
+    MAX_DRAWN,
+    ChainsAdded,
+    Compose,
+    Composed,
+    ComputeLandscape,
+    DropChains,
+    LoadPointsFile,
+    ModelInfoReply,
+    NotTwoD,
+    PointsLoaded,
+    RequestModelInfo,
+    RequestRefused,
+    SetComposeWeights,
+    SetLandscapeView,
+    TrainingOnPoints,
+    TrainOnPoints,
+    Uncompose,
+    Uncomposed,
+    WeightsChanged,
+)
 from ebm_studio.core.model import ModelState
 from ebm_studio.worker.requests import JobRequest
 
-TOPIC = "landscape"
-#: the analytic energies a composition can use, by key: label for the GUI
-ANALYTIC_LABELS = {
-    "8gaussians": "Ring of 8 Gaussians",
-    "grid25": "Grid of 25 Gaussians",
-    "banana": "Banana (twisted Gaussian)",
-    "double_well": "Double well",
-    "gaussian": "Standard Gaussian N(0, I)",
-}
 ANALYTIC_BOX = (-4.0, 4.0)
-#: steps of a training run started on drawn points
-DRAWN_STEPS = 1500
-#: how often that run refreshes the landscape (steps)
+#: how often a run on drawn points refreshes the landscape (steps)
 DRAWN_LANDSCAPE_EVERY = 25
-MAX_DRAWN = 100_000
 
 
-def _reply(engine, event: str, **payload) -> None:
-    engine.emit_result(TOPIC, {"event": event, **payload})
-
-
-def _refuse(engine, event: str, message: str) -> None:
+def _refuse(engine, request: str, message: str) -> None:
     """A request that cannot be served: the view shows ``message``; nothing changed."""
-    _reply(engine, event, message=message)
+    engine.emit_event(RequestRefused(request, message))
 
 
 def _training_running(engine) -> bool:
@@ -80,38 +85,39 @@ def _is_2d(model: ModelState) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def announce_model(engine) -> None:
+def announce_model(engine, cmd: RequestModelInfo | None = None) -> None:
     """Tell the view which model is current: a panel built after the engine's start-up
     ``model_changed`` missed it (that signal reaches only the receivers connected at the time)."""
     info = engine.model.info()
     comp = active_composition(engine)
     if comp is not None:
         info["composition"] = {"labels": comp.labels, "weights": list(comp.energy.weights)}
-    _reply(engine, "model_info", info=info)
+    engine.emit_event(ModelInfoReply(info))
 
 
 
-def request_landscape(params: dict, engine) -> None:
+def request_landscape(engine, cmd: ComputeLandscape) -> None:
     """Store the view's grid (``n``, ``grad_n``, ``xlim``/``ylim``; None = the data box) and
     display spec (``view``) for later refreshes, then compute a landscape of the current model."""
+    params = cmd.params()
     try:
-        set_view_params(params)
+        engine.landscape.set_view_params(params)
     except ValueError as exc:
-        _refuse(engine, "landscape_failed", str(exc))
+        _refuse(engine, "landscape", str(exc))
         return
     if not _is_2d(engine.model):
-        _reply(engine, "not_2d", name=engine.model.name, shape=list(engine.model.event_shape))
+        engine.emit_event(NotTwoD(engine.model.name, tuple(engine.model.event_shape)))
         return
     engine.compute_landscape({"request_id": params.get("request_id")})
 
 
-def set_view_spec(spec: dict, engine) -> None:
+def set_view_spec(engine, cmd: SetLandscapeView) -> None:
     """Remember the view's display spec (temperature, quantity, contours…) for later refreshes,
     which then arrive with the view's picture already rendered (see ``landscape_render``)."""
     try:
-        set_view_params({"view": spec})
+        engine.landscape.set_view_params({"view": dict(cmd.view)})
     except ValueError as exc:
-        _refuse(engine, "landscape_failed", str(exc))
+        _refuse(engine, "landscape", str(exc))
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,36 +125,34 @@ def set_view_spec(spec: dict, engine) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def drop_chains(points: np.ndarray, engine) -> None:
+def drop_chains(engine, cmd: DropChains) -> None:
     """Add chains at ``points`` (k, 2) to the running sampler; with no job, start the viewer's
     chains from them. A training or fitting job is left alone (its chains are not the viewer's)."""
-    pts = np.asarray(points, dtype=np.float32)
+    pts = np.asarray(cmd.points, dtype=np.float32)
     if not _is_2d(engine.model):
-        _refuse(engine, "drop_refused", "Chains can be dropped on 2-D models only.")
+        _refuse(engine, "drop", "Chains can be dropped on 2-D models only.")
         return
     if pts.ndim != 2 or pts.shape[1:] != (2,) or pts.shape[0] < 1 or not np.isfinite(pts).all():
-        _refuse(engine, "drop_refused", f"chains to drop must be finite (k, 2) points, got {pts.shape}")
+        _refuse(engine, "drop", f"chains to drop must be finite (k, 2) points, got {pts.shape}")
         return
     job = engine.job
     if job is None:
         engine.live.update(paused=False)
         engine.start_job(JobRequest("sample", {}, init_state=pts, purpose="viewer"))
-        _reply(engine, "chains_added", added=int(pts.shape[0]), n_chains=int(pts.shape[0]))
+        engine.emit_event(ChainsAdded(int(pts.shape[0]), int(pts.shape[0])))
         return
     if not isinstance(job, SampleJob):
-        _refuse(engine, "drop_refused",
+        _refuse(engine, "drop",
                 f"A {job.kind} job is running; chains can be dropped into the viewer's chains only "
                 "(stop it, or wait until it ends).")
         return
     try:
         n = job.add_chains(pts)
     except ValueError as exc:
-        _refuse(engine, "drop_refused", str(exc))
+        _refuse(engine, "drop", str(exc))
         return
-    # show them at once, also while paused: the loop emits a frame when it finds a change
-    engine._dirty = True
-    engine.wake()
-    _reply(engine, "chains_added", added=int(pts.shape[0]), n_chains=int(n))
+    engine.show_change()  # at once, also while paused
+    engine.emit_event(ChainsAdded(int(pts.shape[0]), int(n)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,13 +170,9 @@ class Composition:
     labels: list[str]
 
 
-#: one composition per engine (weak: a closed engine takes its composition with it)
-_compositions: "weakref.WeakKeyDictionary[object, Composition]" = weakref.WeakKeyDictionary()
-
-
 def active_composition(engine) -> Composition | None:
     """The composition the engine shows now (None once another model replaced it)."""
-    comp = _compositions.get(engine)
+    comp = engine.composition
     if comp is not None and engine.model.energy is comp.energy:
         return comp
     return None
@@ -245,22 +245,22 @@ def composition_name(labels: list[str], weights: list[float]) -> str:
     return " + ".join(f"{w:.3g}·[{label}]" for label, w in zip(labels, weights))
 
 
-def compose(spec: dict, engine) -> None:
+def compose(engine, cmd: Compose) -> None:
     """Install ``Σ wᵢ Eᵢ`` of ``spec["terms"]`` (two specs: ``{"source": "current"}``,
     ``{"source": "analytic", "name": ...}`` or ``{"source": "checkpoint", "path": ...}``) with
     ``spec["weights"]`` as the current model; the viewer restarts on it (``model_changed``)."""
     if _training_running(engine):
-        _refuse(engine, "compose_failed", "A training run is going: stop it before composing "
+        _refuse(engine, "compose", "A training run is going: stop it before composing "
                                           "(the composition would replace its model).")
         return
     base, trainer = _base(engine)
     try:
-        weights = check_weights(spec.get("weights", [1.0, 1.0]), len(spec.get("terms", [])))
+        weights = check_weights(list(cmd.weights), len(cmd.terms))
         if len(weights) != 2:
             raise ValueError("a composition takes two energies")
-        terms = [_term(t, base, engine) for t in spec["terms"]]
+        terms = [_term(t, base, engine) for t in cmd.terms]
     except (ValueError, CheckpointError, DatasetError, OSError, KeyError) as exc:
-        _refuse(engine, "compose_failed", f"Cannot compose: {exc}")
+        _refuse(engine, "compose", f"Cannot compose: {exc}")
         return
     energy = SumEnergy([t[0] for t in terms], weights)
     labels = [t[1] for t in terms]
@@ -281,22 +281,22 @@ def compose(spec: dict, engine) -> None:
     engine.model = model
     # a saved checkpoint must hold what is shown; the run comes back with uncompose()
     engine.trainer = None
-    _compositions[engine] = Composition(energy, base, trainer, labels)
-    _reply(engine, "composed", labels=labels, weights=weights, name=model.name)
+    engine.composition = Composition(energy, base, trainer, labels)
+    engine.emit_event(Composed(tuple(labels), tuple(weights), model.name))
     engine.model_changed.emit({**model.info(), "composition": {"labels": labels, "weights": weights}})
 
 
-def set_weights(weights, engine) -> None:
+def set_weights(engine, cmd: SetComposeWeights) -> None:
     """Change the weights of the shown composition in place; running chains feel it at their
     next step, and a fresh landscape follows."""
     comp = active_composition(engine)
     if comp is None:
-        _refuse(engine, "weights_failed", "No composition is shown: press Compose first.")
+        _refuse(engine, "weights", "No composition is shown: press Compose first.")
         return
     try:
-        w = check_weights(weights, len(comp.energy.weights))
+        w = check_weights(list(cmd.weights), len(comp.energy.weights))
     except ValueError as exc:
-        _refuse(engine, "weights_failed", str(exc))
+        _refuse(engine, "weights", str(exc))
         return
     comp.energy.weights[:] = w
     engine.model.name = composition_name(comp.labels, w)
@@ -305,21 +305,21 @@ def set_weights(weights, engine) -> None:
         # the sampler caches E and ∇E at the current state: drop them (MALA would accept with
         # stale energies for one step)
         job.sampler.set_state(job.sampler.x)
-    _reply(engine, "weights", weights=w, name=engine.model.name)
+    engine.emit_event(WeightsChanged(tuple(w), engine.model.name))
     engine.compute_landscape({"request_id": "weights"})
 
 
-def uncompose(engine) -> None:
+def uncompose(engine, cmd: Uncompose | None = None) -> None:
     """Go back to the model (and training run) that was current before :func:`compose`."""
     comp = active_composition(engine)
     if comp is None:
-        _refuse(engine, "uncompose_failed", "No composition is shown.")
+        _refuse(engine, "uncompose", "No composition is shown.")
         return
     engine.stop_job()
     engine.model = comp.base
     engine.trainer = comp.trainer
-    _compositions.pop(engine, None)
-    _reply(engine, "uncomposed", name=comp.base.name)
+    engine.composition = None
+    engine.emit_event(Uncomposed(comp.base.name))
     engine.model_changed.emit(comp.base.info())
 
 
@@ -328,48 +328,48 @@ def uncompose(engine) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def load_points_file(path: str, engine) -> None:
+def load_points_file(engine, cmd: LoadPointsFile) -> None:
     """Read (N, 2) points from .csv/.txt/.npy/.npz and hand them to the view."""
+    path = cmd.path
     try:
         ds = load_points(path)
         pts = ds.items(np.arange(ds.count)).numpy().astype(np.float32)
     except (DatasetError, OSError, ValueError) as exc:
-        _refuse(engine, "points_failed", f"Cannot load points: {exc}")
+        _refuse(engine, "points", f"Cannot load points: {exc}")
         return
     if pts.shape[0] > MAX_DRAWN:
-        _refuse(engine, "points_failed", f"{Path(path).name} holds {pts.shape[0]:,} points; at "
+        _refuse(engine, "points", f"{Path(path).name} holds {pts.shape[0]:,} points; at "
                                          f"most {MAX_DRAWN:,} can be drawn and edited")
         return
-    _reply(engine, "points_loaded", points=pts, path=str(path))
+    engine.emit_event(PointsLoaded(pts, str(path)))
 
 
-def train_on_points(points: np.ndarray, steps: int, engine) -> None:
+def train_on_points(engine, cmd: TrainOnPoints) -> None:
     """Train the 2-D preset on ``points`` (a new in-memory data set): the landscape refreshes as
     it learns, the viewer's chains stop (a training job replaces them)."""
-    pts = np.asarray(points, dtype=np.float32)
+    pts = np.asarray(cmd.points, dtype=np.float32)
     if _training_running(engine):
-        _refuse(engine, "train_failed", "A training run is going: stop it first.")
+        _refuse(engine, "train", "A training run is going: stop it first.")
         return
     if pts.ndim != 2 or pts.shape[1:] != (2,) or not np.isfinite(pts).all():
-        _refuse(engine, "train_failed", f"drawn points must be finite (N, 2), got {pts.shape}")
+        _refuse(engine, "train", f"drawn points must be finite (N, 2), got {pts.shape}")
         return
     if pts.shape[0] < 2:
-        _refuse(engine, "train_failed", f"Training needs at least 2 points; there are {pts.shape[0]}.")
+        _refuse(engine, "train", f"Training needs at least 2 points; there are {pts.shape[0]}.")
         return
     if pts.shape[0] > MAX_DRAWN:
-        _refuse(engine, "train_failed", f"at most {MAX_DRAWN:,} points, got {pts.shape[0]:,}")
+        _refuse(engine, "train", f"at most {MAX_DRAWN:,} points, got {pts.shape[0]:,}")
         return
     name = f"drawn points ({pts.shape[0]})"
     try:
         ds = PointsDataset(pts, name=name, source="drawn")
         cfg = preset_2d(name)
-        cfg.steps = int(steps)
+        cfg.steps = int(cmd.steps)
         cfg.validate()
     except (DatasetError, ValueError) as exc:
-        _refuse(engine, "train_failed", f"Cannot train on these points: {exc}")
+        _refuse(engine, "train", f"Cannot train on these points: {exc}")
         return
-    # selected_dataset() looks the set up by (name, image size, channels): put it there
-    engine._datasets[(name, None, None)] = ds
+    engine.add_dataset(name, ds)  # selected_dataset() finds it by name from now on
     engine.live.update(paused=False)
     request = JobRequest(
         "train",
@@ -378,12 +378,12 @@ def train_on_points(points: np.ndarray, steps: int, engine) -> None:
          "autosave_every": 0},
         seed=cfg.seed, record=False, purpose="training",
     )
-    _reply(engine, "training_started", name=name, n_points=int(pts.shape[0]))
+    engine.emit_event(TrainingOnPoints(name, int(pts.shape[0])))
     engine.start_job(request)
 
 
 __all__ = [
-    "TOPIC", "ANALYTIC_LABELS", "MAX_CHAINS", "announce_model", "request_landscape",
+    "ANALYTIC_LABELS", "MAX_CHAINS", "announce_model", "request_landscape",
     "set_view_spec", "drop_chains", "compose", "set_weights", "uncompose", "load_points_file",
     "train_on_points", "active_composition",
 ]

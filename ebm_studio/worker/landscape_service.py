@@ -1,7 +1,7 @@
 """2-D landscapes for the GUI, computed in the worker: E, p_T, ∇E, the truth and the numbers.
 
-:func:`landscape_for` is what :meth:`Engine.compute_landscape` runs (between steps, in the engine
-thread). Its result is a plain dict of numpy arrays and floats, no tensors:
+:class:`LandscapeService` (one per engine) is what :meth:`Engine.compute_landscape` runs (between
+steps, in the engine thread). Its result is a plain dict of numpy arrays and floats, no tensors:
 
 - ``landscape``: a :class:`~ebm_studio.core.landscape.Landscape` (raw E and log p_T on the grid,
   −∇E on a coarse grid, the quadrature log Z_T);
@@ -15,13 +15,11 @@ thread). Its result is a plain dict of numpy arrays and floats, no tensors:
   density of the data on the same grid, the nearest-mode label of every cell, a 2-D histogram and
   a sample of the data, and the exact log Z of an analytic model (T = 1).
 
-View parameters are sticky per engine thread. The landscape view sets the grid size, the arrow
-grid, an optional box and its display spec (:func:`set_view_params`); the training job's periodic
-``compute_landscape({})`` then uses the same grid and renders for the view, so a zoomed or refined
-view stays so while a run refreshes it. The state is kept per ``QThread`` object (weakly), so one engine's choices never
-leak into another's (tests run several windows, one engine thread each). Not a
-``threading.local``: PySide may give each call from Qt's event loop a fresh Python thread state,
-which empties a ``threading.local`` between two slots of the same thread.
+View parameters are sticky per engine (the service object holds them). The landscape view sets the
+grid size, the arrow grid, an optional box and its display spec
+(:meth:`LandscapeService.set_view_params`); the training job's periodic ``compute_landscape({})``
+then uses the same grid and renders for the view, so a zoomed or refined view stays so while a run
+refreshes it.
 
 The data-dependent parts (truth grid, histogram, mode labels, held-out sample) do not change while a
 model trains, so they are cached for the last (data set, grid) pair: a training refresh costs one
@@ -32,12 +30,9 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 
 import numpy as np
 import torch
-
-from PySide6.QtCore import QThread
 
 from ebm_studio.core.landscape import (
     DEFAULT_GRID_N,
@@ -51,7 +46,7 @@ from ebm_studio.core.landscape import (
     mode_masses,
     module_device_dtype,
 )
-from ebm_studio.worker.landscape_render import arrows_for, clean_spec, render_view
+from ebm_studio.core.landscape_render import arrows_for, clean_spec, render_view
 from ebm_studio.worker.live import Settings
 from ebm_studio.core.model import ModelState
 
@@ -63,18 +58,6 @@ SHOW_DATA_N = 1000
 GRID_N_RANGE = (16, 1024)
 GRAD_N_RANGE = (4, 64)
 DEFAULT_GRAD_N = 24
-
-_states: "weakref.WeakKeyDictionary[QThread, dict]" = weakref.WeakKeyDictionary()
-
-
-def _state() -> dict:
-    """This engine thread's state: sticky ``params`` and the cached data ``extras``."""
-    thread = QThread.currentThread()
-    state = _states.get(thread)
-    if state is None:
-        state = _states[thread] = {}
-    return state
-
 
 # --------------------------------------------------------------------------------------------
 # Sticky view parameters (per engine thread)
@@ -116,19 +99,30 @@ def clean_params(params: dict) -> dict:
     return out
 
 
-def set_view_params(params: dict) -> dict:
-    """Remember the view's grid (``n``, ``grad_n``, box) and display spec (``view``, see
-    :func:`~ebm_studio.worker.landscape_render.render_view`) for later refreshes in this thread."""
-    sticky = dict(view_params())
-    new = clean_params(params)
-    new.pop("temperature", None)  # the temperature is the live setting's (or the request's)
-    sticky.update(new)
-    _state()["params"] = sticky
-    return sticky
+class LandscapeService:
+    """One engine's landscape state: the view's sticky grid and display spec, and the cached data
+    extras (held-out points, histogram) of the last data set. The engine owns one."""
 
+    def __init__(self) -> None:
+        self._params: dict = {}
+        self._extras: tuple | None = None
 
-def view_params() -> dict:
-    return dict(_state().get("params", {}))
+    def set_view_params(self, params: dict) -> dict:
+        """Remember the view's grid (``n``, ``grad_n``, box) and display spec (``view``, see
+        :func:`~ebm_studio.core.landscape_render.render_view`) for later refreshes."""
+        sticky = dict(self._params)
+        new = clean_params(params)
+        new.pop("temperature", None)  # the temperature is the live setting's (or the request's)
+        sticky.update(new)
+        self._params = sticky
+        return dict(sticky)
+
+    def view_params(self) -> dict:
+        return dict(self._params)
+
+    def compute(self, model: ModelState, params: dict, settings: Settings) -> dict:
+        """The landscape of ``model`` on the remembered grid (``params`` override it)."""
+        return landscape_for(self, model, params, settings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,11 +160,11 @@ def _hist_bins(n_points: int) -> int:
     return int(np.clip(math.sqrt(n_points / 5.0), 16, 96))
 
 
-def _data_extras(model: ModelState, dataset, grid: Grid) -> dict:
+def _data_extras(service: LandscapeService, model: ModelState, dataset, grid: Grid) -> dict:
     """Everything that depends on the data set and the grid only (cached between refreshes)."""
     truth = model.truth
     key = (id(dataset), model.data_name, truth is not None, grid)
-    cache = _state().get("extras")
+    cache = service._extras
     if cache is not None and cache[0] == key and cache[1] is dataset:
         return cache[2]
     out: dict = {"heldout": None, "truth_log_density": None, "mode_labels": None, "modes": None,
@@ -198,7 +192,7 @@ def _data_extras(model: ModelState, dataset, grid: Grid) -> dict:
             out["mode_labels"] = d2.argmin(-1).astype(np.int16)
             out["modes"] = modes
             out["mass_truth"] = mode_masses(lp, grid, modes)
-    _state()["extras"] = (key, dataset, out)
+    service._extras = (key, dataset, out)
     return out
 
 
@@ -221,14 +215,14 @@ def exact_log_z(model: ModelState) -> float | None:
         return None
 
 
-def landscape_for(model: ModelState, params: dict, settings: Settings) -> dict:
+def landscape_for(service: LandscapeService, model: ModelState, params: dict, settings: Settings) -> dict:
     """Compute everything the landscape view and the training panel draw for the current model.
 
     ``params`` override the sticky view parameters for this call (``n``, ``grad_n``, ``xlim``,
     ``ylim``, ``temperature``; ``request_id`` is echoed back).
     """
     t0 = time.perf_counter()
-    p = {**view_params(), **clean_params(params)}
+    p = {**service.view_params(), **clean_params(params)}
     temperature = float(p.get("temperature", settings.temperature))
     grid = _grid_for(model, p)
     grad_n = p.get("grad_n", DEFAULT_GRAD_N)
@@ -238,7 +232,7 @@ def landscape_for(model: ModelState, params: dict, settings: Settings) -> dict:
         dataset = model.dataset()
     except Exception:  # no data set (a composition, a lost file): fewer numbers, same picture
         dataset = None
-    extras = _data_extras(model, dataset, grid)
+    extras = _data_extras(service, model, dataset, grid)
     numbers: dict = {"log_z": ls.log_z, "grid_n": grid.n, "temperature": temperature}
     out = {
         "landscape": ls,
@@ -284,5 +278,5 @@ def landscape_for(model: ModelState, params: dict, settings: Settings) -> dict:
     return out
 
 
-__all__ = ["landscape_for", "set_view_params", "view_params", "clean_params", "evaluate_energy",
+__all__ = ["LandscapeService", "landscape_for", "clean_params", "evaluate_energy",
            "log_density", "exact_log_z"]

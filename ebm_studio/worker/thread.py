@@ -41,6 +41,8 @@ class EngineHost(QObject):
     call = Signal(object)  # a callable run in the engine thread with the engine as argument
     #: a ``tool_api`` command for an image tool (inpainting, translation)
     tool_command = Signal(object)
+    #: an ``api`` command for the main engine
+    command = Signal(object)
 
     def __init__(self, device: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +68,7 @@ class EngineHost(QObject):
             (self.export_config, e.export_config),
             (self.call, e.run_callable),
             (self.tool_command, e.tool_command),
+            (self.command, e.handle),
         ):
             sig.connect(slot, q)
         self.thread.started.connect(e.setup)
@@ -103,6 +106,10 @@ class EngineHost(QObject):
         self.live.update(paused=True)
         self.live.request_single_step(n)
         self.wake.emit()
+
+    def send(self, command) -> None:
+        """Send an ``api`` command to the engine (queued: it runs between steps)."""
+        self.command.emit(command)
 
     def send_tool(self, command) -> None:
         """Send a ``tool_api`` command to the engine (queued: it runs between steps)."""

@@ -1,24 +1,22 @@
 """Engine-side services of the trajectory scrubber: recording summaries, chain picking, exports.
 
-Every function here takes the engine and runs in the engine thread; the GUI calls them through
-``host.call.emit(lambda engine: ...)`` and gets answers as ``engine.emit_result(topic, payload)``
-with plain numpy/dict payloads. Scrubbing itself (step k → frame) uses the engine's own
-``fetch_recorded`` slot and ``scrub_frames`` mailbox.
+Every handler here takes the engine (the one that calls it) and its command (see :mod:`ebm_studio.worker.api`) and runs in
+the engine thread; answers are typed events with plain numpy/dict payloads. Scrubbing itself (step
+k → frame) uses the engine's own ``fetch_recorded`` slot and ``scrub_frames`` mailbox.
 
-Topics
-    ``trajectory_info``    the store (branches, memory, budget, policy) plus the detail of one
+Events
+    ``RecordingInfo``      the store (branches, memory, budget, policy) plus the detail of one
                            branch: its recorded step numbers, settings markers, what the budget
                            keeps, an energy trace (mean and 10–90 % band per recorded step) and,
                            when a chain is followed, that chain's energy and (points) positions
                            over the steps;
-    ``trajectory_pick``    the chain nearest to a clicked point at a recorded step;
-    ``export_progress``    ``{"export_id", "done", "total"}``, at most ~20 per second;
-    ``export_done``        ``{"export_id", "ok", "cancelled", "message", "path", "frames"}``; always
-                           sent exactly once per export, whatever happened.
+    ``ChainPicked``        the chain nearest to a clicked point at a recorded step;
+    ``ExportProgress``     done of total, at most ~20 per second;
+    ``ExportDone``         always sent exactly once per export, whatever happened.
 
 Trace cache
     The energy summary of a recorded step never changes (stored entries are immutable), so it is
-    computed once per (branch, step) and kept in a per-engine cache; a poll while a job records only
+    computed once per (branch, step) and kept in the engine's ``trace_cache``; a poll while a job records only
     summarises the new steps. Steps that thinning or the ring buffer dropped leave the cache with
     them. A first summary of a long recording is spread over several calls (``TIME_SLICE_S`` each),
     so the engine never stalls its sampling loop for long; the reply says ``complete: False`` and
@@ -31,17 +29,32 @@ cancel switch: setting it stops the export at the next frame and leaves no file 
 
 from __future__ import annotations
 
-import os
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ebm_studio.core.export import export_apng, export_gif, export_npz, export_png_strip
+from ebm_studio.worker.api import (
+    ChainPicked,
+    ExportDone,
+    ExportProgress,
+    ExportTrajectory,
+    PickChain,
+    RecordingInfo,
+    RequestRecordingInfo,
+    SetRecordingBudget,
+    SetRecordingPolicy,
+)
+from ebm_studio.core.export import (  # noqa: F401  (formats re-exported)
+    EXPORT_FORMATS,
+    FORMAT_NAMES,
+    check_target,
+    export_apng,
+    export_gif,
+    export_npz,
+    export_png_strip,
+)
 from ebm_studio.core.trajectory import (
     POLICIES,
     ExportCancelled,
@@ -49,13 +62,6 @@ from ebm_studio.core.trajectory import (
     TrajectoryStore,
 )
 
-if TYPE_CHECKING:
-    from ebm_studio.worker.engine import Engine
-
-TOPIC_INFO = "trajectory_info"
-TOPIC_PICK = "trajectory_pick"
-TOPIC_EXPORT_PROGRESS = "export_progress"
-TOPIC_EXPORT_DONE = "export_done"
 
 #: longest stretch one info request spends summarising new steps (the sampler waits meanwhile)
 TIME_SLICE_S = 0.03
@@ -63,8 +69,6 @@ TIME_SLICE_S = 0.03
 MAX_TRACE_POINTS = 4000
 #: exports report progress at most this often (seconds)
 PROGRESS_INTERVAL_S = 0.05
-EXPORT_FORMATS = {"gif": ".gif", "apng": ".png", "png": ".png", "npz": ".npz"}
-FORMAT_NAMES = {"gif": "GIF", "apng": "APNG", "png": "PNG strip", "npz": ".npz trajectory"}
 #: a PNG strip with no steps given shows this many evenly spaced recorded steps
 DEFAULT_STRIP_STEPS = 8
 
@@ -117,15 +121,8 @@ class _BranchCache:
     track: _Columns = field(default_factory=_Columns)
 
 
-# weak keys: a closed engine takes its cache with it
-_CACHES: weakref.WeakKeyDictionary[Any, dict[int, _BranchCache]] = weakref.WeakKeyDictionary()
-
-
-def _cache_of(engine: Engine) -> dict[int, _BranchCache]:
-    cache = _CACHES.get(engine)
-    if cache is None:
-        cache = _CACHES[engine] = {}
-    return cache
+def _cache_of(engine) -> dict[int, _BranchCache]:
+    return engine.trace_cache
 
 
 def _summarise(energies: np.ndarray) -> tuple[float, float, float]:
@@ -197,7 +194,7 @@ def _branch_row(b: TrajectoryRecorder) -> dict:
 
 
 def recording_info(
-    engine: Engine, branch_id: int | None = None, chain: int | None = None
+    engine, branch_id: int | None = None, chain: int | None = None
 ) -> dict:
     """What the scrubber shows: the store and the detail of ``branch_id`` (default: the active one).
 
@@ -277,28 +274,27 @@ def recording_info(
     return out
 
 
-def publish_info(
-    engine: Engine, branch_id: int | None = None, chain: int | None = None, request_id: int = 0
-) -> None:
-    """Answer an info request on topic ``trajectory_info``."""
-    info = recording_info(engine, branch_id, chain)
-    info["request_id"] = request_id
-    engine.emit_result(TOPIC_INFO, info)
+def publish_info(engine, cmd: RequestRecordingInfo) -> None:
+    """Answer an info request with :class:`RecordingInfo`."""
+    info = recording_info(engine, cmd.branch_id, cmd.chain)
+    info["request_id"] = cmd.request_id
+    engine.emit_event(RecordingInfo(info, cmd.request_id))
 
 
-def set_budget(engine: Engine, budget_bytes: int, request_id: int = 0) -> None:
+def set_budget(engine, cmd: SetRecordingBudget) -> None:
     """Set the recordings' shared memory budget (lowering it evicts at once), then publish."""
     try:
-        engine.trajectories.budget_bytes = int(budget_bytes)
+        engine.trajectories.budget_bytes = int(cmd.budget_bytes)
     except ValueError as exc:
         engine.error.emit(f"Cannot set the recording budget: {exc}")
     engine.announce_recording()
-    publish_info(engine, request_id=request_id)
+    publish_info(engine, RequestRecordingInfo(request_id=cmd.request_id))
 
 
-def set_policy(engine: Engine, policy: str, request_id: int = 0) -> None:
+def set_policy(engine, cmd: SetRecordingPolicy) -> None:
     """What to keep when the budget is full (``thin`` or ``newest``), for every branch from now."""
     store = engine.trajectories
+    policy = cmd.policy
     if policy not in POLICIES:
         engine.error.emit(f"Cannot set the recording policy: {policy!r} is not one of {POLICIES}")
         return
@@ -306,80 +302,46 @@ def set_policy(engine: Engine, policy: str, request_id: int = 0) -> None:
     for b in store.branches:  # a branch inherits its parent's policy, so keep them all in step
         b.policy = policy
     engine.announce_recording()
-    publish_info(engine, request_id=request_id)
+    publish_info(engine, RequestRecordingInfo(request_id=cmd.request_id))
 
 
-def pick_chain(engine: Engine, branch_id: int, step: int, x: float, y: float) -> None:
-    """The chain recorded nearest to (x, y) at ``step``; answers on ``trajectory_pick``."""
+def pick_chain(engine, cmd: PickChain) -> None:
+    """The chain recorded nearest to (x, y) at ``step``; answers :class:`ChainPicked`."""
     try:
-        rec = engine.trajectories.branch(int(branch_id))
-        r = rec.get_step(int(step))
+        rec = engine.trajectories.branch(int(cmd.branch_id))
+        r = rec.get_step(int(cmd.step))
     except (ValueError, IndexError) as exc:
-        engine.emit_result(TOPIC_PICK, {"chain": None, "message": str(exc)})
+        engine.emit_event(ChainPicked(None, str(exc)))
         return
     if rec.kind != "points" or r.state.ndim != 2 or r.state.shape[1] < 2:
-        engine.emit_result(TOPIC_PICK, {"chain": None, "message": "not a 2-D points recording"})
+        engine.emit_event(ChainPicked(None, "not a 2-D points recording"))
         return
-    d2 = (r.state[:, 0] - np.float32(x)) ** 2 + (r.state[:, 1] - np.float32(y)) ** 2
+    d2 = (r.state[:, 0] - np.float32(cmd.x)) ** 2 + (r.state[:, 1] - np.float32(cmd.y)) ** 2
     i = int(np.argmin(d2))
-    engine.emit_result(TOPIC_PICK, {
-        "chain": i, "branch": rec.branch_id, "step": r.step, "distance": float(np.sqrt(d2[i])),
-        "position": r.state[i].copy(), "message": "",
-    })
+    engine.emit_event(ChainPicked(i, "", rec.branch_id, r.step, float(np.sqrt(d2[i])), r.state[i].copy()))
 
 
 # ------------------------------------------------------------------------------------------------
 # exports
 # ------------------------------------------------------------------------------------------------
-def check_target(path: str | os.PathLike[str], fmt: str) -> str | None:
-    """Why ``path`` cannot take an export of format ``fmt`` (None when it can)."""
-    if fmt not in EXPORT_FORMATS:
-        return f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}"
-    p = Path(path)
-    if not str(path).strip() or not p.name:
-        return "no file name given"
-    if p.is_dir():
-        return f"{p} is a folder, not a file"
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        return f"the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"no permission to write in {folder}"
-    if p.exists() and not os.access(p, os.W_OK):
-        return f"{p} exists and is read-only"
-    return None
-
-
 def _even_steps(steps: np.ndarray, limit: int) -> list[int]:
     return [int(s) for s in steps[_thin_for_display(len(steps), max(1, limit))]]
 
 
-def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
-    """Write one export; reports on ``export_progress`` and, always exactly once, ``export_done``.
-
-    ``params``: ``format`` (gif/apng/png/npz), ``path``, ``branch``, ``chain`` (None: all chains),
-    ``fps``, ``max_frames`` (animations use at most this many evenly spaced recorded steps),
-    ``steps`` (PNG strip: step numbers; None: evenly spaced), ``labels`` (captions under the frames:
-    step, energy, axes; default on), ``export_id``.
-    """
-    export_id = params.get("export_id", 0)
-    fmt = str(params.get("format", ""))
-    path = str(params.get("path", ""))
+def run_export(engine, cmd: ExportTrajectory) -> None:
+    """Write one export (see :class:`ExportTrajectory`); reports :class:`ExportProgress` and,
+    always exactly once, :class:`ExportDone`."""
+    export_id, fmt, path = cmd.export_id, cmd.fmt, cmd.path
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
         now = time.perf_counter()
         if done >= total or now - last[0] >= PROGRESS_INTERVAL_S:
             last[0] = now
-            engine.emit_result(TOPIC_EXPORT_PROGRESS, {
-                "export_id": export_id, "done": int(done), "total": int(total),
-            })
+            engine.emit_event(ExportProgress(export_id, int(done), int(total)))
 
     def finish(ok: bool, message: str, cancelled: bool = False, frames: int = 0) -> None:
-        engine.emit_result(TOPIC_EXPORT_DONE, {
-            "export_id": export_id, "ok": ok, "cancelled": cancelled, "message": message,
-            "path": path, "format": fmt, "frames": frames,
-        })
+        engine.emit_event(ExportDone(export_id, ok, cancelled, message, path, fmt, frames))
 
     what = FORMAT_NAMES.get(fmt, fmt)
     problem = check_target(path, fmt)
@@ -387,7 +349,7 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
         finish(False, f"Cannot export the {what}: {problem}.")
         return
     try:
-        rec = engine.trajectories.branch(int(params.get("branch", -1)))
+        rec = engine.trajectories.branch(int(cmd.branch))
     except (ValueError, TypeError) as exc:
         finish(False, f"Cannot export: {exc}.")
         return
@@ -395,19 +357,19 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
     if len(snap) == 0:
         finish(False, "Cannot export: nothing is recorded in this branch yet.")
         return
-    chain = params.get("chain")
-    kwargs: dict[str, Any] = {"progress": progress, "should_cancel": cancel.is_set}
-    labels = bool(params.get("labels", True))
+    chain = cmd.chain
+    kwargs: dict[str, Any] = {"progress": progress, "should_cancel": cmd.cancel.is_set}
+    labels = cmd.labels
     frames = 0
     try:
         if fmt in ("gif", "apng"):
-            steps = _even_steps(snap.steps, int(params.get("max_frames", 200)))
+            steps = _even_steps(snap.steps, int(cmd.max_frames))
             frames = len(steps)
             exporter = export_gif if fmt == "gif" else export_apng
-            exporter(snap, path, steps=steps, chain=chain, fps=float(params.get("fps", 10.0)),
+            exporter(snap, path, steps=steps, chain=chain, fps=float(cmd.fps),
                      labels=labels, **kwargs)
         elif fmt == "png":
-            steps = params.get("steps") or _even_steps(snap.steps, DEFAULT_STRIP_STEPS)
+            steps = list(cmd.steps) if cmd.steps else _even_steps(snap.steps, DEFAULT_STRIP_STEPS)
             frames = len(steps)
             export_png_strip(snap, path, steps, chain=chain, labels=labels, **kwargs)
         else:
@@ -433,10 +395,6 @@ def run_export(engine: Engine, params: dict, cancel: threading.Event) -> None:
 
 __all__ = [
     "EXPORT_FORMATS",
-    "TOPIC_EXPORT_DONE",
-    "TOPIC_EXPORT_PROGRESS",
-    "TOPIC_INFO",
-    "TOPIC_PICK",
     "check_target",
     "pick_chain",
     "publish_info",

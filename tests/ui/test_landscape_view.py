@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
 from ebm_studio.core.energies import ConvEnergy, GaussianEnergy, MLPEnergy, eight_gaussians_energy
 from ebm_studio.core.landscape import Grid, kl_divergence, log_density, log_z
-from ebm_studio.worker import landscape_render as lm
+from ebm_studio.core import landscape_render as lm
 
 MODES = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
 LONG = 60000  # ms: generous, the test machine may be shared

@@ -20,6 +20,7 @@ from ebm_studio.core.energies import ConvEnergy
 from ebm_studio.core.imaging import histogram2d, image_grid
 from ebm_studio.core.trajectory import TrajectoryRecorder
 from ebm_studio.worker.frames import HIGHLIGHT, HIST_BINS
+from ebm_studio.worker.api import ExportProgress, RecordingInfo
 from ebm_studio.worker.requests import JobRequest
 
 MB = 1024**2
@@ -286,13 +287,13 @@ def test_memory_budget_holds_over_a_long_run(make_window, qtbot):
     qtbot.waitUntil(lambda: bool(w.model_info), timeout=10000)
     seen: list[tuple[int, int]] = []
 
-    def on_result(topic, payload):
-        if topic == "trajectory_info":
-            seen.append((payload["nbytes"], payload["budget"]))
+    def on_event(ev):
+        if isinstance(ev, RecordingInfo):
+            seen.append((ev.info["nbytes"], ev.info["budget"]))
             store = w.engine.trajectories
             seen.append((store.nbytes, store.budget_bytes))
 
-    w.engine.result.connect(on_result)
+    w.engine.event.connect(on_event)
     sc.budget_spin.setValue(1)  # 1 MB, as a user types it
     qtbot.waitUntil(lambda: w.engine.trajectories.budget_bytes == MB, timeout=5000)
     w.host.update_live(steps_per_frame=1000)  # flat out
@@ -389,11 +390,11 @@ def test_a_branch_needs_the_model_it_was_recorded_under(points_window, qtbot):
 # ------------------------------------------------------------------------------------------------
 # exports
 # ------------------------------------------------------------------------------------------------
-def export(qtbot, sc, fmt, path, timeout=20000) -> dict:
+def export(qtbot, sc, fmt, path, timeout=20000):
     before = sc.export_box._export_id
     assert sc.export_box.export_to(fmt, str(path)), sc.message_label.text()
-    qtbot.waitUntil(lambda: sc.export_box.last_export.get("export_id") == before + 1,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: sc.export_box.last_export is not None
+                    and sc.export_box.last_export.export_id == before + 1, timeout=timeout)
     return sc.export_box.last_export
 
 
@@ -404,32 +405,32 @@ def test_exports_reload_with_the_expected_frames(points_window, qtbot, tmp_path)
     sc = scrubber(w)
     rec = recorded(w, sc)
     progress = []
-    w.engine.result.connect(lambda t, p: progress.append(p) if t == "export_progress" else None)
+    w.engine.event.connect(lambda ev: progress.append(ev) if isinstance(ev, ExportProgress) else None)
     done = export(qtbot, sc, "gif", tmp_path / "run.gif")
-    assert done["ok"], done["message"]
+    assert done.ok, done.message
     band = 2 * LABEL_LINE + 3  # labelled by default: step and energy, then the axes
     with Image.open(tmp_path / "run.gif") as im:
         assert (im.n_frames, im.size) == (41, (256, 256 + band))
-    assert progress and progress[-1]["done"] == progress[-1]["total"]
+    assert progress and progress[-1].done == progress[-1].total
     sc.export_box.labels_check.setChecked(False)
     sc.export_box.frames_spin.setValue(10)
     done = export(qtbot, sc, "apng", tmp_path / "run.png")
-    assert done["ok"], done["message"]
+    assert done.ok, done.message
     with Image.open(tmp_path / "run.png") as im:
         assert (im.n_frames, im.size) == (10, (256, 256))
     sc.export_box.strip_edit.setText("0, 10:30:10")
     done = export(qtbot, sc, "png", tmp_path / "strip.png")
-    assert done["ok"] and done["frames"] == 4
+    assert done.ok and done.frames == 4
     with Image.open(tmp_path / "strip.png") as im:
         assert im.size == (4 * 256 + 5 * 2, 256 + 2 * 2)
     # one followed chain
     sc.follow(7)
     sc.export_box.scope_box.setCurrentIndex(sc.export_box.scope_box.findData("chain"))
     done = export(qtbot, sc, "gif", tmp_path / "chain7.gif")
-    assert done["ok"] and "chain #7" in done["message"]
+    assert done.ok and "chain #7" in done.message
     # the raw trajectory round-trips through numpy.load and the recorder
     done = export(qtbot, sc, "npz", tmp_path / "run.npz")
-    assert done["ok"], done["message"]
+    assert done.ok, done.message
     with np.load(tmp_path / "run.npz") as z:
         np.testing.assert_array_equal(z["steps"], rec.steps)
         np.testing.assert_array_equal(z["states"], np.stack([rec.get(i).state for i in range(41)]))
@@ -485,7 +486,7 @@ def test_export_can_be_cancelled_and_leaves_no_file(points_window, qtbot, tmp_pa
     qtbot.mouseClick(sc.export_box.cancel_button, Qt.MouseButton.LeftButton)
     gate.set()
     qtbot.waitUntil(lambda: not sc.export_box.exporting, timeout=10000)
-    assert sc.export_box.last_export["cancelled"] and not sc.export_box.last_export["ok"]
+    assert sc.export_box.last_export.cancelled and not sc.export_box.last_export.ok
     assert "cancelled" in sc.message_label.text()
     assert not target.exists() and not list(tmp_path.glob("*.part"))
     assert not sc.export_box.progress_row.isVisibleTo(sc)

@@ -11,9 +11,9 @@ Stages, one engine step each (so stop is checked between them and inside the lon
    the mixture each starting with small components on random samples of p. Mode seeking: each
    component settles on the mode it starts in and stays there.
 4. **report**: both KL numbers of every fit against the model by quadrature on the landscape grid,
-   sent as ``engine.emit_result("fit", {...})`` (plain numpy).
+   sent as a :class:`~ebm_studio.worker.api.FitResult` event (plain numpy).
 
-Progress goes out as ``engine.emit_result("fit_progress", {"stage", "fraction", "text"})``.
+Progress goes out as :class:`~ebm_studio.worker.api.FitProgress` events.
 
 Configuration keys: ``k`` (mixture components, 2–8, default 4), ``n_samples`` (default 1024),
 ``mcmc_steps`` (default 200), ``temperature`` (default: the live one), ``reverse_steps`` (default
@@ -37,7 +37,7 @@ from ebm_studio.core.landscape import Grid, evaluate_energy, kl_divergence, log_
 from ebm_studio.core.samplers import make_sampler
 from ebm_studio.worker.frames import Frame, make_frame
 from ebm_studio.worker.jobs.base import Job
-from ebm_studio.worker.landscape_service import view_params
+from ebm_studio.worker.api import FitProgress, FitResult
 from ebm_studio.worker.live import Settings
 
 TARGET_ACCEPT = 0.57  # optimal MALA acceptance (Roberts & Rosenthal)
@@ -84,7 +84,7 @@ class FitJob(Job):
         self.model = model
         self.energy = model.energy
         self.seed = int(self.request.seed)
-        sticky = view_params()
+        sticky = self.engine.landscape.view_params()
         lo, hi = model.value_range
         self.grid = Grid(sticky.get("xlim") or (lo, hi), sticky.get("ylim") or (lo, hi), self.grid_n)
         gen = torch.Generator().manual_seed(self.seed)
@@ -108,10 +108,7 @@ class FitJob(Job):
 
     # --- progress ----------------------------------------------------------------------------
     def _progress(self, fraction: float, text: str) -> None:
-        self.engine.emit_result("fit_progress", {
-            "job_id": self.job_id, "stage": self.stage, "fraction": float(min(max(fraction, 0), 1)),
-            "text": text,
-        })
+        self.engine.emit_event(FitProgress(self.job_id, self.stage, float(min(max(fraction, 0), 1)), text))
 
     def _stage_progress(self, i: int, n: int, loss: float, start: float, label: str) -> None:
         end = STAGE_END[self.stage]
@@ -227,7 +224,7 @@ class FitJob(Job):
             grid_n=grid.n, xlim=grid.xlim, ylim=grid.ylim, model_name=self.model.name,
             seconds=time.perf_counter() - self.t0, job_id=self.job_id,
         )
-        self.engine.emit_result("fit", out)
+        self.engine.emit_event(FitResult(out))
         self._progress(1.0, f"done in {out['seconds']:.1f} s")
         self.done = True
         self.message = "fits done"

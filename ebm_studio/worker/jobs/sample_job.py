@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from ebm_studio.core.samplers import switch_sampler
+from ebm_studio.worker.api import MAX_CHAINS
 from ebm_studio.worker.frames import Frame, level_images, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
 
-MAX_CHAINS = 65536
 
 
 class SampleJob(Job):

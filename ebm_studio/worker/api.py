@@ -1,0 +1,344 @@
+"""The typed protocol of the main engine: what the panels send, and what comes back.
+
+The GUI builds a :class:`Command` and calls ``EngineHost.send(command)``; the engine runs it in its
+own thread, between steps, by the command's type (one handler per type, see :mod:`.services`).
+Answers come back as :class:`Event` objects on ``Engine.event``; a panel looks at the types it
+cares about (``isinstance``) and ignores the rest. Only plain data crosses: numbers, strings,
+tuples, numpy arrays, frames. (The image tools speak the same way through :mod:`.tool_api`.)
+
+Commands
+    landscape: :class:`RequestModelInfo`, :class:`ComputeLandscape`, :class:`SetLandscapeView`,
+    :class:`DropChains`; composition: :class:`Compose`, :class:`SetComposeWeights`,
+    :class:`Uncompose`; drawn data: :class:`LoadPointsFile`, :class:`TrainOnPoints`; training:
+    :class:`ResumeAndTrain`, :class:`RequestBufferFrame`; recordings:
+    :class:`RequestRecordingInfo`, :class:`PickChain`, :class:`SetRecordingBudget`,
+    :class:`SetRecordingPolicy`, :class:`ExportTrajectory`.
+
+Events
+    :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
+    :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
+    :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
+    :class:`RecordingInfo`, :class:`ChainPicked`, :class:`ExportProgress`, :class:`ExportDone`,
+    :class:`FitProgress`, :class:`FitResult`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.requests import JobRequest
+
+
+#: the analytic energies a :class:`Compose` term may name, by key: label for the GUI
+ANALYTIC_LABELS = {
+    "8gaussians": "Ring of 8 Gaussians",
+    "grid25": "Grid of 25 Gaussians",
+    "banana": "Banana (twisted Gaussian)",
+    "double_well": "Double well",
+    "gaussian": "Standard Gaussian N(0, I)",
+}
+#: steps of a training run started on drawn points
+DRAWN_STEPS = 1500
+#: the most points a drawing (or a loaded points file) may hold
+MAX_DRAWN = 100_000
+#: the most chains the viewer runs (dropped chains included)
+MAX_CHAINS = 65536
+
+
+class Command:
+    """Base of every command the GUI sends to the engine."""
+
+
+class Event:
+    """Base of every answer the engine sends to the GUI."""
+
+
+# --------------------------------------------------------------------------------------------
+# Commands: landscape and chains
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestModelInfo(Command):
+    """Say which model is current (a panel built after the start-up announcement missed it)."""
+
+
+@dataclass(frozen=True)
+class ComputeLandscape(Command):
+    """Remember the view's grid and display spec for later refreshes, and compute one now.
+
+    ``n``/``grad_n``: grid and gradient-field resolution; ``xlim``/``ylim``: the box (None: the
+    data box); ``view``: the display spec (quantity, temperature, contours…, see
+    ``landscape_render``); ``request_id`` comes back with the landscape."""
+
+    n: int | None = None
+    grad_n: int | None = None
+    xlim: tuple[float, float] | None = None
+    ylim: tuple[float, float] | None = None
+    view: dict = field(default_factory=dict)
+    request_id: Any = None
+
+    def params(self) -> dict:
+        """The request as the landscape service reads it (a None box means the data box)."""
+        p = {"xlim": self.xlim, "ylim": self.ylim, "view": dict(self.view), "request_id": self.request_id}
+        p.update({k: v for k, v in (("n", self.n), ("grad_n", self.grad_n)) if v is not None})
+        return p
+
+
+@dataclass(frozen=True)
+class SetLandscapeView(Command):
+    """Remember the view's display spec, so refreshes during training arrive rendered for it."""
+
+    view: dict
+
+
+@dataclass(frozen=True)
+class DropChains(Command):
+    """Add chains at ``points`` (k, 2) to the viewer's chains (or start them there)."""
+
+    points: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Commands: composition, drawn data, training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compose(Command):
+    """Show ``Σ wᵢ Eᵢ`` as the current model. Each term is ``{"source": "current"}``,
+    ``{"source": "analytic", "name": key}`` or ``{"source": "checkpoint", "path": file}``."""
+
+    terms: tuple[dict, ...]
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class SetComposeWeights(Command):
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Uncompose(Command):
+    """Go back to the model (and training run) shown before :class:`Compose`."""
+
+
+@dataclass(frozen=True)
+class LoadPointsFile(Command):
+    path: str
+
+
+@dataclass(frozen=True)
+class TrainOnPoints(Command):
+    points: np.ndarray
+    steps: int
+
+
+@dataclass(frozen=True)
+class ResumeAndTrain(Command):
+    """Rebuild the trainer from the opened checkpoint, then start ``request`` on it (one step,
+    so a failed resume never falls through to another run)."""
+
+    request: JobRequest
+
+
+@dataclass(frozen=True)
+class RequestBufferFrame(Command):
+    """A frame of the replay buffer: ``n_images`` random images (points: up to 16,384)."""
+
+    n_images: int
+    seed: int
+
+
+# --------------------------------------------------------------------------------------------
+# Commands: recordings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestRecordingInfo(Command):
+    """The recordings and the detail of ``branch_id`` (None: the active one), with the energy
+    and positions of ``chain`` when one is followed."""
+
+    branch_id: int | None = None
+    chain: int | None = None
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class PickChain(Command):
+    """The chain recorded nearest to (x, y) at ``step`` of branch ``branch_id``."""
+
+    branch_id: int
+    step: int
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class SetRecordingBudget(Command):
+    budget_bytes: int
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class SetRecordingPolicy(Command):
+    policy: str  # "thin" or "newest"
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class ExportTrajectory(Command):
+    """Write a recorded branch as ``fmt`` (gif, apng, png, npz) to ``path``. ``chain``: one chain
+    (None: all); ``max_frames``: animations use at most this many evenly spaced steps; ``steps``:
+    the PNG strip's steps (None: evenly spaced); ``labels``: captions with step, energy and axes.
+    Setting ``cancel`` stops it at the next frame and leaves no file."""
+
+    fmt: str
+    path: str
+    branch: int
+    export_id: int
+    cancel: threading.Event
+    chain: int | None = None
+    fps: float = 10.0
+    max_frames: int = 200
+    steps: tuple[int, ...] | None = None
+    labels: bool = True
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfoReply(Event):
+    """The current model's description (as ``Engine.model_changed`` carries it)."""
+
+    info: dict
+
+
+@dataclass(frozen=True)
+class NotTwoD(Event):
+    """A landscape was asked for a model that is not 2-D."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RequestRefused(Event):
+    """A request that could not be served; nothing changed. ``request``: ``landscape``,
+    ``drop``, ``compose``, ``weights``, ``uncompose``, ``points`` or ``train``."""
+
+    request: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainsAdded(Event):
+    added: int
+    n_chains: int
+
+
+@dataclass(frozen=True)
+class Composed(Event):
+    labels: tuple[str, ...]
+    weights: tuple[float, ...]
+    name: str
+
+
+@dataclass(frozen=True)
+class WeightsChanged(Event):
+    weights: tuple[float, ...]
+    name: str
+
+
+@dataclass(frozen=True)
+class Uncomposed(Event):
+    name: str
+
+
+@dataclass(frozen=True)
+class PointsLoaded(Event):
+    points: np.ndarray
+    path: str
+
+
+@dataclass(frozen=True)
+class TrainingOnPoints(Event):
+    name: str
+    n_points: int
+
+
+@dataclass(frozen=True)
+class ResumeFailed(Event):
+    """:class:`ResumeAndTrain` could not rebuild the run (``Engine.error`` says why)."""
+
+
+@dataclass(frozen=True)
+class BufferFrame(Event):
+    """The answer to :class:`RequestBufferFrame`; ``frame`` is None when the run has no buffer."""
+
+    frame: Frame | None
+
+
+@dataclass(frozen=True)
+class RecordingInfo(Event):
+    """What the trajectory scrubber shows (see ``trajectory_service.recording_info`` for the
+    fields of ``info``), with the ``request_id`` it answers."""
+
+    info: dict
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class ChainPicked(Event):
+    """The chain nearest a click (``chain`` None and a ``message`` when there is none)."""
+
+    chain: int | None
+    message: str = ""
+    branch: int | None = None
+    step: int | None = None
+    distance: float | None = None
+    position: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ExportProgress(Event):
+    export_id: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ExportDone(Event):
+    """Sent exactly once per export, whatever happened."""
+
+    export_id: int
+    ok: bool
+    cancelled: bool
+    message: str
+    path: str
+    fmt: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class FitProgress(Event):
+    job_id: int
+    stage: str
+    fraction: float
+    text: str
+
+
+@dataclass(frozen=True)
+class FitResult(Event):
+    """The KL fits of a 2-D model (see ``jobs.fit_job`` for the fields of ``result``)."""
+
+    result: dict
