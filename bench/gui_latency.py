@@ -54,7 +54,7 @@ def measure(app, window, seconds: float) -> dict:
     probe.timeout.connect(tick)
     frames0 = window.viewer.view.frames_drawn
     rates: list[float] = []
-    window.engine.frame_ready.connect(lambda: None)
+    window.engine.frame_ready.connect(lambda slot: None)
     t0 = time.perf_counter()
     probe.start()
     end = t0 + seconds

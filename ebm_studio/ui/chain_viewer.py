@@ -74,6 +74,10 @@ class ChainViewer(QWidget):
         self.trace.setMaximumHeight(220)
         self.accept_label = QLabel("")
         self.step_label = QLabel("step 0")
+        self.note_label = QLabel("")
+        self.note_label.setObjectName("viewer_note")
+        self.note_label.setWordWrap(True)
+        self.note_label.setVisible(False)
         self.accept_label.setObjectName("accept_label")
 
         # --- controls -------------------------------------------------------------------------
@@ -136,6 +140,7 @@ class ChainViewer(QWidget):
         vb.addLayout(form)
         vb.addLayout(buttons)
         vb.addWidget(self.step_label)
+        vb.addWidget(self.note_label)
         vb.addWidget(self.accept_label)
         vb.addStretch(1)
         box.setMinimumWidth(330)
@@ -212,10 +217,22 @@ class ChainViewer(QWidget):
         self.paused = paused
         self.play_button.setText("Play" if paused else "Pause")
         self.host.pause(paused)
+        if not paused:
+            self.set_note("")  # moving again: what held the chains no longer does
 
     def single_step(self) -> None:
         self.set_paused(True)
         self.host.single_step(1)
+
+    def set_note(self, text: str) -> None:
+        """A sentence under the controls about what the chains do now (empty: none)."""
+        self.note_label.setText(text)
+        self.note_label.setVisible(bool(text))
+
+    def give_way(self, note: str) -> None:
+        """Pause the chains for a job that needs the processor, and say so."""
+        self.set_note(note)
+        self.set_paused(True)
 
     # --- model and frames -----------------------------------------------------------------------
     def set_model(self, info: dict) -> None:

@@ -45,6 +45,7 @@ class FrameView(pg.GraphicsLayoutWidget):
         self._box: tuple[float, float] | None = None
         self._image_shape: tuple[int, ...] | None = None
         self.frames_drawn = 0
+        self.last_frame = None  # the frame drawn last (which job's chains the view shows)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self._hide_axes()  # until a frame says what the plane is
 
@@ -94,6 +95,7 @@ class FrameView(pg.GraphicsLayoutWidget):
             self.caption.setPos(frame.box[0], frame.box[1])  # top-left corner of the data box
         self.caption.setText(caption)
         self.frames_drawn += 1
+        self.last_frame = frame
 
     def clear_frame(self) -> None:
         """Show nothing (until the next frame): the data behind the last one is gone."""

@@ -161,7 +161,7 @@ class FitPanel(QWidget):
 
     def stop_fit(self) -> None:
         if self.running:
-            self.host.stop()
+            self.host.stop("fit")
 
     # --- engine answers ------------------------------------------------------------------------
     def on_progress(self, ev: FitProgress) -> None:
@@ -179,7 +179,7 @@ class FitPanel(QWidget):
         self.overlays_changed.emit()
 
     def on_job_state(self, info: dict) -> bool:
-        """Track our fit job; True when it just ended (the view then restarts the viewer)."""
+        """Track our fit job; True when it just ended."""
         if info.get("kind") != "fit":
             return False
         state = info.get("state")

@@ -490,17 +490,10 @@ class LandscapeView(QWidget):
             return
         kind, state = info.get("kind"), info.get("state")
         active = state in ("starting", "running", "paused")
-        if kind == "train":
+        if kind == "train":  # other slots' jobs run beside a run and do not end it
             self.training = active
-        elif active:
-            self.training = False
         self.fit.training = self.training
-        if self.fit.on_job_state(info) and self.is_2d:
-            # the fit replaced the viewer's chains: start them again
-            viewer = getattr(self.window(), "viewer", None)
-            restart = getattr(viewer, "restart", None)
-            if callable(restart):
-                restart()
+        self.fit.on_job_state(info)  # a fit runs in its own slot: the viewer's chains go on
 
     def _on_event(self, ev) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped

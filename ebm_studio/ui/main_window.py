@@ -49,7 +49,8 @@ class MainWindow(QMainWindow):
         self.host = EngineHost(device, parent=self)
         self.engine = self.host.engine
         self.model_info: dict = {}
-        self.job_info: dict = {}
+        self.job_info: dict = {}  # the newest job state of any slot
+        self.jobs: dict[str, dict] = {}  # the newest state of each slot's job, by purpose
         self.last_error = ""
         self.error_box: QMessageBox | None = None
         self._start_demo = start_demo
@@ -227,10 +228,10 @@ class MainWindow(QMainWindow):
         e.saved.connect(self._on_saved)
         e.device_changed.connect(self.device_label.setText)  # a bound slot: queued across threads
 
-    def _on_frame_ready(self) -> None:
+    def _on_frame_ready(self, slot: str) -> None:
         if not self.host.running:  # the window closed; late answers have nowhere to go
             return
-        frame: Frame | None = self.engine.frames.take()
+        frame: Frame | None = self.host.take_frame(slot)
         if frame is None:
             return
         for panel in self.panels.values():
@@ -244,6 +245,10 @@ class MainWindow(QMainWindow):
         if frame.energies.size:
             self.energy_label.setText(f"mean E {float(frame.energies.mean()):.4g}")
 
+    @property
+    def on_cpu(self) -> bool:
+        return self.device_label.text().upper().startswith("CPU")
+
     def _on_model_changed(self, info: dict) -> None:
         if not self.host.running:  # the window closed; late answers have nowhere to go
             return
@@ -255,28 +260,42 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Opened {Path(path).name}", 5000)
         self.setWindowTitle(f"EBM Studio — {info.get('name', '')}")
         if info.get("training"):
-            return  # the training panel drives the engine; the viewer restarts when asked
+            # the Live tab shows the model being trained; on one CPU its chains give way to the
+            # run (paused, saying so) and continue on the trained model when the run ends
+            if self.on_cpu:
+                self.viewer.give_way("Paused while the Training tab trains on the CPU: Play runs "
+                                     "these chains beside it (the run slows down). They continue "
+                                     "on the trained model when the run ends.")
+            else:
+                self.viewer.set_note("Chains of the model being trained, beside the run.")
+            self.viewer.set_model(info)
+            return
         if first and not self._start_demo:
             self.viewer.model_info = info
             return
+        self.viewer.set_note("")
         self.viewer.set_model(info)
 
     def _on_job_state(self, info: dict) -> None:
         if not self.host.running:
             return
         self.job_info = info
-        text = f"{info.get('kind', '')} {info.get('state', '')}"
-        self.job_label.setText(text)
-        if info.get("kind") == "train" and info.get("state") == "running":
-            # one engine runs one main job: say why the chains stand still, and when they move again
-            self.viewer.step_label.setText("Paused while the Training tab trains; the chains continue on "
-                                           "the trained model when the run ends.")
+        purpose = info.get("purpose") or info.get("kind", "")
+        self.jobs[purpose] = info
+        self.job_label.setText(" · ".join(
+            f"{name} {i.get('state', '')}" for name, i in self.jobs.items()
+            if i.get("state") in ("running", "paused")) or "idle")
         ended = info.get("state") in ("finished", "stopped", "diverged") or (
             info.get("state") == "error" and info.get("step"))
         if info.get("kind") == "train" and ended and not self._closing and self.model_info.get("training"):
-            # the training run gave the engine back: the viewer takes the trained model, with the
-            # sampler settings it was trained with, and its chains move again
-            QTimer.singleShot(0, lambda: self.viewer.set_model(self.model_info))
+            # the run is over: the viewer takes the trained model, with the sampler settings it
+            # was trained with, and its chains move again
+            def take_back() -> None:
+                self.viewer.set_note("")
+                self.viewer.set_paused(False)
+                self.viewer.set_model(self.model_info)
+
+            QTimer.singleShot(0, take_back)
 
     def _on_error(self, message: str) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped

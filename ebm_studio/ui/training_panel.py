@@ -62,7 +62,7 @@ from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
-from ebm_studio.worker.api import BufferFrame, RequestBufferFrame, ResumeAndTrain, ResumeFailed
+from ebm_studio.worker.api import BufferFrame, ComputeLandscape, RequestBufferFrame, ResumeAndTrain, ResumeFailed
 
 REDRAW_HZ = 10.0
 #: how often the buffer view asks the engine for a new buffer snapshot
@@ -71,6 +71,8 @@ BUFFER_POLL_S = 1.0
 LANDSCAPE_EVERY = 25
 #: seconds of history the steps-per-second estimate averages over
 RATE_WINDOW_S = 5.0
+#: the engine slot this panel's runs use (its own live settings, beside the viewer's)
+TRAINING = "training"
 ACTIVE = ("starting", "running", "paused")
 LANDSCAPE_CMAP = "viridis"
 #: the landscape shows log p_T down to this far below its maximum (the rest is one colour)
@@ -110,6 +112,7 @@ class TrainingPanel(QWidget):
         self.continue_mode: str | None = None
         self.run_config: dict = {}
         self.has_run = False  # the engine's current model is a training run of this panel
+        self.has_model = False  # an opened checkpoint is shown (its buffer and landscape)
         self._kept_step = 0  # the run's step that is safe in a file the user chose (or opened)
         self.checkpoint_dir = str(Path.cwd())
         self._rate_points: list[tuple[float, int]] = []
@@ -456,8 +459,8 @@ class TrainingPanel(QWidget):
         self._hide_message()
         self.banner.hide()
         try:
-            # the live settings are shared with the viewer: start the run with this form's values
-            self.host.live.update(**self.form.live_values())
+            # the run's own live settings (not the viewer's) start from this form's values
+            self.host.slot_live(TRAINING).update(**self.form.live_values())
         except ValueError as exc:
             self._show_message(str(exc))
             return
@@ -472,30 +475,30 @@ class TrainingPanel(QWidget):
             },
             seed=cfg.seed,
             record=self.form.record.value() > 0,
-            purpose="training",
+            purpose=TRAINING,
         )
         self.total = cfg.steps
         self._rate_points = []
         self._set_state("starting")
         if from_checkpoint:
-            self.host.live.update(paused=False)
+            self.host.slot_live(TRAINING).update(paused=False)
             self.host.send(ResumeAndTrain(request))
         else:
             self.host.run(request)
 
     def toggle_pause(self) -> None:
         if self.state == "running":
-            self.host.pause(True)
+            self.host.pause(True, slot=TRAINING)
             # the engine pauses between steps: a ConvNet step on a CPU can take seconds
             self.pause_button.setText("Pausing…")
             self.pause_button.setEnabled(False)
         elif self.state == "paused":
-            self.host.pause(False)
+            self.host.pause(False, slot=TRAINING)
             self._set_state("running")
 
     def stop(self) -> None:
         if self.state in ACTIVE:
-            self.host.stop()
+            self.host.stop(TRAINING)
 
     def _confirm(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(self, title, text)
@@ -510,7 +513,7 @@ class TrainingPanel(QWidget):
         if self.state not in ACTIVE:
             return  # idle: the value goes into the next run's configuration
         try:
-            self.host.update_live(**change)
+            self.host.update_live(slot=TRAINING, **change)
         except ValueError as exc:
             self._show_message(str(exc))
 
@@ -566,6 +569,7 @@ class TrainingPanel(QWidget):
             return
         if info.get("training"):
             self.has_run = True
+            self.has_model = False
             self.continue_mode = "run"
             self.run_config = dict(info.get("config") or {})
             self.step = int(info.get("step", 0))
@@ -577,12 +581,17 @@ class TrainingPanel(QWidget):
                                         f"{lr:.3g}. Press Continue training to go on.")
             else:
                 self.plots.load_history(info.get("metrics") or {})
+                self._follow_run_data(info)
             self._update_progress()
             return
         if not info.get("path"):
             return  # the demo, a device move: the engine's run (if any) is unchanged
         self.has_run = False
+        self.has_model = True
         self._clear_views()
+        self._buffer_t = 0.0  # its replay buffer at the next redraw
+        if info.get("kind") == "points":
+            self.host.send(ComputeLandscape(request_id="training"))
         self.step = int(info.get("step", 0))
         self._kept_step = self.step
         self.plots.load_history(info.get("metrics") or {})
@@ -615,6 +624,16 @@ class TrainingPanel(QWidget):
                                     "sampled in Live chains but holds no optimiser state to resume.")
         self._update_progress()
 
+    def _follow_run_data(self, info: dict) -> None:
+        """A run started elsewhere (e.g. on points drawn in the Landscape tab): the form names its
+        data set, and the footer no longer names an earlier run's autosave."""
+        data = (info.get("config") or {}).get("data") or {}
+        name = data.get("name")
+        if name and (name != self.data.name or data.get("image_size") != self.data.image_size):
+            self.data.select(name, data.get("image_size"))
+        if info.get("step", 0) == 0:
+            self.autosave_label.setText(f"Autosaves go to {self.host.engine.autosaver.folder}")
+
     def _on_saved(self, path: str) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped
             return
@@ -628,7 +647,8 @@ class TrainingPanel(QWidget):
     def _on_landscape(self, result) -> None:
         if not self.host.running:  # closed: late answers of the engine are dropped
             return
-        if not self.has_run or not isinstance(result, dict) or result.get("landscape") is None:
+        if not (self.has_run or self.has_model) or not isinstance(result, dict) \
+                or result.get("landscape") is None:
             return
         self._landscape = result
         self._landscape_dirty = True
@@ -642,7 +662,7 @@ class TrainingPanel(QWidget):
             self._buffer_waiting = False
             if ev.frame is None:
                 self.samples_title.setText("Samples: this run has no replay buffer")
-            elif self.show_box.currentData() == "buffer":
+            elif self._showing_buffer():
                 self._latest_frame = ev.frame
                 self._frame_dirty = True
 
@@ -809,13 +829,19 @@ class TrainingPanel(QWidget):
         self._buffer_waiting = False
         self.samples_title.setText("Samples")
 
+    def _showing_buffer(self) -> bool:
+        """The samples view shows the replay buffer: when asked, and for an opened checkpoint
+        before any run (there are no negatives yet)."""
+        return self.show_box.currentData() == "buffer" or (self.has_model and not self.has_run)
+
     def _refresh(self) -> None:
         """The redraw timer: newest frame and landscape (latest wins), buffer polling."""
         if not self.isVisible():
             return
-        want_buffer = self.show_box.currentData() == "buffer"
+        want_buffer = self._showing_buffer()
         now = time.perf_counter()
-        if want_buffer and (self.has_run or self.continue_mode == "run") and not self._buffer_waiting \
+        if want_buffer and (self.has_run or self.has_model or self.continue_mode == "run") \
+                and not self._buffer_waiting \
                 and now - self._buffer_t >= BUFFER_POLL_S:
             self._buffer_t = now
             self._buffer_seed += 1

@@ -18,6 +18,7 @@ GUI as ``error`` text; the engine keeps running.
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from pathlib import Path
@@ -44,6 +45,7 @@ from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
 from ebm_studio.worker.jobs import JOB_TYPES
 from ebm_studio.worker.jobs.base import Job
+from ebm_studio.worker.job_slot import JobSlot
 from ebm_studio.worker.landscape_service import LandscapeService
 from ebm_studio.worker.live import LiveSettings
 from ebm_studio.worker.mailbox import Mailbox
@@ -58,7 +60,7 @@ METRICS_INTERVAL_S = 0.1
 
 
 class Engine(QObject):
-    frame_ready = Signal()  # take the frame from ``frames``
+    frame_ready = Signal(str)  # take the frame from ``slots[name].frames``
     scrub_ready = Signal()  # take the recorded frame from ``scrub_frames``
     landscape_ready = Signal(object)  # a core.landscape.Landscape + extras (plain numpy)
     metrics_ready = Signal(object)  # list of metric dicts since the last emission
@@ -79,8 +81,14 @@ class Engine(QObject):
 
     def __init__(self, live: LiveSettings | None = None, device: str = "auto") -> None:
         super().__init__()
-        self.live = live or LiveSettings()
-        self.frames: Mailbox = Mailbox()
+        self.live = live or LiveSettings()  # the viewer's (also the landscape's temperature)
+        # one place per kind of main job, each with its own live settings, mailbox and timer, so
+        # training never ends the viewer's chains and a landscape fit never ends training
+        self.slots: dict[str, JobSlot] = {
+            "viewer": JobSlot("viewer", self.live),
+            "training": JobSlot("training", LiveSettings()),
+            "fit": JobSlot("fit", LiveSettings()),
+        }
         self.scrub_frames: Mailbox = Mailbox()
         try:
             self.device = resolve_device(device)
@@ -93,13 +101,7 @@ class Engine(QObject):
         self._metrics_t = 0.0
         self.trajectories = TrajectoryStore()
         self.autosaver = Autosaver()
-        self.job: Job | None = None
         self._next_id = 1
-        self._timer: QTimer | None = None
-        self._last_frame_t = 0.0
-        self._steps_since_frame = 0
-        self._dirty = False  # a step happened since the last frame
-        self._reported_paused = False
         self._datasets: dict[tuple, Dataset] = {}
         # each image tool runs beside the main job, with its own live settings (made here, in the
         # GUI thread, so the host can hand them to the panels) and its own slot (made on first use)
@@ -117,9 +119,10 @@ class Engine(QObject):
     @Slot()
     def setup(self) -> None:
         """Create the timer in the worker thread (a QTimer belongs to the thread that made it)."""
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self._tick)
+        for slot in self.slots.values():
+            slot.timer = QTimer(self)
+            slot.timer.setSingleShot(True)
+            slot.timer.timeout.connect(functools.partial(self._tick, slot))
         self.model_changed.emit(self.model.info())
         self.device_changed.emit(device_label(self.device))
 
@@ -139,9 +142,9 @@ class Engine(QObject):
         except Exception as exc:
             self._report(f"{type(cmd).__name__} failed", exc)
 
-    def show_change(self) -> None:
+    def show_change(self, slot_name: str = "viewer") -> None:
         """The chains changed outside a step (chains dropped): draw them at once, even paused."""
-        self._dirty = True
+        self.slots[slot_name].dirty = True
         self.wake()
 
     def add_dataset(self, name: str, dataset: Dataset) -> None:
@@ -159,11 +162,12 @@ class Engine(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Stop the job cleanly (it finishes its current step) before the thread quits."""
-        for slot in self.tool_slots.values():
-            slot.shutdown()
-        self._end_job("stopped", "application closing")
-        if self._timer is not None:
-            self._timer.stop()
+        for tool in self.tool_slots.values():
+            tool.shutdown()
+        self.end_jobs("application closing")
+        for slot in self.slots.values():
+            if slot.timer is not None:
+                slot.timer.stop()
 
     # ------------------------------------------------------------------------------------------
     # image tools
@@ -190,17 +194,33 @@ class Engine(QObject):
             return Mailbox()
         return slot.scrub_frames if recorded else slot.frames
 
+    # ------------------------------------------------------------------------------------------
+    # main jobs, one per slot
+    # ------------------------------------------------------------------------------------------
+    @property
+    def jobs(self) -> list[Job]:
+        """The main jobs running now (viewer, training, fit)."""
+        return [slot.job for slot in self.slots.values() if slot.job is not None]
+
+    def slot_for(self, request: JobRequest) -> JobSlot:
+        """The slot a request runs in: its purpose when that names one, else by kind."""
+        if request.purpose in self.slots:
+            return self.slots[request.purpose]
+        return self.slots[{"train": "training", "fit": "fit"}.get(request.kind, "viewer")]
+
     @Slot(object)
     def start_job(self, request: JobRequest) -> None:
-        """Stop the running job (if any) and start ``request``."""
-        self._end_job("stopped", "replaced by a new job")
-        self.live.clear_stop()
-        self.live.clear_single_steps()
+        """Start ``request`` in its slot, ending the job that slot ran (if any); the other slots'
+        jobs go on."""
+        slot = self.slot_for(request)
+        self._end_job(slot, "stopped", "replaced by a new job")
+        slot.live.clear_stop()
+        slot.live.clear_single_steps()
         cls = JOB_TYPES.get(request.kind)
         if cls is None:
             self.error.emit(f"unknown job kind {request.kind!r}")
             return
-        job = cls(self, request, self._next_id)
+        job = cls(self, request, self._next_id, slot.live)
         self._next_id += 1
         try:
             job.start()
@@ -208,39 +228,44 @@ class Engine(QObject):
             self._report(f"Cannot start {request.purpose or request.kind}", exc)
             self.job_state.emit({**job.describe(), "state": "error", "message": str(exc)})
             return
-        self.job = job
-        self._reported_paused = False
-        self._steps_since_frame = 0
-        self._dirty = True
+        slot.job = job
+        slot.reported_paused = False
+        slot.steps_since_frame = 0
+        slot.dirty = True
         self.job_state.emit({**job.describe(), "state": "running", "message": ""})
         if job.done:
-            self._end_job("finished", job.message)
+            self._end_job(slot, "finished", job.message)
             return
-        self._schedule(0)
+        slot.schedule(0)
 
-    @Slot()
-    def stop_job(self) -> None:
-        self._end_job("stopped", "stopped by the user")
+    @Slot(str)
+    def stop_job(self, slot_name: str = "viewer") -> None:
+        slot = self.slots.get(slot_name)
+        if slot is not None:
+            self._end_job(slot, "stopped", "stopped by the user")
+
+    def end_jobs(self, message: str, keep: tuple[str, ...] = ()) -> None:
+        """End the main jobs (except the slots in ``keep``): the model under them changes."""
+        for name, slot in self.slots.items():
+            if name not in keep:
+                self._end_job(slot, "stopped", message)
 
     @Slot()
     def wake(self) -> None:
-        """Resume the loop after a pause, a single-step request or a settings change."""
-        if self.job is not None and self._timer is not None and not self._timer.isActive():
-            self._schedule(0)
+        """Resume the loops after a pause, a single-step request or a settings change."""
+        for slot in self.slots.values():
+            if slot.job is not None and slot.timer is not None and not slot.timer.isActive():
+                slot.schedule(0)
 
-    def _schedule(self, ms: int) -> None:
-        if self._timer is not None:
-            self._timer.start(max(0, int(ms)))
-
-    def _end_job(self, state: str, message: str) -> None:
-        job, self.job = self.job, None
+    def _end_job(self, slot: JobSlot, state: str, message: str) -> None:
+        job, slot.job = slot.job, None
         if job is None:
             return
-        if self._timer is not None:
-            self._timer.stop()
+        if slot.timer is not None:
+            slot.timer.stop()
         try:
-            if self._dirty:
-                self._emit_frame(job)
+            if slot.dirty:
+                self._emit_frame(slot, job)
             job.finish()
         except Exception as exc:
             self._report("Error while finishing the job", exc)
@@ -251,73 +276,74 @@ class Engine(QObject):
         if job.request.record:
             self.announce_recording()
 
-    def _tick(self) -> None:
-        job = self.job
+    def _tick(self, slot: JobSlot) -> None:
+        job = slot.job
         if job is None:
             return
+        live = slot.live
         t0 = time.perf_counter()
         single = False
-        if self._reported_paused and not self.live.snapshot().paused:
-            self._reported_paused = False
+        if slot.reported_paused and not live.snapshot().paused:
+            slot.reported_paused = False
             self.job_state.emit({**job.describe(), "state": "running", "message": "resumed"})
         try:
             while True:
-                if self.live.stop_requested:
-                    self.live.clear_stop()
-                    self._end_job("stopped", "stopped by the user")
+                if live.stop_requested:
+                    live.clear_stop()
+                    self._end_job(slot, "stopped", "stopped by the user")
                     return
-                s = self.live.snapshot()
+                s = live.snapshot()
                 if s.paused:
-                    if not self.live.take_single_step():
+                    if not live.take_single_step():
                         break
                     single = True
-                if not single and job.paced and self._steps_since_frame >= s.steps_per_frame:
+                if not single and job.paced and slot.steps_since_frame >= s.steps_per_frame:
                     break
                 job.advance(s)
-                self._steps_since_frame += 1
-                self._dirty = True
+                slot.steps_since_frame += 1
+                slot.dirty = True
                 if job.done:
-                    self._end_job("finished", job.message)
+                    self._end_job(slot, "finished", job.message)
                     return
                 if single or time.perf_counter() - t0 > SLICE_S:
                     break
         except Exception as exc:
             self._report(f"The {job.kind} job stopped", exc)
-            self.job = job  # let _end_job finish it
-            self._end_job("error", str(exc))
+            slot.job = job  # let _end_job finish it
+            self._end_job(slot, "error", str(exc))
             return
         now = time.perf_counter()
-        due = self._last_frame_t + 1.0 / MAX_FPS
-        paused = self.live.snapshot().paused
-        if self._dirty and (now >= due or single or paused):
-            self._emit_frame(job)
+        due = slot.last_frame_t + 1.0 / MAX_FPS
+        paused = live.snapshot().paused
+        if slot.dirty and (now >= due or single or paused):
+            self._emit_frame(slot, job)
             now = time.perf_counter()
             due = now + 1.0 / MAX_FPS
-        s = self.live.snapshot()
+        s = live.snapshot()
         if s.paused or single:
             self._flush_metrics()  # a paused run shows the step it stopped at, not an older one
         else:
             self._maybe_flush_metrics()
         if s.paused:
-            if self.live.take_single_step():
-                self.live.request_single_step()  # put it back: handled in the next slice
-                self._schedule(0)
-            elif not self._reported_paused:
-                self._reported_paused = True
+            if live.take_single_step():
+                live.request_single_step()  # put it back: handled in the next slice
+                slot.schedule(0)
+            elif not slot.reported_paused:
+                slot.reported_paused = True
                 self.job_state.emit({**job.describe(), "state": "paused", "message": ""})
             return
-        if job.paced and self._steps_since_frame >= s.steps_per_frame:
-            self._schedule((due - now) * 1000.0)  # speed limit: wait for the next frame time
+        if job.paced and slot.steps_since_frame >= s.steps_per_frame:
+            slot.schedule((due - now) * 1000.0)  # speed limit: wait for the next frame time
         else:
-            self._schedule(0)
+            slot.schedule(0)
 
-    def _emit_frame(self, job: Job) -> None:
-        frame = job.frame(self.live.snapshot())
-        self._last_frame_t = time.perf_counter()
-        self._steps_since_frame = 0
-        self._dirty = False
-        if frame is not None and self.frames.put(frame):
-            self.frame_ready.emit()
+    def _emit_frame(self, slot: JobSlot, job: Job) -> None:
+        frame = job.frame(slot.live.snapshot())
+        slot.last_frame_t = time.perf_counter()
+        slot.steps_since_frame = 0
+        slot.dirty = False
+        if frame is not None and slot.frames.put(frame):
+            self.frame_ready.emit(slot.name)
 
     def _report(self, what: str, exc: BaseException) -> None:
         user_errors = (ValueError, DatasetError, CheckpointError, FloatingPointError, KeyError)
@@ -343,7 +369,7 @@ class Engine(QObject):
         except (CheckpointError, ValueError, OSError) as exc:
             self.error.emit(f"Cannot open {Path(path).name}: {exc}")
             return
-        self._end_job("stopped", "a checkpoint was opened")
+        self.end_jobs("a checkpoint was opened")
         self.model = model
         self.trainer = None
         self.metrics_log = MetricsLog.from_dict(ckpt.metrics)
@@ -432,7 +458,7 @@ class Engine(QObject):
             return
         if dev == self.device:
             return
-        self._end_job("stopped", f"moving to {dev}")
+        self.end_jobs(f"moving to {dev}")
         self.device = dev
         self.model.energy.to(dev)
         for slot in self.tool_slots.values():
@@ -520,7 +546,7 @@ class Engine(QObject):
             self.error.emit(str(exc))
             return
         self.model.step = self.trainer.step_count
-        self.live.update(lr=lr)
+        self.slots["training"].live.update(lr=lr)
         self.model_changed.emit({**self.model.info(), "training": True, "config": self.trainer.config.to_dict(),
                                  "rolled_back": where, "resumable": True, "metrics": self.metrics_log.to_dict()})
 

@@ -72,8 +72,7 @@ def _refuse(engine, request: str, message: str) -> None:
 
 
 def _training_running(engine) -> bool:
-    job = engine.job
-    return job is not None and job.kind == "train"
+    return engine.slots["training"].job is not None
 
 
 def _is_2d(model: ModelState) -> bool:
@@ -135,7 +134,7 @@ def drop_chains(engine, cmd: DropChains) -> None:
     if pts.ndim != 2 or pts.shape[1:] != (2,) or pts.shape[0] < 1 or not np.isfinite(pts).all():
         _refuse(engine, "drop", f"chains to drop must be finite (k, 2) points, got {pts.shape}")
         return
-    job = engine.job
+    job = engine.slots["viewer"].job
     if job is None:
         engine.live.update(paused=False)
         engine.start_job(JobRequest("sample", {}, init_state=pts, purpose="viewer"))
@@ -277,7 +276,7 @@ def compose(engine, cmd: Compose) -> None:
         source="composition",
         step=0,
     )
-    engine.stop_job()
+    engine.end_jobs("a composition is shown")
     engine.model = model
     # a saved checkpoint must hold what is shown; the run comes back with uncompose()
     engine.trainer = None
@@ -300,7 +299,7 @@ def set_weights(engine, cmd: SetComposeWeights) -> None:
         return
     comp.energy.weights[:] = w
     engine.model.name = composition_name(comp.labels, w)
-    job = engine.job
+    job = engine.slots["viewer"].job
     if isinstance(job, SampleJob) and job.sampler.energy is comp.energy and job.sampler.mask is None:
         # the sampler caches E and ∇E at the current state: drop them (MALA would accept with
         # stale energies for one step)
@@ -315,7 +314,7 @@ def uncompose(engine, cmd: Uncompose | None = None) -> None:
     if comp is None:
         _refuse(engine, "uncompose", "No composition is shown.")
         return
-    engine.stop_job()
+    engine.end_jobs("the composition was closed")
     engine.model = comp.base
     engine.trainer = comp.trainer
     engine.composition = None
@@ -370,7 +369,7 @@ def train_on_points(engine, cmd: TrainOnPoints) -> None:
         _refuse(engine, "train", f"Cannot train on these points: {exc}")
         return
     engine.add_dataset(name, ds)  # selected_dataset() finds it by name from now on
-    engine.live.update(paused=False)
+    engine.slots["training"].live.update(paused=False)
     request = JobRequest(
         "train",
         {"config": cfg.to_dict(), "landscape_every": DRAWN_LANDSCAPE_EVERY,

@@ -27,7 +27,7 @@ def _shutdown_engine(engine: Engine) -> None:
 
 class EngineHost(QObject):
     start_job = Signal(object)
-    stop_job = Signal()
+    stop_job = Signal(str)
     wake = Signal()
     open_checkpoint = Signal(str)
     save_checkpoint = Signal(str)
@@ -89,22 +89,32 @@ class EngineHost(QObject):
         return self._running
 
     # --- conveniences used by the panels ------------------------------------------------------
+    def take_frame(self, slot: str):
+        """The newest frame of a main job slot (None when there is none): a copy, the GUI's own."""
+        return self.engine.slots[slot].frames.take()
+
+    def slot_live(self, slot: str = "viewer") -> LiveSettings:
+        """The live settings of a main job slot (``viewer``, ``training``, ``fit``)."""
+        return self.engine.slots[slot].live
+
     def run(self, request: JobRequest) -> None:
-        self.live.update(paused=False)
+        """Start ``request`` in its slot (by purpose), unpaused; other slots' jobs go on."""
+        self.engine.slot_for(request).live.update(paused=False)
         self.start_job.emit(request)
 
-    def update_live(self, **changes) -> None:
-        """Change live settings (validated, raises ``ValueError``) and wake a paused engine."""
-        self.live.update(**changes)
+    def update_live(self, slot: str = "viewer", **changes) -> None:
+        """Change a slot's live settings (validated, raises ``ValueError``) and wake its job."""
+        self.slot_live(slot).update(**changes)
         self.wake.emit()
 
-    def pause(self, paused: bool) -> None:
-        self.live.update(paused=paused)
+    def pause(self, paused: bool, slot: str = "viewer") -> None:
+        self.slot_live(slot).update(paused=paused)
         self.wake.emit()
 
-    def single_step(self, n: int = 1) -> None:
-        self.live.update(paused=True)
-        self.live.request_single_step(n)
+    def single_step(self, n: int = 1, slot: str = "viewer") -> None:
+        live = self.slot_live(slot)
+        live.update(paused=True)
+        live.request_single_step(n)
         self.wake.emit()
 
     def send(self, command) -> None:
@@ -134,16 +144,17 @@ class EngineHost(QObject):
         live.request_single_step(n)
         self.tool_command.emit(WakeTool(owner))
 
-    def stop(self) -> None:
-        self.live.request_stop()
-        self.stop_job.emit()
+    def stop(self, slot: str = "viewer") -> None:
+        self.slot_live(slot).request_stop()
+        self.stop_job.emit(slot)
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop the job, quit the thread and wait for it; True when it ended in time."""
         if not self._running:
             return True
         self._running = False
-        self.live.request_stop()  # a long step notices this at its next inner step
+        for slot in self.engine.slots.values():  # a long step notices this at its next inner step
+            slot.live.request_stop()
         # the engine finishes its job in its own thread, then ends that thread's event loop
         self.call.emit(_shutdown_engine)
         ok = self.thread.wait(timeout_ms)

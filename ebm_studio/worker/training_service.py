@@ -36,7 +36,10 @@ def buffer_frame(engine, cmd: RequestBufferFrame) -> None:
     """A frame of the replay buffer's contents (a random ``n_images`` for image sets, up to
     ``MAX_BUFFER_POINTS`` for points); ``None`` when the run has no buffer."""
     trainer = engine.trainer
-    if trainer is None or trainer.buffer is None:
+    if trainer is None:
+        engine.emit_event(BufferFrame(_checkpoint_buffer_frame(engine.model, cmd, engine.device)))
+        return
+    if trainer.buffer is None:
         engine.emit_event(BufferFrame(None))
         return
     data = trainer.buffer.data
@@ -50,3 +53,16 @@ def buffer_frame(engine, cmd: RequestBufferFrame) -> None:
     frame = make_frame(-1, "train-buffer", trainer.step_count, x.cpu().numpy(), energies,
                        tuple(trainer.dataset.value_range), label=f"replay buffer: {k:,} of {size:,}")
     engine.emit_event(BufferFrame(frame))
+
+
+def _checkpoint_buffer_frame(model, cmd: RequestBufferFrame, device):
+    """The replay buffer an opened checkpoint brought (no run yet), or None when it has none."""
+    if model.buffer is None or model.buffer.shape[0] == 0:
+        return None
+    size = int(model.buffer.shape[0])
+    k = min(size, cmd.n_images if model.kind == "images" else MAX_BUFFER_POINTS)
+    x = model.initial_state(k, "buffer", torch.Generator().manual_seed(int(cmd.seed)))
+    with torch.no_grad():
+        energies = model.energy(x.to(device)).cpu().numpy()
+    return make_frame(-1, "train-buffer", model.step, x.numpy(), energies, tuple(model.value_range),
+                      label=f"replay buffer of the checkpoint: {k:,} of {size:,}")

@@ -209,8 +209,8 @@ def recording_info(
         "budget": store.budget_bytes,
         "policy": store.policy,
         "evicted": list(store.evicted_ids),
-        "recording": engine.job is not None and store.active is not None
-        and getattr(engine.job, "recorder", None) is store.active,
+        "recording": store.active is not None
+        and any(getattr(job, "recorder", None) is store.active for job in engine.jobs),
         "branch": None,
         "fallback": None,
         "complete": True,

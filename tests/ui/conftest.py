@@ -42,7 +42,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
         assert thread.wait(3000), "the engine thread did not stop within 3 s"
         assert not thread.isRunning(), "a QThread was left running"
         engine = w.host.engine
-        assert engine.job is None, f"a {engine.job.kind} job outlived the window"
+        alive = [job.kind for job in engine.jobs]
+        assert not alive, f"jobs outlived the window: {alive}"
         left = [owner for owner, slot in engine.tool_slots.items()
                 if slot.state in (RunState.RUNNING, RunState.PAUSED)]
         assert not left, f"image tool runs outlived the window: {left}"

@@ -258,11 +258,12 @@ def test_fit_job_forward_covers_reverse_seeks(window, qtbot):
     assert fwd["kl_pq"] < rev["kl_pq"] and rev["kl_qp"] < fwd["kl_qp"]
     assert rev["kl_qp"] == pytest.approx(math.log(8), abs=0.15)
     assert (np.asarray(r["forward"]["mixture"]["weights"]) > 0.05).sum() == 3
-    # both drawn over the landscape, and the viewer's chains start again
+    # both drawn over the landscape; the fit ran in its own slot, so the viewer's chains went on
     assert len(view.plots.fit_forward.xData) > 0 and len(view.plots.fit_reverse.xData) > 0
     assert "KL(p‖q)" in f.table.text()
-    qtbot.waitUntil(lambda: window.job_info.get("kind") == "sample"
-                    and window.job_info.get("state") == "running", timeout=LONG)
+    assert window.jobs["viewer"]["state"] == "running"
+    drawn = window.viewer.view.frames_drawn
+    qtbot.waitUntil(lambda: window.viewer.view.frames_drawn > drawn, timeout=LONG)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
     assert view.numbers["nll"] is not None
     # no exact density: the histogram of the drawn data is shown beside the model
     qtbot.waitUntil(lambda: "histogram" in view.plots.truth_plot.titleLabel.text, timeout=LONG)
-    window.host.stop()
+    window.host.stop("training")
     qtbot.waitUntil(lambda: not view.training, timeout=LONG)
 
 
@@ -332,3 +333,18 @@ def test_view_choices_persist(make_window, qtbot):
     assert v2.arrows_box.isChecked() and v2.draw.radius.value() == pytest.approx(0.5)
     r = wait_landscape(qtbot, landscape_tab(w2))
     assert r["landscape"].grid.n == 128
+
+
+def test_training_on_drawn_points_shows_in_the_training_tab(window, qtbot):
+    view = landscape_tab(window)
+    wait_landscape(qtbot, view)
+    p = window.panels["training"]
+    p.autosave_label.setText("Autosaved autosave-old-step0000500.pt in /somewhere")  # an earlier run's
+    d = view.draw
+    d.set_points(np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32))
+    d.steps.setValue(40)
+    qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: p.data.name == "drawn points (200)", timeout=LONG)
+    assert "old" not in p.autosave_label.text()
+    window.host.stop("training")
+    qtbot.waitUntil(lambda: not view.training, timeout=LONG)

@@ -56,7 +56,7 @@ def test_reset_restarts_the_chains(window, qtbot):
 def test_temperature_slider_reaches_the_frames(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
     frames = []
-    window.engine.frame_ready.connect(lambda: None)
+    window.engine.frame_ready.connect(lambda slot: None)
     orig = window.viewer.show_frame
 
     def spy(frame):

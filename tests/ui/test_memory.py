@@ -38,8 +38,8 @@ def test_memory_stays_flat_over_long_viewer_and_training_runs(make_window, qtbot
     w.host.start_job.emit(JobRequest("sample", {"n_chains": 1024}, max_steps=10_000, purpose="viewer"))
 
     def step_reached(n):
-        return lambda: w.job_info.get("kind") == "sample" and w.host.engine.job is not None \
-            and w.host.engine.job.step >= n
+        viewer = w.host.engine.slots["viewer"]
+        return lambda: viewer.job is not None and viewer.job.step >= n
 
     before = rss_at(qtbot, step_reached(2_000))
     qtbot.waitUntil(lambda: w.job_info.get("state") == "finished", timeout=LONG)

@@ -72,7 +72,7 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     p.show_box.setCurrentIndex(p.show_box.findData("negatives"))
 
     p.form.lr.spin.setValue(0.0005)  # the user types a new learning rate
-    assert p.host.live.snapshot().lr == pytest.approx(0.0005)
+    assert p.host.slot_live("training").snapshot().lr == pytest.approx(0.0005)
     p.pause_button.click()  # Resume
     qtbot.waitUntil(lambda: p.state == "running", timeout=RUN_TIMEOUT)
     # the engine reports the new rate in its metrics
@@ -332,7 +332,7 @@ def test_rollback_never_restores_a_diverged_model_even_with_autosave_every_step(
     p.form.autosave.setValue(1)
     p.train_button.click()
     qtbot.waitUntil(lambda: p.state == "running" and p.step >= 5, timeout=RUN_TIMEOUT)
-    p.form.lr.spin.setValue(3e38) if p.form.lr.spin.maximum() >= 3e38 else p.host.update_live(lr=3e38)
+    p.form.lr.spin.setValue(3e38) if p.form.lr.spin.maximum() >= 3e38 else p.host.update_live(slot="training", lr=3e38)
     qtbot.waitUntil(lambda: p.state == "diverged", timeout=RUN_TIMEOUT)
     p.rollback_lr.spin.setValue(1e-3)
     p.rollback_button.click()
@@ -443,3 +443,19 @@ def test_every_place_counts_completed_steps(panel, qtbot, tmp_path):
     stopped = p.step
     assert f"Stopped at step {stopped:,}" in p.status_label.text() and p.progress.value() == stopped
     qtbot.waitUntil(lambda: f"step {stopped:,} " in p.samples_title.text(), timeout=RUN_TIMEOUT)
+
+
+def test_an_opened_checkpoint_fills_both_training_views_before_any_run(make_window, qtbot):
+    """As launching with ``--checkpoint`` does: the model's replay buffer and its landscape show at
+    once, not only after a run starts."""
+    from ebm_studio.core.bundled import example_checkpoints
+
+    window = make_window(False)
+    p = window.panels["training"]
+    window.tabs.setCurrentWidget(p)
+    window.open_checkpoint(str(example_checkpoints()["8gaussians"]))
+    qtbot.waitUntil(lambda: "8gaussians.pt" in p.status_label.text(), timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: p.samples_view.last_frame is not None, timeout=RUN_TIMEOUT)
+    assert p.samples_view.last_frame.job_kind == "train-buffer"
+    qtbot.waitUntil(lambda: p.landscape_image.image is not None, timeout=RUN_TIMEOUT)
+    assert p.data.name == "8gaussians"

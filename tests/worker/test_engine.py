@@ -21,8 +21,8 @@ def host(qtbot):
     h = EngineHost("cpu")
     frames = []
 
-    def take():
-        f = h.engine.frames.take()
+    def take(slot):
+        f = h.engine.slots[slot].frames.take()
         if f is not None:
             frames.append(f)
 
@@ -105,12 +105,12 @@ def test_frames_are_throttled_copies(host, qtbot):
 def test_mailbox_never_builds_a_backlog(qtbot):
     h = EngineHost("cpu")
     signals = []
-    h.engine.frame_ready.connect(lambda: signals.append(1))  # nobody takes the frames
+    h.engine.frame_ready.connect(lambda slot: signals.append(1))  # nobody takes the frames
     h.start()
     try:
         h.update_live(steps_per_frame=1000)
         h.run(JobRequest("sample", {"n_chains": 32}, seed=0))
-        qtbot.waitUntil(lambda: h.engine.frames.dropped >= 5, timeout=10000)
+        qtbot.waitUntil(lambda: h.engine.slots["viewer"].frames.dropped >= 5, timeout=10000)
         assert len(signals) == 1  # one notification while the slot stays full
     finally:
         assert h.shutdown(3000)

@@ -46,8 +46,11 @@ class Job:
     #: whether ``steps_per_frame`` limits the pace (viewers), or the job runs flat out (training)
     paced = True
 
-    def __init__(self, engine: JobContext, request: JobRequest, job_id: int) -> None:
+    def __init__(self, engine: JobContext, request: JobRequest, job_id: int,
+                 live: LiveSettings | None = None) -> None:
         self.engine = engine
+        #: this job's live settings (its slot's): pause, stop, single steps and the sampler's knobs
+        self.live = live if live is not None else engine.live
         self.request = request
         self.job_id = job_id
         self.step = 0

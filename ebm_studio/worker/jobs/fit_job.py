@@ -115,7 +115,7 @@ class FitJob(Job):
         self._progress(start + (end - start) * i / max(n, 1), f"{label}: step {i}/{n}, loss {loss:.4g}")
 
     def _should_stop(self) -> bool:
-        return self.engine.live.stop_requested
+        return self.live.stop_requested
 
     # --- stages ------------------------------------------------------------------------------
     def advance(self, settings: Settings) -> None:

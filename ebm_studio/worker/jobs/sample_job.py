@@ -58,7 +58,7 @@ class SampleJob(Job):
         mask = None
         if self.request.mask is not None:
             mask = torch.from_numpy(self.request.mask)
-        s = self.engine.live.snapshot()
+        s = self.live.snapshot()
         self.box = model.value_range
         self.sampler = model.make_sampler(
             x0, kind=s.sampler, temperature=s.temperature, step_size=s.step_size, noise=s.noise,
@@ -141,7 +141,7 @@ class SampleJob(Job):
         if self.recorder is not None:
             self.recorder = self.engine.trajectories.new_recording(
                 kind=model.kind, model=model.name, model_id=model.serial)
-            self._record(None, self.engine.live.snapshot())
+            self._record(None, self.live.snapshot())
             self.engine.announce_recording()
         return n
 

@@ -85,7 +85,7 @@ class TrainJob(Job):
         except (ValueError, OSError, FileNotFoundError):
             self.meter = None  # no meter for this data (or its classifier is missing): no curve
         self.metrics: dict = {}
-        s = engine.live.snapshot()
+        s = self.live.snapshot()
         self._lr = self.trainer.config.optim.lr
         # Live settings are shared with the chain viewer, so values left over from it (or from an
         # earlier run) must not override this run's configuration: only changes made after the
@@ -110,7 +110,7 @@ class TrainJob(Job):
     def advance(self, settings: Settings) -> None:
         self._apply(settings)
         try:
-            m = self.trainer.step(should_stop=lambda: self.engine.live.stop_requested)
+            m = self.trainer.step(should_stop=lambda: self.live.stop_requested)
         except StepAborted:
             return
         except DivergenceError as exc:
