@@ -81,6 +81,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--with-tool", action="store_true",
                     help="also run an inpainting job (bundled digits model) beside the viewer")
+    ap.add_argument("--with-training", action="store_true",
+                    help="also train a 2-D model in the Training tab; the viewer samples the model "
+                         "being trained beside the run (2-D case only)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: as the app sets them, all cores but one)")
     args = ap.parse_args()
@@ -112,9 +115,19 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.seconds:.0f} s per case; "
           "5 ms probe timer in the GUI thread")
     print(f"{'case':32s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'frames/s':>9s} {'chain-steps/s':>14s}")
-    for name, path, chains in (("ConvNet 28x28, 64 chains", conv, 64), ("2-D MLP, 4096 particles", mlp, 4096)):
+    cases = [("ConvNet 28x28, 64 chains", conv, 64), ("2-D MLP, 4096 particles", mlp, 4096)]
+    if args.with_training:
+        cases = cases[1:]
+    for name, path, chains in cases:
         window.open_checkpoint(str(path))
         spin(app, 1.0)
+        if args.with_training:  # a training run in its own slot; the viewer follows its model
+            panel = window.panels["training"]
+            panel.form.total_steps.setValue(10**6)
+            panel.train_button.click()
+            spin(app, 2.0)
+            window.viewer.set_paused(False)  # it gave way to the run: run it beside instead
+            name += " + training"
         window.viewer.chains_spin.setValue(chains)
         window.viewer.spf.setValue(1000)
         if args.with_tool:  # a second job in its own engine slot, interleaved with the viewer
@@ -128,6 +141,8 @@ def main() -> int:
             from ebm_studio.worker.tool_api import StopToolRun
 
             window.host.send_tool(StopToolRun("inpaint"))
+        if args.with_training:
+            window.host.stop("training")
         print(f"{name:32s} {r['p50']:7.1f} {r['p99']:7.1f} {r['max']:7.1f} {r['fps']:9.1f} "
               f"{r['steps_per_s'] * chains:14,.0f}")
     window.close()

@@ -30,13 +30,13 @@ import numpy as np
 from PIL import Image
 
 from ebm_studio.core.errors import check_int_at_least, check_positive
+from ebm_studio.core.fileio import atomic_write_stream
 from ebm_studio.core.imaging import histogram2d, image_grid, to_uint8
 from ebm_studio.core.trajectory import (
     CancelFn,
     ExportCancelled,
     ProgressFn,
     TrajectoryRecorder,
-    atomic_write,
 )
 
 __all__ = [
@@ -355,7 +355,7 @@ def _export_animation(
             loop=loop,
         )
 
-    out = atomic_write(path, write)
+    out = atomic_write_stream(path, write)
     if progress is not None:
         progress(total, total)
     return out
@@ -472,7 +472,7 @@ def export_png_strip(
     if should_cancel is not None and should_cancel():
         raise ExportCancelled("export cancelled")
     image = _pil(strip)
-    out = atomic_write(path, lambda fh: image.save(fh, format="PNG"))
+    out = atomic_write_stream(path, lambda fh: image.save(fh, format="PNG"))
     if progress is not None:
         progress(total, total)
     return out

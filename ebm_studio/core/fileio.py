@@ -12,7 +12,7 @@ import re
 import tempfile
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 
 #: a temporary file older than this was left by a process that was killed while writing
@@ -122,6 +122,17 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(binary file)`` on a temporary file next to ``path``, then move it in place.
+
+    On any exception (a cancelled export too) the temporary file goes and ``path`` is left as it
+    was: no half-written file, ever."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

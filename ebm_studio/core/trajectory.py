@@ -78,7 +78,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ebm_studio.core.fileio import atomic_path
+from ebm_studio.core.fileio import atomic_write_stream
 from ebm_studio.core.npz_reading import ArchiveTooLarge, check_fits_in_memory, iter_rows, member_header
 
 from ebm_studio.core.errors import check_int_at_least, check_positive
@@ -877,7 +877,7 @@ class TrajectoryRecorder:
                     with zf.open(name + ".npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
 
-        atomic_write(path, write)
+        atomic_write_stream(path, write)
         if progress is not None and t == 0:
             progress(0, 0)
         return path
@@ -1019,18 +1019,6 @@ class TrajectoryRecorder:
         else:
             rec._enforce_budget()
         return rec
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Path:
-    """Call ``write(binary file)`` on a temp file next to ``path``, then ``os.replace`` it.
-
-    On any exception (including :class:`ExportCancelled`) the temp file is removed and ``path`` is
-    left as it was: no half-written file, ever.
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        write(fh)
-    return path
 
 
 class TrajectoryStore:

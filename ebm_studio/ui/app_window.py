@@ -14,12 +14,12 @@ def build_window(device: str = "auto", start_demo: bool = True) -> MainWindow:
     from ebm_studio.ui.trajectory_scrubber import TrajectoryScrubber
 
     window = MainWindow(device=device, start_demo=start_demo)
-    window.add_tab("training", TrainingPanel(window.host), "Training")
-    window.add_tab("trajectories", TrajectoryScrubber(window.host), "Trajectories")
-    window.add_tab("landscape", LandscapeView(window.host), "Landscape")
-    inpaint = InpaintTool(window.host)
+    window.add_tab("training", TrainingPanel(window.session), "Training")
+    window.add_tab("trajectories", TrajectoryScrubber(window.session), "Trajectories")
+    window.add_tab("landscape", LandscapeView(window.session), "Landscape")
+    inpaint = InpaintTool(window.session)
     window.add_tab("inpaint", inpaint, "Inpainting")
-    translate = TranslateTool(window.host)
+    translate = TranslateTool(window.session)
     window.add_tab("translate", translate, "Translation")
     for tool in (inpaint, translate):
         tool.status.connect(lambda text: window.statusBar().showMessage(text, 5000))

@@ -295,6 +295,9 @@ class ChainViewer(QWidget):
         else:
             self.accept_label.setText("")
 
+    def save_settings(self, settings) -> None:
+        """Nothing to keep between sessions: a model brings its own settings."""
+
     def settings_state(self) -> dict:
         return {
             "sampler": self.sampler_box.currentData(),

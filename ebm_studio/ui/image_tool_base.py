@@ -67,8 +67,10 @@ class ImageToolBase(QWidget):
 
     status = Signal(str)
 
-    def __init__(self, host, owner: str, parent=None) -> None:
+    def __init__(self, session, owner: str, parent=None) -> None:
         super().__init__(parent)
+        host = session.host
+        self.session = session
         self.host = host
         self.owner = owner
         self.model: ToolModelInfo | None = None
@@ -128,8 +130,9 @@ class ImageToolBase(QWidget):
         self.file_button.clicked.connect(self._open_image_dialog)
         self.paste_button.clicked.connect(self.paste)
         self.live_button.clicked.connect(self.from_live_chains)
-        host.engine.tool_event.connect(self._on_event)
-        host.engine.tool_frame_ready.connect(self._on_frame_ready)
+        session.tool_event.connect(self._on_event)
+        session.tool_frame_ready.connect(self._on_frame_ready)
+        session.frame.connect(self.on_frame)
 
     # --- what both tabs build the same way ----------------------------------------------------------
     def _canvas_controls(self, canvas, brush: int) -> None:
@@ -326,6 +329,9 @@ class ImageToolBase(QWidget):
         """Every frame of the main job passes here: keep the newest image chains for "From live chains"."""
         if frame.kind == "images" and frame.job_kind == "sample":
             self.live_frame = frame
+
+    def save_settings(self, settings) -> None:
+        """Nothing to keep between sessions: a model brings its own settings."""
 
     def _show_error(self, message: str) -> None:
         self.last_error = message

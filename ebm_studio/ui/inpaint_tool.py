@@ -32,14 +32,14 @@ FILL_LABELS = {"noise": "Noise", "blur": "Blur of the surroundings", "mean": "Me
 
 
 class InpaintTool(ImageToolBase):
-    def __init__(self, host, parent=None) -> None:
-        super().__init__(host, "inpaint", parent)
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, "inpaint", parent)
         self.setObjectName("inpaint_tool")
         canvas = PaintCanvas("mask")
         canvas.setObjectName("inpaint_canvas")
         canvas.setMinimumSize(220, 220)
         self._canvas_controls(canvas, brush=3)
-        self.run_view = ToolRunView(host, "inpaint")
+        self.run_view = ToolRunView(self.host, "inpaint")
 
         # --- brush --------------------------------------------------------------------------
         brush = QGroupBox("Mask (painted = fill in)")

@@ -12,7 +12,7 @@ Who computes what.
   view's last spec (temperature, quantity, contour levels; :mod:`ebm_studio.core.landscape_render`).
   A training job asks for a refresh every few steps, so while a model trains the GUI thread only
   hands finished arrays to pyqtgraph. This view asks when the model, the grid or the box changes
-  (``request_landscape`` through ``EngineHost.call``, at most one request in flight).
+  (a ``ComputeLandscape`` command, at most one request in flight).
 - The **view** (GUI thread) re-renders by itself only when the user changes the spec: moving the
   temperature slider re-normalises the last energy grid, ``p_T = exp(−E/T) / Z_T`` with
   ``log Z_T = log Σ exp(−E/T)·ΔA``, one logsumexp and one exp over 256² cells plus contours and
@@ -58,7 +58,7 @@ from ebm_studio.ui.draw_data import DrawDataPanel
 from ebm_studio.ui.landscape_fit import FitPanel
 from ebm_studio.ui.landscape_numbers import NumbersPanel
 from ebm_studio.ui.landscape_plot import LandscapePlots
-from ebm_studio.ui.widgets import LogSlider
+from ebm_studio.ui.widgets import LogSlider, RedrawTimer
 from ebm_studio.core import landscape_render as lm
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.api import (
@@ -73,7 +73,7 @@ from ebm_studio.worker.api import (
     RequestRefused,
     SetLandscapeView,
 )
-from ebm_studio.worker.thread import EngineHost
+from ebm_studio.ui.session import Session
 
 REDRAW_HZ = 30.0
 #: a request without an answer for this long no longer blocks the next one (an engine error)
@@ -126,8 +126,10 @@ def _label(text: str, tip: str) -> QLabel:
 class LandscapeView(QWidget):
     """The landscape tab: controls on the left, the pictures and numbers on the right."""
 
-    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        host = session.host
+        self.session = session
         self.setObjectName("landscape_view")
         self.host = host
         self.model_info: dict = {}
@@ -202,16 +204,13 @@ class LandscapeView(QWidget):
         self.tools.currentChanged.connect(lambda _i: self._update_draw_mode())
         self.draw.points_changed.connect(self._show_drawn)
         self.fit.overlays_changed.connect(self._draw_fits)
-        e = host.engine
-        # bound methods of this QObject: Qt queues these into the GUI thread
-        e.landscape_ready.connect(self._on_landscape)
-        e.model_changed.connect(self._on_model_changed)
-        e.job_state.connect(self._on_job_state)
-        e.event.connect(self._on_event)
-        self._timer = QTimer(self)
-        self._timer.setInterval(int(1000 / REDRAW_HZ))
-        self._timer.timeout.connect(self._tick)
-        self._timer.start()
+        s = session
+        s.landscape_ready.connect(self._on_landscape)
+        s.model_changed.connect(self._on_model_changed)
+        s.job_changed.connect(self._on_job_state)
+        s.event.connect(self._on_event)
+        s.frame.connect(self.on_frame)
+        self._timer = RedrawTimer(self, REDRAW_HZ, self._tick)
         self.numbers_panel.clear("Waiting for the first landscape…")
         from ebm_studio.ui.main_window import app_settings  # deferred: main_window hosts this panel
 
@@ -443,8 +442,6 @@ class LandscapeView(QWidget):
     # engine answers
     # ==============================================================================================
     def _on_model_changed(self, info: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         self.model_info = dict(info)
         self.result = None
         self.log_p = None
@@ -470,8 +467,6 @@ class LandscapeView(QWidget):
             self.request_landscape(force=True)
 
     def _on_landscape(self, result) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if not isinstance(result, dict) or result.get("landscape") is None:
             return
         self.landscapes_received += 1
@@ -486,8 +481,6 @@ class LandscapeView(QWidget):
         self._stale = False
 
     def _on_job_state(self, info: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         kind, state = info.get("kind"), info.get("state")
         active = state in ("starting", "running", "paused")
         if kind == "train":  # other slots' jobs run beside a run and do not end it
@@ -496,8 +489,6 @@ class LandscapeView(QWidget):
         self.fit.on_job_state(info)  # a fit runs in its own slot: the viewer's chains go on
 
     def _on_event(self, ev) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if isinstance(ev, FitProgress):
             self.fit.on_progress(ev)
         elif isinstance(ev, FitResult):

@@ -29,6 +29,8 @@ from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.ui.widgets import ElidingStatusBar, format_rate
 from ebm_studio.worker.frames import Frame
+from ebm_studio.ui.panel import Panel
+from ebm_studio.ui.session import Session
 from ebm_studio.worker.thread import EngineHost
 
 MAX_RECENT = 8
@@ -48,9 +50,9 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self.host = EngineHost(device, parent=self)
         self.engine = self.host.engine
+        #: the one subscriber to the engine: the panels observe it (see ``ui/session.py``)
+        self.session = Session(self.host, self)
         self.model_info: dict = {}
-        self.job_info: dict = {}  # the newest job state of any slot
-        self.jobs: dict[str, dict] = {}  # the newest state of each slot's job, by purpose
         self.last_error = ""
         self.error_box: QMessageBox | None = None
         self._start_demo = start_demo
@@ -60,10 +62,10 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("main_tabs")
-        self.viewer = ChainViewer(self.host)
+        self.viewer = ChainViewer(self.host)  # sends only; the window passes it frames and models
         self.tabs.addTab(self.viewer, "Live chains")
         self.setCentralWidget(self.tabs)
-        self.panels: dict[str, QWidget] = {"viewer": self.viewer}
+        self.panels: dict[str, Panel] = {"viewer": self.viewer}
         self.docks: dict = {}
 
         self._build_status_bar()
@@ -74,8 +76,10 @@ class MainWindow(QMainWindow):
         self.host.start()
 
     # --- panels ---------------------------------------------------------------------------------
-    def add_tab(self, key: str, widget: QWidget, title: str) -> None:
+    def add_tab(self, key: str, widget: Panel, title: str) -> None:
         """Host another tool as a tab (training, landscape, trajectories, inpainting...)."""
+        if not isinstance(widget, Panel):
+            raise TypeError(f"{type(widget).__name__} is not a Panel: it has no save_settings")
         self.panels[key] = widget
         self.tabs.addTab(widget, title)
         action = QAction(title, self, checkable=True, checked=True)
@@ -220,24 +224,25 @@ class MainWindow(QMainWindow):
 
     # --- engine signals -------------------------------------------------------------------------
     def _connect_engine(self) -> None:
-        e = self.engine
-        e.frame_ready.connect(self._on_frame_ready)
-        e.model_changed.connect(self._on_model_changed)
-        e.job_state.connect(self._on_job_state)
-        e.error.connect(self._on_error)
-        e.saved.connect(self._on_saved)
-        e.device_changed.connect(self.device_label.setText)  # a bound slot: queued across threads
+        s = self.session
+        s.frame.connect(self._on_frame)
+        s.model_changed.connect(self._on_model_changed)
+        s.job_changed.connect(self._on_job_state)
+        s.error.connect(self._on_error)
+        s.saved.connect(self._on_saved)
+        s.device_changed.connect(self.device_label.setText)
 
-    def _on_frame_ready(self, slot: str) -> None:
-        if not self.host.running:  # the window closed; late answers have nowhere to go
-            return
-        frame: Frame | None = self.host.take_frame(slot)
-        if frame is None:
-            return
-        for panel in self.panels.values():
-            handler = getattr(panel, "on_frame", None)
-            if handler is not None:
-                handler(frame)
+    @property
+    def job_info(self) -> dict:
+        """The newest job state of any slot."""
+        return self.session.job_info
+
+    @property
+    def jobs(self) -> dict[str, dict]:
+        """The newest state of each slot's job, by purpose."""
+        return self.session.jobs
+
+    def _on_frame(self, frame: Frame) -> None:
         if frame.job_kind == "sample" and frame.label == "viewer":
             self.viewer.show_frame(frame)
         self.rate_label.setText(format_rate(frame.steps_per_sec))
@@ -250,8 +255,6 @@ class MainWindow(QMainWindow):
         return self.device_label.text().upper().startswith("CPU")
 
     def _on_model_changed(self, info: dict) -> None:
-        if not self.host.running:  # the window closed; late answers have nowhere to go
-            return
         first = not self.model_info
         self.model_info = info
         path = info.get("path")
@@ -277,14 +280,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_model(info)
 
     def _on_job_state(self, info: dict) -> None:
-        if not self.host.running:
-            return
-        self.job_info = info
-        purpose = info.get("purpose") or info.get("kind", "")
-        self.jobs[purpose] = info
-        self.job_label.setText(" · ".join(
-            f"{name} {i.get('state', '')}" for name, i in self.jobs.items()
-            if i.get("state") in ("running", "paused")) or "idle")
+        self.job_label.setText(self.session.running_jobs())
         ended = info.get("state") in ("finished", "stopped", "diverged") or (
             info.get("state") == "error" and info.get("step"))
         if info.get("kind") == "train" and ended and not self._closing and self.model_info.get("training"):
@@ -298,8 +294,6 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, take_back)
 
     def _on_error(self, message: str) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         self.last_error = message
         self._close_after_save = False  # a failed save leaves the window open
         self.statusBar().showMessage(message, 10000)
@@ -316,8 +310,6 @@ class MainWindow(QMainWindow):
         self.error_box = box
 
     def _on_saved(self, path: str) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         self.statusBar().showMessage(f"Saved {path}", 5000)
         if path.endswith(".pt") and "autosave-" not in Path(path).name:
             self._remember(path)
@@ -379,9 +371,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("device", self.device_box.currentData())
         for panel in self.panels.values():
-            save = getattr(panel, "save_settings", None)
-            if save is not None:
-                save(self.settings)
+            panel.save_settings(self.settings)
         self.settings.sync()
         for timer in self.findChildren(QTimer):  # no redraw or poll may fire into a closed window
             timer.stop()

@@ -14,8 +14,9 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
+
+from ebm_studio.ui.widgets import RedrawTimer
 
 #: the columns a training step reports (see ``core.training.METRIC_NAMES``) plus the step
 COLUMNS = ("step", "loss", "e_data", "e_sample", "gap", "grad_norm", "accept", "lr", "sec_per_step")
@@ -248,10 +249,7 @@ class MetricPlots(pg.GraphicsLayoutWidget):
             p.disableAutoRange()
             p.vb.sigRangeChangedManually.connect(
                 lambda mask, key=key: self._taken_over(key, mask))
-        self._timer = QTimer(self)
-        self._timer.setInterval(int(1000 / REDRAW_HZ))
-        self._timer.timeout.connect(self._maybe_redraw)
-        self._timer.start()
+        self._timer = RedrawTimer(self, REDRAW_HZ, self._maybe_redraw)
 
     # --- data -------------------------------------------------------------------------------------
     def add_rows(self, rows: list[dict]) -> None:

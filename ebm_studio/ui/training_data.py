@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from ebm_studio.core.datasets import IMAGE_NAMES, dataset_names
 from ebm_studio.core.imaging import image_grid
-from ebm_studio.worker.thread import EngineHost
+from ebm_studio.ui.session import Session
 
 #: preview draw: all of it as points for 2-D sets, the first ``PREVIEW_IMAGES`` as a grid for images
 N_PREVIEW = 400
@@ -61,10 +61,10 @@ class DataPicker(QGroupBox):
 
     data_changed = Signal(dict)
 
-    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Data", parent)
         self.setObjectName("data_picker")
-        self.host = host
+        self.host = session.host
         #: the committed (successfully loaded) selection
         self.name: str | None = None
         self.image_size: int | None = None
@@ -135,7 +135,7 @@ class DataPicker(QGroupBox):
         self.size_spin.valueChanged.connect(self._on_size_changed)
         self.folder_button.clicked.connect(lambda: self.open_folder())
         self.file_button.clicked.connect(lambda: self.open_file())
-        host.engine.data_loaded.connect(self._on_data_loaded)
+        session.data_loaded.connect(self._on_data_loaded)
 
     # --- requests -----------------------------------------------------------------------------------
     @property
@@ -195,8 +195,6 @@ class DataPicker(QGroupBox):
 
     # --- answers ------------------------------------------------------------------------------------
     def _on_data_loaded(self, payload: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if payload.get("request_id") != self._pending or self._pending is None:
             return  # somebody else's request, or one superseded by a newer choice
         self._pending = None

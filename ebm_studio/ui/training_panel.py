@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -58,10 +57,11 @@ from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.metric_plots import MetricPlots
 from ebm_studio.ui.training_data import DataPicker
 from ebm_studio.ui.training_form import SettingsForm
-from ebm_studio.ui.widgets import LogSlider, format_rate
+from ebm_studio.ui.widgets import LogSlider, RedrawTimer, format_rate
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
-from ebm_studio.worker.thread import EngineHost
+from ebm_studio.ui.session import Session
+from ebm_studio.ui.training_files import TrainingFiles
 from ebm_studio.worker.api import BufferFrame, ComputeLandscape, RequestBufferFrame, ResumeAndTrain, ResumeFailed
 
 REDRAW_HZ = 10.0
@@ -97,11 +97,13 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class TrainingPanel(QWidget):
+class TrainingPanel(TrainingFiles, QWidget):
     """Model training: data, settings, run controls, live samples, landscape and curves."""
 
-    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        host = session.host
+        self.session = session
         self.setObjectName("training_panel")
         self.host = host
         self.state = "idle"  # idle | starting | running | paused | finished | stopped | diverged | error
@@ -127,7 +129,7 @@ class TrainingPanel(QWidget):
         self.landscapes_drawn = 0
 
         # --- left: data and settings -------------------------------------------------------------
-        self.data = DataPicker(host)
+        self.data = DataPicker(session)
         self.form = SettingsForm()
         left_inner = QWidget()
         left_lay = QVBoxLayout(left_inner)
@@ -317,18 +319,15 @@ class TrainingPanel(QWidget):
         self.form.method_chosen.connect(self.apply_method)
         self.data.data_changed.connect(self._on_data_changed)
         self.form.device_box.activated.connect(self._on_device_chosen)
-        e = host.engine
-        # bound methods of this QObject: Qt queues these into the GUI thread
-        e.metrics_ready.connect(self._on_metrics)
-        e.job_state.connect(self._on_job_state)
-        e.model_changed.connect(self._on_model_changed)
-        e.saved.connect(self._on_saved)
-        e.landscape_ready.connect(self._on_landscape)
-        e.event.connect(self._on_event)
-        self._timer = QTimer(self)
-        self._timer.setInterval(int(1000 / REDRAW_HZ))
-        self._timer.timeout.connect(self._refresh)
-        self._timer.start()
+        s = session
+        s.metrics.connect(self._on_metrics)
+        s.job_changed.connect(self._on_job_state)
+        s.model_changed.connect(self._on_model_changed)
+        s.saved.connect(self._on_saved)
+        s.landscape_ready.connect(self._on_landscape)
+        s.event.connect(self._on_event)
+        s.frame.connect(self.on_frame)
+        self._timer = RedrawTimer(self, REDRAW_HZ, self._refresh)
 
         self._restore_settings()
         self._set_state("idle")
@@ -521,8 +520,6 @@ class TrainingPanel(QWidget):
     # engine answers
     # ==============================================================================================
     def _on_job_state(self, info: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if info.get("kind") != "train":
             return
         state = info.get("state", "")
@@ -541,8 +538,6 @@ class TrainingPanel(QWidget):
                 self._show_message(f"The run stopped with an error: {message}")
 
     def _on_metrics(self, rows: list) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if not rows:
             return
         self.plots.add_rows(rows)
@@ -565,8 +560,6 @@ class TrainingPanel(QWidget):
             self.total = int(total)
 
     def _on_model_changed(self, info: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if info.get("training"):
             self.has_run = True
             self.has_model = False
@@ -635,8 +628,6 @@ class TrainingPanel(QWidget):
             self.autosave_label.setText(f"Autosaves go to {self.host.engine.autosaver.folder}")
 
     def _on_saved(self, path: str) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         name = Path(path).name
         if name.startswith("autosave-"):
             self.autosave_label.setText(f"Autosaved {name} in {Path(path).parent}")
@@ -645,8 +636,6 @@ class TrainingPanel(QWidget):
             self._kept_step = self.step
 
     def _on_landscape(self, result) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if not (self.has_run or self.has_model) or not isinstance(result, dict) \
                 or result.get("landscape") is None:
             return
@@ -654,8 +643,6 @@ class TrainingPanel(QWidget):
         self._landscape_dirty = True
 
     def _on_event(self, ev) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if isinstance(ev, ResumeFailed):
             self._set_state("idle", "Could not resume the checkpoint's run (see the error message).")
         elif isinstance(ev, BufferFrame):
@@ -665,102 +652,6 @@ class TrainingPanel(QWidget):
             elif self._showing_buffer():
                 self._latest_frame = ev.frame
                 self._frame_dirty = True
-
-    # ==============================================================================================
-    # checkpoints, divergence, configuration files
-    # ==============================================================================================
-    def save_checkpoint(self, path: str | None = None) -> bool:
-        """Save a resumable checkpoint (the engine writes it atomically between steps); False
-        when the user cancelled the file dialog."""
-        if path is None:
-            path = self.ask_save_path()
-            if not path:
-                return False
-        if not path.endswith(".pt"):
-            path += ".pt"
-        self.checkpoint_dir = str(Path(path).parent)
-        self.host.save_checkpoint.emit(str(path))
-        return True
-
-    def ask_save_path(self) -> str:
-        start = Path(self.checkpoint_dir) / f"{Path(self.data.name or 'model').stem}.pt"
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start),
-                                              "EBM Studio checkpoints (*.pt)")
-        return path
-
-    def unsaved_steps(self) -> int:
-        """Training steps of this window's run that no file the user chose holds (autosaves in
-        the autosave folder do not count: quitting should still ask)."""
-        return max(0, self.step - self._kept_step) if self.has_run else 0
-
-    def open_checkpoint(self, path: str | None = None) -> None:
-        """Open a checkpoint: it can be sampled at once, and resumed with Continue training."""
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self.checkpoint_dir,
-                                                  "EBM Studio checkpoints (*.pt);;All files (*)")
-            if not path:
-                return
-        self.checkpoint_dir = str(Path(path).parent)
-        self.host.open_checkpoint.emit(str(path))
-
-    def _show_divergence(self, message: str) -> None:
-        self.divergence_label.setText(f"<b>The run diverged.</b> {message}")
-        self.rollback_lr.setValue(max(self.form.lr.value() / 10.0, 1e-8))
-        self.banner.show()
-
-    def rollback(self) -> None:
-        """Reload the last good checkpoint and lower the learning rate (after a divergence)."""
-        lr = self.rollback_lr.value()
-        if not (math.isfinite(lr) and lr > 0):
-            self._show_message("The new learning rate must be a positive number.")
-            return
-        self.rollback_button.setEnabled(False)
-        self.host.rollback.emit(float(lr))
-
-    def export_config(self, path: str | None = None) -> None:
-        """Write the form's configuration as TOML for ``ebm-studio train --config``."""
-        cfg = self._form_config()
-        if cfg is None:
-            return
-        if path is None:
-            start = Path(self.checkpoint_dir) / f"{Path(cfg.data.name).stem}.toml"
-            path, _ = QFileDialog.getSaveFileName(self, "Export training configuration", str(start),
-                                                  "TOML files (*.toml)")
-            if not path:
-                return
-        if not path.endswith(".toml"):
-            path += ".toml"
-        try:
-            cfg.save(path)
-        except OSError as exc:
-            self._show_message(f"Cannot write {path}: {exc}")
-            return
-        self._hide_message()
-        self.status_label.setText(f"Wrote {path}. Rerun headless with: ebm-studio train --config "
-                                  f"{path} --out run.pt")
-
-    def import_config(self, path: str | None = None) -> None:
-        """Fill the form from a TOML configuration (as ``export_config`` writes)."""
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Import training configuration",
-                                                  self.checkpoint_dir, "TOML files (*.toml);;All files (*)")
-            if not path:
-                return
-        try:
-            cfg = TrainConfig.load(path)
-        except ConfigError as exc:  # the message names the file
-            self._show_message(f"Cannot import the settings: {exc}")
-            return
-        beyond = self.form.out_of_range(cfg)
-        if beyond:  # clamping would train something else than the file says
-            self._show_message(f"Cannot use {Path(path).name}: " + "; ".join(beyond)
-                               + ". Nothing was imported.")
-            return
-        self._hide_message()
-        self.form.set_config(cfg)
-        self.status_label.setText(f"Settings read from {path}.")
-        if cfg.data.name != self.data.name or cfg.data.image_size != self.data.image_size:
-            self.data.select(cfg.data.name, cfg.data.image_size)
 
     # ==============================================================================================
     # display

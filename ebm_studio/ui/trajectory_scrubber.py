@@ -37,39 +37,18 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QFrame,
-    QScrollArea,
     QAbstractButton,
-    QComboBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QSplitter,
-    QStyle,
-    QVBoxLayout,
     QWidget,
 )
 
-from ebm_studio.core.imaging import grid_shape
-from ebm_studio.core.trajectory import DEFAULT_BUDGET_BYTES, POLICIES, POLICY_LABELS
-from ebm_studio.ui.trajectory_export import ExportBox
+from ebm_studio.core.trajectory import DEFAULT_BUDGET_BYTES, POLICY_LABELS
 from ebm_studio.ui.trajectory_widgets import (
-    ChainView,
-    RecordedView,
-    ScrubTrace,
-    Timeline,
     is_scrub_key,
 )
 from ebm_studio.worker.api import (
     ChainPicked,
     ExportDone,
     ExportProgress,
-    PickChain,
     RecordingInfo,
     RequestRecordingInfo,
     SetRecordingBudget,
@@ -77,39 +56,13 @@ from ebm_studio.worker.api import (
 )
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
-from ebm_studio.worker.thread import EngineHost
+from ebm_studio.ui.session import Session
+from ebm_studio.ui.trajectory_follow import ChainFollowing
+from ebm_studio.ui.trajectory_layout import MB, ScrubberLayout
 
-MB = 1024**2
-#: while a job records and the tab is visible, ask for the recording's state this often (ms)
-POLL_MS = 500
 #: a scrub request unanswered for this long no longer blocks the next one (s)
 INFLIGHT_TIMEOUT_S = 0.5
-PLAY_MODES = {"once": "Once", "loop": "Loop", "bounce": "Bounce"}
-#: short names for the policy box (the core's labels are too long for the side column)
-POLICY_SHORT = {"thin": "Thin: every k-th step", "newest": "Newest: ring buffer"}
 SETTINGS_PREFIX = "trajectories/"
-
-TIPS = {
-    "timeline": "Recorded steps of the chosen branch. Drag, or use Left/Right (one recorded step) "
-    "and Home/End. Orange ticks mark changes of the live settings (hover for details).",
-    "budget": "Memory all recordings together may use, in MB (1 MB = 1024² bytes). Lowering it "
-    "frees memory at once: older branches go first, then the policy below applies.",
-    "policy": "When the budget is full:<br><b>Thin</b>: keep every k-th step, doubling k as "
-    "needed, so the recording always spans the whole run;<br><b>Newest</b>: a ring buffer that "
-    "drops the oldest steps and keeps full detail of the recent past.",
-    "branch_box": "Recordings: each start of the live chains is a root branch; 'Branch from here' "
-    "adds a branch that continues from a recorded step. Older branches are dropped first when the "
-    "budget needs the space.",
-    "branch": "Resume sampling from exactly the shown recorded state as a new branch, with the "
-    "live settings now in force (set them in the Live chains tab). The old branch is kept until "
-    "the budget needs the space.",
-    "seed": "Noise seed of the branch: branches with the same seed and different settings see the "
-    "same noise, so they differ only by the settings.",
-    "fps": "Playback and export rate in frames per second (one recorded step per frame).",
-    "mode": "Once: stop at the end. Loop: start again from the other end. Bounce: reverse.",
-    "chain": "Follow one chain (0-based index): enlarged on the right with its own energy curve. "
-    "Clicking a tile (images) or near a particle (points) picks it too; 'none' follows none.",
-}
 
 
 def fmt_bytes(n: float) -> str:
@@ -139,17 +92,18 @@ def settings_text(settings: dict) -> str:
     return " · ".join(parts)
 
 
-class TrajectoryScrubber(QWidget):
+class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
     """Scrub, play, follow, branch and export recorded trajectories (the "Trajectories" tab)."""
 
     #: short messages for the window's status bar
     status = Signal(str)
 
-    def __init__(self, host: EngineHost, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trajectory_scrubber")
+        host = session.host
+        self.session = session
         self.host = host
-        self.engine = host.engine
         # --- what is shown ------------------------------------------------------------------
         self.branch_id: int | None = None
         self.branch_model = ""  # the model the shown branch was recorded under
@@ -186,220 +140,12 @@ class TrajectoryScrubber(QWidget):
     # ------------------------------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        # --- centre: recorded view + followed chain, timeline, transport, trace ---------------
-        self.view = RecordedView()
-        self.view.setObjectName("trajectory_view")
-        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the timeline
-        self.view.setToolTip("The recorded state at the step of the timeline. Click a tile or a "
-                             "particle to follow that chain.")
-        self.view.on_latency = self._on_latency
-        self.chain_view = ChainView()
-        self.chain_view.setMinimumWidth(220)
-        self.timeline = Timeline()
-        self.timeline.setToolTip(TIPS["timeline"])
-        self.step_label = QLabel("nothing recorded yet")
-        self.step_label.setObjectName("trajectory_step_label")
-        # in a narrow window the label gives way (its tooltip keeps the whole text)
-        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.marker_label = QLabel("")
-        self.marker_label.setObjectName("trajectory_marker_label")
-        self.marker_label.setStyleSheet("color: rgb(255, 150, 40);")
-        self.latency_label = QLabel("")
-        self.latency_label.setObjectName("trajectory_latency_label")
-        self.latency_label.setToolTip("Scrub latency: time from the slider move to the redrawn frame")
-
-        def button(text: str, name: str, tip: str, icon=None) -> QPushButton:
-            b = QPushButton(text)
-            if icon is not None:
-                b.setIcon(self.style().standardIcon(icon))
-            b.setObjectName(name)
-            b.setToolTip(tip)
-            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # clicking keeps the keys on the timeline
-            return b
-
-        sp = QStyle.StandardPixmap
-        self.first_button = button("", "trajectory_first", "First recorded step (Home)",
-                                   sp.SP_MediaSkipBackward)
-        self.back_button = button("Back", "trajectory_play_back", "Play the recording backward",
-                                  sp.SP_MediaSeekBackward)
-        self.stop_button = button("", "trajectory_stop", "Stop playback", sp.SP_MediaStop)
-        self.play_button = button("Play", "trajectory_play", "Play the recording forward",
-                                  sp.SP_MediaPlay)
-        self.last_button = button("", "trajectory_last", "Newest recorded step (End)",
-                                  sp.SP_MediaSkipForward)
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setObjectName("trajectory_fps")
-        self.fps_spin.setRange(1, 120)
-        self.fps_spin.setValue(15)
-        self.fps_spin.setSuffix(" fps")
-        self.fps_spin.setToolTip(TIPS["fps"])
-        self.mode_box = QComboBox()
-        self.mode_box.setObjectName("trajectory_play_mode")
-        for k, label in PLAY_MODES.items():
-            self.mode_box.addItem(label, k)
-        self.mode_box.setToolTip(TIPS["mode"])
-        transport = QHBoxLayout()
-        for w in (self.first_button, self.back_button, self.stop_button, self.play_button,
-                  self.last_button, self.fps_spin, self.mode_box):
-            transport.addWidget(w)
-        transport.addSpacing(12)
-        transport.addWidget(self.step_label, 1)
-        transport.addWidget(self.latency_label)
-
-        self.trace = ScrubTrace()
-        self.trace.setMinimumHeight(150)
-
-        self.chain_caption = QLabel(self.chain_view.title)
-        self.chain_caption.setObjectName("trajectory_chain_caption")
-        self.chain_caption.setWordWrap(True)
-        chain_box = QWidget()
-        cb = QVBoxLayout(chain_box)
-        cb.setContentsMargins(0, 0, 0, 0)
-        cb.addWidget(self.chain_caption)
-        cb.addWidget(self.chain_view, 1)
-        views = QSplitter(Qt.Orientation.Horizontal)
-        views.addWidget(self.view)
-        views.addWidget(chain_box)
-        views.setStretchFactor(0, 3)
-        views.setStretchFactor(1, 1)
-        top = QWidget()
-        tl = QVBoxLayout(top)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(views, 1)
-        tl.addWidget(self.timeline)
-        tl.addWidget(self.marker_label)
-        tl.addLayout(transport)
-        centre = QSplitter(Qt.Orientation.Vertical)
-        centre.addWidget(top)
-        centre.addWidget(self.trace)
-        centre.setStretchFactor(0, 4)
-        centre.setStretchFactor(1, 1)
-
-        # --- left: recording, follow, branch, export -----------------------------------------
-        self.branch_box = QComboBox()
-        self.branch_box.setObjectName("trajectory_branch_box")
-        self.branch_box.setToolTip(TIPS["branch_box"])
-        self.branch_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.branch_box.setMinimumContentsLength(22)
-        self.memory_bar = QProgressBar()
-        self.memory_bar.setObjectName("trajectory_memory_bar")
-        self.memory_bar.setRange(0, 1000)
-        self.memory_bar.setTextVisible(True)
-        self.memory_bar.setToolTip("Memory held by all recordings together, of the budget")
-        self.budget_spin = QSpinBox()
-        self.budget_spin.setObjectName("trajectory_budget")
-        self.budget_spin.setRange(1, 1024 * 1024)
-        self.budget_spin.setValue(DEFAULT_BUDGET_BYTES // MB)
-        self.budget_spin.setSuffix(" MB")
-        self.budget_spin.setKeyboardTracking(False)  # typing "512" must not apply 5 and 51 first
-        self.budget_spin.setToolTip(TIPS["budget"])
-        self.policy_box = QComboBox()
-        self.policy_box.setObjectName("trajectory_policy")
-        for k in POLICIES:
-            self.policy_box.addItem(POLICY_SHORT.get(k, POLICY_LABELS[k]), k)
-        self.policy_box.setToolTip(TIPS["policy"])
-        self.kept_label = QLabel("nothing recorded yet")
-        self.kept_label.setObjectName("trajectory_kept_label")
-        self.kept_label.setWordWrap(True)
-        self.per_step_label = QLabel("")
-        self.per_step_label.setObjectName("trajectory_per_step_label")
-        self.per_step_label.setWordWrap(True)
-        self.live_button = QPushButton("Pause live chains")
-        self.live_button.setObjectName("trajectory_live_button")
-        self.live_button.setToolTip("Pause or resume the live chains (Space); scrubbing works "
-                                    "either way")
-        rec_form = QFormLayout()
-        rec_form.addRow("Branch", self.branch_box)
-        rec_form.addRow("Budget", self.budget_spin)
-        rec_form.addRow("When full", self.policy_box)
-        rec_box = QGroupBox("Recording")
-        rv = QVBoxLayout(rec_box)
-        rv.addLayout(rec_form)
-        rv.addWidget(self.memory_bar)
-        rv.addWidget(self.kept_label)
-        rv.addWidget(self.per_step_label)
-        rv.addWidget(self.live_button)
-
-        self.chain_spin = QSpinBox()
-        self.chain_spin.setObjectName("trajectory_chain")
-        self.chain_spin.setRange(-1, 0)
-        self.chain_spin.setValue(-1)
-        self.chain_spin.setSpecialValueText("none")
-        self.chain_spin.setKeyboardTracking(False)
-        self.chain_spin.setToolTip(TIPS["chain"])
-        self.chain_label = QLabel("")
-        self.chain_label.setObjectName("trajectory_chain_label")
-        self.chain_label.setWordWrap(True)
-        follow_box = QGroupBox("Follow one chain")
-        ff = QFormLayout(follow_box)
-        ff.addRow("Chain #", self.chain_spin)
-        ff.addRow(self.chain_label)
-
-        self.branch_button = QPushButton("Branch from this step")
-        self.branch_button.setObjectName("trajectory_branch_button")
-        self.branch_button.setToolTip(TIPS["branch"])
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setObjectName("trajectory_branch_seed")
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setToolTip(TIPS["seed"])
-        self.live_label = QLabel("")
-        self.live_label.setObjectName("trajectory_live_settings")
-        self.live_label.setWordWrap(True)
-        branch_box = QGroupBox("Branch")
-        bf = QFormLayout(branch_box)
-        bf.addRow("Noise seed", self.seed_spin)
-        bf.addRow(self.live_label)
-        bf.addRow(self.branch_button)
-
-        self.export_box = ExportBox(self.host, self._export_source)
-        self.export_box.message.connect(self._message)
-
-        self.message_label = QLabel("")
-        self.message_label.setObjectName("trajectory_message")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        for w in (rec_box, follow_box, branch_box, self.export_box):
-            lv.addWidget(w)
-        lv.addWidget(self.message_label)
-        lv.addStretch(1)
-        left.setMinimumWidth(330)
-        left.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-        # a scroll area keeps every row at its natural height on short screens (squeezed into the
-        # window, the recording rows overlapped and became unreadable)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(350)
-        scroll.setMaximumWidth(420)
-
-        lay = QHBoxLayout(self)
-        lay.addWidget(scroll)
-        lay.addWidget(centre, 1)
-        self.setFocusProxy(self.timeline)
-        for b in self.findChildren(QAbstractButton):
-            b.installEventFilter(self)  # see eventFilter: arrows scrub, not move the focus
-
-        self.poll_timer = QTimer(self)
-        self.poll_timer.setInterval(POLL_MS)
-        self.play_timer = QTimer(self)
-        self.inflight_timer = QTimer(self)
-        self.inflight_timer.setSingleShot(True)
-        self._set_empty()
-
     def _connect(self) -> None:
-        e = self.engine
-        # bound methods of this widget: Qt queues them into the GUI thread
-        e.scrub_ready.connect(self._on_scrub_ready)
-        e.event.connect(self._on_event)
-        e.recording_changed.connect(self._on_recording_changed)
-        e.job_state.connect(self._on_job_state)
+        s = self.session
+        s.scrub_frame.connect(self._on_scrub_frame)
+        s.event.connect(self._on_event)
+        s.recording_changed.connect(self._on_recording_changed)
+        s.job_changed.connect(self._on_job_state)
         self.timeline.valueChanged.connect(self._on_timeline)
         self.trace.step_picked.connect(self._on_trace_picked)
         self.view.plot.scene().sigMouseClicked.connect(self._on_view_click)
@@ -521,13 +267,9 @@ class TrajectoryScrubber(QWidget):
     # engine signals
     # ------------------------------------------------------------------------------------------
     def _on_recording_changed(self, _summary: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         self.request_info()
 
     def _on_job_state(self, info: dict) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         state = info.get("state")
         self._job_running = state in ("running", "paused")
         if self._job_running and self.isVisible():
@@ -543,8 +285,6 @@ class TrajectoryScrubber(QWidget):
         self._update_live_button()
 
     def _on_event(self, ev) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
         if isinstance(ev, RecordingInfo):
             self._on_info(ev.info)
         elif isinstance(ev, ChainPicked):
@@ -795,12 +535,7 @@ class TrajectoryScrubber(QWidget):
             if self._wanted != self._sent:
                 self._send()
 
-    def _on_scrub_ready(self) -> None:
-        if not self.host.running:  # closed: late answers of the engine are dropped
-            return
-        frame = self.engine.scrub_frames.take()
-        if frame is None:
-            return
+    def _on_scrub_frame(self, frame: Frame) -> None:
         t_received = time.perf_counter()
         self._inflight = False
         self.inflight_timer.stop()
@@ -852,153 +587,6 @@ class TrajectoryScrubber(QWidget):
     def _on_latency(self, ms: float) -> None:
         self.last_latency_ms = ms
         self.latency_label.setText(f"{ms:.0f} ms")
-
-    # ------------------------------------------------------------------------------------------
-    # playback
-    # ------------------------------------------------------------------------------------------
-    def play(self, direction: int) -> None:
-        """Play forward (+1) or backward (-1) at the chosen rate; from the far end if at the end."""
-        if not len(self.steps):
-            return
-        self._play_dir = 1 if direction >= 0 else -1
-        v, top = self.timeline.value(), self.timeline.maximum()
-        if self.mode_box.currentData() == "once":
-            if self._play_dir > 0 and v >= top:
-                self.go_to_index(0)
-            elif self._play_dir < 0 and v <= 0:
-                self.go_to_index(top)
-        self.play_timer.start(max(1, int(round(1000 / self.fps_spin.value()))))
-        self.timeline.setFocus(Qt.FocusReason.OtherFocusReason)
-
-    def stop_playback(self) -> None:
-        self.play_timer.stop()
-        self._play_dir = 0
-
-    def _on_fps(self, fps: int) -> None:
-        if self.play_timer.isActive():
-            self.play_timer.setInterval(max(1, int(round(1000 / fps))))
-
-    def _play_tick(self) -> None:
-        top = self.timeline.maximum()
-        v = self.timeline.value() + self._play_dir
-        mode = self.mode_box.currentData()
-        if v > top or v < 0:
-            if mode == "loop":
-                v = 0 if v > top else top
-            elif mode == "bounce" and top > 0:
-                self._play_dir = -self._play_dir
-                v = self.timeline.value() + self._play_dir
-            else:
-                self.stop_playback()
-                return
-        self.go_to_index(v)
-
-    # ------------------------------------------------------------------------------------------
-    # following one chain
-    # ------------------------------------------------------------------------------------------
-    def follow(self, chain: int | None) -> None:
-        """Follow chain ``chain`` (None: none): enlarged, with its own energy curve."""
-        if chain is not None and not 0 <= chain < max(self.n_chains, 1):
-            self._message(f"There is no chain #{chain}: this recording has {self.n_chains} chains.")
-            return
-        if chain == self.chain:
-            return
-        self.chain = chain
-        self.track = None
-        self.trace.set_chain(None, None, None)
-        self.chain_spin.blockSignals(True)
-        self.chain_spin.setValue(-1 if chain is None else chain)
-        self.chain_spin.blockSignals(False)
-        self._update_follow()
-        self._info_pending = False  # a new question: do not wait for the old answer
-        self.request_info()
-
-    def _on_chain_spin(self, value: int) -> None:
-        self.follow(None if value < 0 else value)
-
-    def _tile_rect(self, chain: int) -> tuple[int, int, int, int] | None:
-        """(x0, y0, w, h) of a chain's tile in the image grid (pad 1, as ``image_grid``)."""
-        f = self.frame
-        if f is None or f.tile_shape is None or not 0 <= chain < f.n_chains:
-            return None
-        h, w = f.tile_shape
-        _, cols = grid_shape(f.n_chains)
-        r, q = divmod(chain, cols)
-        return 1 + q * (w + 1), 1 + r * (h + 1), w, h
-
-    def tile_at(self, x: float, y: float) -> int | None:
-        """The chain whose tile holds grid pixel coordinates (x, y), or None (padding, outside)."""
-        f = self.frame
-        if f is None or f.tile_shape is None:
-            return None
-        h, w = f.tile_shape
-        rows, cols = grid_shape(f.n_chains)
-        q, dx = divmod(x - 1, w + 1)
-        r, dy = divmod(y - 1, h + 1)
-        if not (0 <= q < cols and 0 <= r < rows and dx < w and dy < h):
-            return None
-        chain = int(r) * cols + int(q)
-        return chain if chain < f.n_chains else None
-
-    def _on_view_click(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or self.frame is None:
-            return
-        self.timeline.setFocus(Qt.FocusReason.MouseFocusReason)
-        pos = self.view.plot.vb.mapSceneToView(event.scenePos())
-        if self.frame.kind == "images":
-            chain = self.tile_at(pos.x(), pos.y())
-            if chain is not None:
-                self.follow(chain)
-        elif self.branch_id is not None:
-            self.host.send(PickChain(self.branch_id, self.frame.step, pos.x(), pos.y()))
-
-    def _on_pick(self, ev: ChainPicked) -> None:
-        if ev.chain is None:
-            if ev.message:
-                self._message(f"No chain picked: {ev.message}")
-            return
-        self.follow(ev.chain)
-
-    def _update_follow(self) -> None:
-        """Redraw the followed chain (enlarged view, highlight) for the frame shown now."""
-        f, c = self.frame, self.chain
-        if f is None or c is None or c >= f.n_chains:
-            self.chain_view.clear_chain()
-            self.chain_caption.setText(self.chain_view.title)
-            self.view.highlight_tile(None)
-            self.view.highlight_at(None)
-            self.chain_label.setText("")
-            return
-        e = float(f.energies[c]) if c < f.energies.size else float("nan")
-        title = f"chain #{c} · step {f.step:,} · E {e:.4g}"
-        if f.kind == "images":
-            x0, y0, w, h = self._tile_rect(c)
-            tile = f.grid[y0 : y0 + h, x0 : x0 + w]  # exactly the recorded pixels of that chain
-            self.chain_view.show_tile(tile, title)
-            self.view.highlight_tile((x0 - 0.5, y0 - 0.5, w + 1, h + 1))
-            self.view.highlight_at(None)
-        else:
-            path, upto, pos = None, 0, None
-            tr = self.track
-            if tr is not None and tr["chain"] == c and tr["state"] is not None and len(tr["steps"]):
-                path = tr["state"]
-                upto = int(np.searchsorted(tr["steps"], f.step, side="right")) - 1
-                if 0 <= upto < len(path) and tr["steps"][upto] == f.step:
-                    pos = path[upto]
-            if f.points is not None and c < len(f.points):
-                pos = f.points[c]  # in the frame itself: exactly the recorded position
-            if pos is None:
-                self.chain_label.setText(f"chain #{c}: loading its path…")
-                return
-            self.chain_view.show_path(path, max(0, upto), pos, title)
-            self.view.highlight_tile(None)
-            self.view.highlight_at(pos)
-        self.chain_caption.setText(self.chain_view.title)
-        text = f"chain #{c}: E {e:.4g} at step {f.step:,}"
-        finite = f.energies[np.isfinite(f.energies)]
-        if finite.size:
-            text += f" (all chains: mean {float(finite.mean()):.4g})"
-        self.chain_label.setText(text)
 
     # ------------------------------------------------------------------------------------------
     # live chains and branching

@@ -65,14 +65,14 @@ def sketch_digit(digit: int, size: int = 28) -> np.ndarray:
 
 
 class TranslateTool(ImageToolBase):
-    def __init__(self, host, parent=None) -> None:
-        super().__init__(host, "translate", parent)
+    def __init__(self, session, parent=None) -> None:
+        super().__init__(session, "translate", parent)
         self.setObjectName("translate_tool")
         canvas = PaintCanvas("image")
         canvas.setObjectName("translate_canvas")
         canvas.setMinimumSize(200, 200)
         self._canvas_controls(canvas, brush=2)
-        self.run_view = ToolRunView(host, "translate", second_curve="distance")
+        self.run_view = ToolRunView(self.host, "translate", second_curve="distance")
         self.run_view.steps_spin.setValue(100)
         self._pending_demo: tuple[str, str] | None = None
         self._batch: list[Path] = []

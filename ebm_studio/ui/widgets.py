@@ -4,8 +4,9 @@ and a rate formatter."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
@@ -141,6 +142,18 @@ def format_rate(steps_per_s: float, decimals: int = 0) -> str:
         return f"{1 / steps_per_s:,.1f} s/step"
     text = f"{steps_per_s:,.{decimals}f}"
     return f"{text} step/s" if float(text.replace(",", "")) == 1 else f"{text} steps/s"
+
+
+class RedrawTimer(QTimer):
+    """Calls ``draw`` at most ``hz`` times a second. Panels keep the newest data ("latest wins")
+    and draw it from here, never once per arrival, so a fast engine cannot flood the GUI."""
+
+    def __init__(self, owner: QWidget, hz: float, draw: Callable[[], None]) -> None:
+        super().__init__(owner)
+        self.setObjectName("redraw_timer")
+        self.setInterval(max(1, int(round(1000 / hz))))
+        self.timeout.connect(draw)
+        self.start()
 
 
 class ElidingStatusBar(QStatusBar):

@@ -28,6 +28,7 @@ def rss_at(qtbot, reached) -> int:
     return rss_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not STATM.exists(), reason="reads the resident set from /proc")
 def test_memory_stays_flat_over_long_viewer_and_training_runs(make_window, qtbot):
     w = make_window(False)

@@ -109,6 +109,7 @@ def _act(rng: random.Random, window) -> str:
     return f"{what} {window.tabs.tabText(window.tabs.currentIndex())} {_act.last}"
 
 
+@pytest.mark.slow
 def test_a_minute_of_random_input_while_jobs_run(make_window, qtbot, no_dialogs):
     window = make_window(True)
     window.resize(1280, 820)
