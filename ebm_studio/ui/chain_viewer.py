@@ -28,6 +28,7 @@ from ebm_studio.ui.frame_views import EnergyTrace, FrameView
 from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
+from ebm_studio.worker.api import StartJob
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -206,9 +207,9 @@ class ChainViewer(QWidget):
         self.trace.clear_trace()
         cfg = {"n_chains": self.chains_spin.value(), "init": self.init_box.currentData()}
         self.host.live.update(paused=self.paused)
-        self.host.start_job.emit(JobRequest(
+        self.host.send(StartJob(JobRequest(
             "sample", cfg, init_state=init_state, mask=mask, seed=self.seed.value(), purpose=purpose,
-        ))
+        )))
 
     def toggle_pause(self) -> None:
         self.set_paused(not self.paused)

@@ -28,6 +28,7 @@ from ebm_studio.core.bundled import example_checkpoints
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.ui.widgets import ElidingStatusBar, format_rate
+from ebm_studio.worker.api import OpenCheckpoint, SaveCheckpoint, SetDevice
 from ebm_studio.worker.frames import Frame
 from ebm_studio.ui.panel import Panel
 from ebm_studio.ui.session import Session
@@ -121,7 +122,7 @@ class MainWindow(QMainWindow):
                   self.step_label, self.energy_label):
             sb.addPermanentWidget(w)
         self.device_box.activated.connect(
-            lambda _: self.host.set_device.emit(self.device_box.currentData())
+            lambda _: self.host.send(SetDevice(self.device_box.currentData()))
         )
 
     # --- menus ----------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class MainWindow(QMainWindow):
 
     def open_checkpoint(self, path: str) -> None:
         self._pending_open = path
-        self.host.open_checkpoint.emit(path)
+        self.host.send(OpenCheckpoint(path))
 
     def save_dialog(self) -> None:
         start = Path(str(self.settings.value("last_dir", str(Path.cwd()))))
@@ -205,7 +206,7 @@ class MainWindow(QMainWindow):
             if not path.endswith(".pt"):
                 path += ".pt"
             self.settings.setValue("last_dir", str(Path(path).parent))
-            self.host.save_checkpoint.emit(path)
+            self.host.send(SaveCheckpoint(path))
 
     def about(self) -> None:
         import pyqtgraph
@@ -333,7 +334,7 @@ class MainWindow(QMainWindow):
             i = self.device_box.findData(device)
             if i >= 0:
                 self.device_box.setCurrentIndex(i)
-                QTimer.singleShot(0, lambda: self.host.set_device.emit(str(device)))
+                QTimer.singleShot(0, lambda: self.host.send(SetDevice(str(device))))
 
     def ask_unsaved(self, steps: int) -> str:
         """Ask what to do with a run's unsaved steps: ``save``, ``discard`` or ``cancel``."""

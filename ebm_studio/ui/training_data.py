@@ -1,6 +1,6 @@
 """The training panel's data-set picker: built-in sets or the user's own, with a preview.
 
-Choosing a set asks the engine to load it (``EngineHost.load_data``); the engine answers with a
+Choosing a set asks the engine to load it (a ``LoadData`` command); the engine answers with a
 description and a small preview draw (``Engine.data_loaded``). Only a successful answer changes the
 selection: a failure shows its reason inline and puts the picker back on the set that was selected
 before, so bad data (an empty folder, a corrupt PNG, an array of the wrong shape) never leaves the
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from ebm_studio.core.datasets import IMAGE_NAMES, dataset_names
 from ebm_studio.core.imaging import image_grid
 from ebm_studio.ui.session import Session
+from ebm_studio.worker.api import LoadData
 
 #: preview draw: all of it as points for 2-D sets, the first ``PREVIEW_IMAGES`` as a grid for images
 N_PREVIEW = 400
@@ -155,9 +156,7 @@ class DataPicker(QGroupBox):
         # image sets only show a few tiles: do not ship hundreds of images across the thread
         images = name in IMAGE_NAMES or name.startswith("texture:") or Path(name).is_dir()
         n_preview = PREVIEW_IMAGES if images else N_PREVIEW
-        self.host.load_data.emit(
-            {"name": name, "image_size": image_size, "n_preview": n_preview, "request_id": rid}
-        )
+        self.host.send(LoadData(name, image_size, n_preview=n_preview, request_id=rid))
 
     def open_folder(self, path: str | None = None) -> None:
         """Use a folder of images; without ``path``, ask with a dialog."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from ebm_studio.core.config import ConfigError, TrainConfig
+from ebm_studio.worker.api import OpenCheckpoint, RollBack, SaveCheckpoint
 
 
 class TrainingFiles:
@@ -30,7 +31,7 @@ class TrainingFiles:
         if not path.endswith(".pt"):
             path += ".pt"
         self.checkpoint_dir = str(Path(path).parent)
-        self.host.save_checkpoint.emit(str(path))
+        self.host.send(SaveCheckpoint(str(path)))
         return True
 
     def ask_save_path(self) -> str:
@@ -52,7 +53,7 @@ class TrainingFiles:
             if not path:
                 return
         self.checkpoint_dir = str(Path(path).parent)
-        self.host.open_checkpoint.emit(str(path))
+        self.host.send(OpenCheckpoint(str(path)))
 
     def _show_divergence(self, message: str) -> None:
         self.divergence_label.setText(f"<b>The run diverged.</b> {message}")
@@ -66,7 +67,7 @@ class TrainingFiles:
             self._show_message("The new learning rate must be a positive number.")
             return
         self.rollback_button.setEnabled(False)
-        self.host.rollback.emit(float(lr))
+        self.host.send(RollBack(float(lr)))
 
     def export_config(self, path: str | None = None) -> None:
         """Write the form's configuration as TOML for ``ebm-studio train --config``."""

@@ -62,7 +62,14 @@ from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.ui.session import Session
 from ebm_studio.ui.training_files import TrainingFiles
-from ebm_studio.worker.api import BufferFrame, ComputeLandscape, RequestBufferFrame, ResumeAndTrain, ResumeFailed
+from ebm_studio.worker.api import (
+    BufferFrame,
+    ComputeLandscape,
+    RequestBufferFrame,
+    ResumeAndTrain,
+    ResumeFailed,
+    SetDevice,
+)
 
 REDRAW_HZ = 10.0
 #: how often the buffer view asks the engine for a new buffer snapshot
@@ -506,7 +513,7 @@ class TrainingPanel(TrainingFiles, QWidget):
     def _on_device_chosen(self, _index: int) -> None:
         name = self.form.device_box.currentData()
         if name != "auto" and self.state not in ACTIVE:
-            self.host.set_device.emit(str(name))  # as the status bar's device box does
+            self.host.send(SetDevice(str(name)))  # as the status bar's device box does
 
     def _on_live_changed(self, change: dict) -> None:
         if self.state not in ACTIVE:

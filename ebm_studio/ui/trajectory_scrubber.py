@@ -17,7 +17,7 @@ shows a recording like a video:
   newest: a ring buffer), with a sentence saying what the recording keeps now.
 
 How it talks to the engine (it never touches tensors):
-    frames      ``host.fetch_recorded`` → ``engine.scrub_frames`` + ``scrub_ready``. At most one
+    frames      a ``FetchRecordedStep`` command → the session's ``scrub_frame``. At most one
                 request is in flight; a slider that moved meanwhile is served with its newest
                 position when the answer arrives, so dragging never builds a queue;
     summaries   ``host.send(RequestRecordingInfo(...))``, answered by a ``RecordingInfo`` event:
@@ -46,6 +46,8 @@ from ebm_studio.ui.trajectory_widgets import (
     is_scrub_key,
 )
 from ebm_studio.worker.api import (
+    FetchRecordedStep,
+    StartJob,
     ChainPicked,
     ExportDone,
     ExportProgress,
@@ -525,8 +527,7 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         t = time.perf_counter()
         self._sent, self._sent_t, self._inflight = self._wanted, t, True
         self.inflight_timer.start(int(INFLIGHT_TIMEOUT_S * 1000))
-        self.host.fetch_recorded.emit({"branch": self._sent[0], "step": self._sent[1],
-                                       "t_request": t})
+        self.host.send(FetchRecordedStep(int(self._sent[0]), int(self._sent[1]), t))
 
     def _inflight_expired(self) -> None:
         # the engine answered nothing (the step vanished, an error was shown): stop waiting
@@ -623,7 +624,7 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         request = JobRequest("sample", {"branch_from": [self.branch_id, step]},
                              seed=self.seed_spin.value(), purpose="viewer")
         # start_job, not run(): a paused live viewer stays paused (its Play button stays right)
-        self.host.start_job.emit(request)
+        self.host.send(StartJob(request))
         s = self.host.live.snapshot()
         live = settings_text({"sampler": s.sampler, "temperature": s.temperature,
                               "step_size": s.step_size, "noise": s.noise})

@@ -7,7 +7,9 @@ cares about (``isinstance``) and ignores the rest. Only plain data crosses: numb
 tuples, numpy arrays, frames. (The image tools speak the same way through :mod:`.tool_api`.)
 
 Commands
-    landscape: :class:`RequestModelInfo`, :class:`ComputeLandscape`, :class:`SetLandscapeView`,
+    jobs and models: :class:`StartJob`, :class:`StopJob`, :class:`OpenCheckpoint`,
+    :class:`SaveCheckpoint`, :class:`LoadData`, :class:`FetchRecordedStep`, :class:`SetDevice`,
+    :class:`RollBack`; landscape: :class:`RequestModelInfo`, :class:`ComputeLandscape`, :class:`SetLandscapeView`,
     :class:`DropChains`; composition: :class:`Compose`, :class:`SetComposeWeights`,
     :class:`Uncompose`; drawn data: :class:`LoadPointsFile`, :class:`TrainOnPoints`; training:
     :class:`ResumeAndTrain`, :class:`RequestBufferFrame`; recordings:
@@ -56,6 +58,70 @@ class Command:
 
 class Event:
     """Base of every answer the engine sends to the GUI."""
+
+
+# --------------------------------------------------------------------------------------------
+# Commands: jobs, models, data, device
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartJob(Command):
+    """Start ``request`` in its slot (``viewer``, ``training`` or ``fit``, by its purpose), ending
+    only the job that slot ran."""
+
+    request: JobRequest
+
+
+@dataclass(frozen=True)
+class StopJob(Command):
+    slot: str = "viewer"
+
+
+@dataclass(frozen=True)
+class OpenCheckpoint(Command):
+    """Make a checkpoint the current model (the main jobs end; the image tools keep theirs)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint(Command):
+    """Write the current model (a training run: resumably, verified first)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class LoadData(Command):
+    """Load a data set for the Training tab; answered on ``data_loaded`` with ``request_id``."""
+
+    name: str
+    image_size: int | None = None
+    channels: int | None = None
+    n_preview: int = 64
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class FetchRecordedStep(Command):
+    """The recorded state of ``step`` of branch ``branch`` as a frame (scrubbing)."""
+
+    branch: int
+    step: int
+    t_request: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetDevice(Command):
+    name: str  # "cpu", "cuda", "cuda:1", "mps" or "auto"
+
+
+@dataclass(frozen=True)
+class RollBack(Command):
+    """After a divergence: back to the last verified state, with learning rate ``lr``."""
+
+    lr: float
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,14 @@ from typing import Callable
 from ebm_studio.worker import api, landscape_requests, training_service, trajectory_service
 
 HANDLERS: dict[type, Callable[[object, object], None]] = {
+    api.StartJob: lambda engine, cmd: engine.start_job(cmd.request),
+    api.StopJob: lambda engine, cmd: engine.stop_job(cmd.slot),
+    api.OpenCheckpoint: lambda engine, cmd: engine.open_checkpoint(cmd.path),
+    api.SaveCheckpoint: lambda engine, cmd: engine.save_checkpoint(cmd.path),
+    api.LoadData: lambda engine, cmd: engine.load_data(cmd),
+    api.FetchRecordedStep: lambda engine, cmd: engine.fetch_recorded(cmd),
+    api.SetDevice: lambda engine, cmd: engine.set_device(cmd.name),
+    api.RollBack: lambda engine, cmd: engine.rollback(cmd.lr),
     api.RequestModelInfo: landscape_requests.announce_model,
     api.ComputeLandscape: landscape_requests.request_landscape,
     api.SetLandscapeView: landscape_requests.set_view_spec,

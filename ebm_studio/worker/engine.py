@@ -40,6 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
+from ebm_studio.worker.api import FetchRecordedStep, LoadData
 from ebm_studio.worker.autosave import Autosaver
 from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
@@ -208,7 +209,6 @@ class Engine(QObject):
             return self.slots[request.purpose]
         return self.slots[{"train": "training", "fit": "fit"}.get(request.kind, "viewer")]
 
-    @Slot(object)
     def start_job(self, request: JobRequest) -> None:
         """Start ``request`` in its slot, ending the job that slot ran (if any); the other slots'
         jobs go on."""
@@ -238,7 +238,6 @@ class Engine(QObject):
             return
         slot.schedule(0)
 
-    @Slot(str)
     def stop_job(self, slot_name: str = "viewer") -> None:
         slot = self.slots.get(slot_name)
         if slot is not None:
@@ -360,7 +359,6 @@ class Engine(QObject):
     # ------------------------------------------------------------------------------------------
     # models, data, device
     # ------------------------------------------------------------------------------------------
-    @Slot(str)
     def open_checkpoint(self, path: str) -> None:
         """Load a checkpoint; on failure the current model stays and ``error`` says why."""
         try:
@@ -377,8 +375,7 @@ class Engine(QObject):
         self.model_changed.emit({**model.info(), "path": str(path), "resumable": ckpt.optimizer is not None,
                                  "config": ckpt.config, "metrics": self.metrics_log.to_dict()})
 
-    @Slot(dict)
-    def resume_from_checkpoint(self, params: dict) -> None:
+    def resume_from_checkpoint(self) -> None:
         """Rebuild a trainer from the last opened checkpoint (optimizer, RNG, buffer) to resume."""
         ckpt = getattr(self, "loaded_checkpoint", None)
         if ckpt is None or ckpt.config is None:
@@ -427,29 +424,23 @@ class Engine(QObject):
             self._datasets = {key: ds}  # keep one: image sets can be large
         return ds
 
-    @Slot(dict)
-    def load_data(self, params: dict) -> None:
+    def load_data(self, cmd: LoadData) -> None:
         """Load a data set for the training panel and answer with its description and a preview."""
-        data = DataConfig(
-            name=str(params.get("name", "")),
-            image_size=params.get("image_size"),
-            channels=params.get("channels"),
-        )
+        data = DataConfig(name=cmd.name, image_size=cmd.image_size, channels=cmd.channels)
         try:
             ds = self.selected_dataset(data)
-            preview = ds.preview(int(params.get("n_preview", 64)))
+            preview = ds.preview(int(cmd.n_preview))
         except (DatasetError, ValueError, OSError) as exc:
             self.error.emit(f"Cannot use {data.name}: {exc}")
-            self.data_loaded.emit({"request_id": params.get("request_id"), "error": str(exc)})
+            self.data_loaded.emit({"request_id": cmd.request_id, "error": str(exc)})
             return
         self.data_loaded.emit({
-            "request_id": params.get("request_id"),
+            "request_id": cmd.request_id,
             "info": ds.describe(),
             "preview": np.array(preview, copy=True),
             "name": data.name,
         })
 
-    @Slot(str)
     def set_device(self, name: str) -> None:
         try:
             dev = resolve_device(name)
@@ -473,7 +464,6 @@ class Engine(QObject):
         self.device_changed.emit(device_label(dev))
         self.model_changed.emit(self.model.info())
 
-    @Slot(str)
     def save_checkpoint(self, path: str) -> None:
         try:
             ckpt = self._checkpoint()
@@ -512,7 +502,6 @@ class Engine(QObject):
         if not quiet:
             self.saved.emit(str(path))
 
-    @Slot(float)
     def rollback(self, lr: float) -> None:
         """After a divergence: go back to a verified state (the newest good one in memory, else the
         last autosave, which is verified before it is written) and lower the learning rate."""
@@ -550,18 +539,6 @@ class Engine(QObject):
         self.model_changed.emit({**self.model.info(), "training": True, "config": self.trainer.config.to_dict(),
                                  "rolled_back": where, "resumable": True, "metrics": self.metrics_log.to_dict()})
 
-    @Slot(str)
-    def export_config(self, path: str) -> None:
-        if self.trainer is None:
-            self.error.emit("No training configuration to export yet.")
-            return
-        try:
-            self.trainer.config.save(path)
-        except OSError as exc:
-            self.error.emit(f"Cannot write {path}: {exc}")
-            return
-        self.saved.emit(str(path))
-
     # ------------------------------------------------------------------------------------------
     # metrics
     # ------------------------------------------------------------------------------------------
@@ -582,7 +559,6 @@ class Engine(QObject):
     # ------------------------------------------------------------------------------------------
     # landscapes (2-D), served between steps
     # ------------------------------------------------------------------------------------------
-    @Slot(dict)
     def compute_landscape(self, params: dict) -> None:
         if self.model.kind != "points":
             return
@@ -613,18 +589,13 @@ class Engine(QObject):
             "bytes_per_step": active.bytes_per_step if active is not None else 0,
         })
 
-    @Slot(dict)
-    def fetch_recorded(self, params: dict) -> None:
-        """Answer a scrub request ``{"branch": id, "step": k}`` with the recorded state as a frame."""
+    def fetch_recorded(self, cmd: FetchRecordedStep) -> None:
+        """Answer a scrub request with the recorded state of that step as a frame."""
         try:
-            store = self.trajectories
-            bid = params.get("branch", store.active_id)
-            if bid is None:
-                return
-            rec = store.branch(int(bid))
+            rec = self.trajectories.branch(int(cmd.branch))
             if len(rec) == 0:
                 return
-            i = rec.index_of(int(params.get("step", 0)))
+            i = rec.index_of(int(cmd.step))
             r = rec.get(i)
         except (KeyError, ValueError, IndexError) as exc:
             self.error.emit(f"Cannot show the recorded step: {exc}")
@@ -633,6 +604,6 @@ class Engine(QObject):
         frame = make_frame(-1, "recorded", r.step, r.state, r.energies, box,
                            settings=dict(r.settings), accept=r.accept,
                            label=f"recorded step {r.step} (branch {rec.branch_id})")
-        frame.metrics = {"branch": rec.branch_id, "index": i, "t_request": params.get("t_request")}
+        frame.metrics = {"branch": rec.branch_id, "index": i, "t_request": cmd.t_request}
         if self.scrub_frames.put(frame):
             self.scrub_ready.emit()

@@ -12,6 +12,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal
 from ebm_studio.worker.engine import Engine
 from ebm_studio.worker.gui_gc import gui_collector
 from ebm_studio.worker.live import LiveSettings
+from ebm_studio.worker.api import StartJob, StopJob
 from ebm_studio.worker.requests import JobRequest
 
 
@@ -26,18 +27,7 @@ def _shutdown_engine(engine: Engine) -> None:
 
 
 class EngineHost(QObject):
-    start_job = Signal(object)
-    stop_job = Signal(str)
     wake = Signal()
-    open_checkpoint = Signal(str)
-    save_checkpoint = Signal(str)
-    resume_from_checkpoint = Signal(dict)
-    compute_landscape = Signal(dict)
-    fetch_recorded = Signal(dict)
-    load_data = Signal(dict)
-    set_device = Signal(str)
-    rollback = Signal(float)
-    export_config = Signal(str)
     call = Signal(object)  # a callable run in the engine thread with the engine as argument
     #: a ``tool_api`` command for an image tool (inpainting, translation)
     tool_command = Signal(object)
@@ -54,18 +44,7 @@ class EngineHost(QObject):
         q = Qt.ConnectionType.QueuedConnection
         e = self.engine
         for sig, slot in (
-            (self.start_job, e.start_job),
-            (self.stop_job, e.stop_job),
             (self.wake, e.wake),
-            (self.open_checkpoint, e.open_checkpoint),
-            (self.save_checkpoint, e.save_checkpoint),
-            (self.resume_from_checkpoint, e.resume_from_checkpoint),
-            (self.compute_landscape, e.compute_landscape),
-            (self.fetch_recorded, e.fetch_recorded),
-            (self.load_data, e.load_data),
-            (self.set_device, e.set_device),
-            (self.rollback, e.rollback),
-            (self.export_config, e.export_config),
             (self.call, e.run_callable),
             (self.tool_command, e.tool_command),
             (self.command, e.handle),
@@ -100,7 +79,7 @@ class EngineHost(QObject):
     def run(self, request: JobRequest) -> None:
         """Start ``request`` in its slot (by purpose), unpaused; other slots' jobs go on."""
         self.engine.slot_for(request).live.update(paused=False)
-        self.start_job.emit(request)
+        self.send(StartJob(request))
 
     def update_live(self, slot: str = "viewer", **changes) -> None:
         """Change a slot's live settings (validated, raises ``ValueError``) and wake its job."""
@@ -146,7 +125,7 @@ class EngineHost(QObject):
 
     def stop(self, slot: str = "viewer") -> None:
         self.slot_live(slot).request_stop()
-        self.stop_job.emit(slot)
+        self.send(StopJob(slot))
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop the job, quit the thread and wait for it; True when it ended in time."""

@@ -25,7 +25,7 @@ def resume_and_train(engine, cmd: ResumeAndTrain) -> None:
     continue some other run; the panel hears :class:`ResumeFailed` (the engine's ``error`` says why).
     """
     before = engine.trainer
-    engine.resume_from_checkpoint({})
+    engine.resume_from_checkpoint()
     if engine.trainer is None or engine.trainer is before:
         engine.emit_event(ResumeFailed())
         return

@@ -1,8 +1,9 @@
 """Engine-side services of the trajectory scrubber: recording summaries, chain picking, exports.
 
-Every handler here takes the engine (the one that calls it) and its command (see :mod:`ebm_studio.worker.api`) and runs in
-the engine thread; answers are typed events with plain numpy/dict payloads. Scrubbing itself (step
-k → frame) uses the engine's own ``fetch_recorded`` slot and ``scrub_frames`` mailbox.
+Every handler here takes the engine (the one that calls it) and its command (see
+:mod:`ebm_studio.worker.api`) and runs in the engine thread; answers are typed events with plain
+numpy/dict payloads. Scrubbing itself (step
+k → frame) is the engine's ``FetchRecordedStep`` handler and ``scrub_frames`` mailbox.
 
 Events
     ``RecordingInfo``      the store (branches, memory, budget, policy) plus the detail of one

@@ -305,7 +305,7 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
 
     d.steps.setValue(60)
     qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_info.get("kind") == "train", timeout=LONG)
+    qtbot.waitUntil(lambda: window.jobs.get("training", {}).get("state") == "running", timeout=LONG)
     assert view.training
     r = wait_landscape(qtbot, view, lambda r: r["model_name"].startswith(f"drawn points ({n})"))
     assert r["data_hist"] is not None and r["truth_log_density"] is None

@@ -36,7 +36,7 @@ def test_memory_stays_flat_over_long_viewer_and_training_runs(make_window, qtbot
     scrubber = w.panels["trajectories"]
     scrubber.budget_spin.setValue(4)  # MB: the recording fills it early, then keeps thinning
     w.host.update_live(steps_per_frame=50, sampler="langevin")
-    w.host.start_job.emit(JobRequest("sample", {"n_chains": 1024}, max_steps=10_000, purpose="viewer"))
+    w.host.run(JobRequest("sample", {"n_chains": 1024}, max_steps=10_000, purpose="viewer"))
 
     def step_reached(n):
         viewer = w.host.engine.slots["viewer"]

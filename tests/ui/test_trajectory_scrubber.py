@@ -20,7 +20,7 @@ from ebm_studio.core.energies import ConvEnergy
 from ebm_studio.core.imaging import histogram2d, image_grid
 from ebm_studio.core.trajectory import TrajectoryRecorder
 from ebm_studio.worker.frames import HIGHLIGHT, HIST_BINS
-from ebm_studio.worker.api import ExportProgress, RecordingInfo
+from ebm_studio.worker.api import ExportProgress, RecordingInfo, StartJob
 from ebm_studio.worker.requests import JobRequest
 
 MB = 1024**2
@@ -38,7 +38,7 @@ def scrubber(window):
 def run_job(qtbot, window, steps: int, n_chains: int = 300, timeout: int = 20000, **cfg) -> int:
     """Run a finite sampling job for the viewer and wait until it finished; returns its job id."""
     before = window.job_info.get("job_id", 0)
-    window.host.start_job.emit(JobRequest("sample", {"n_chains": n_chains, **cfg},
+    window.host.run(JobRequest("sample", {"n_chains": n_chains, **cfg},
                                           max_steps=steps, purpose="viewer"))
     qtbot.waitUntil(lambda: window.job_info.get("job_id", 0) > before
                     and window.job_info.get("state") == "finished", timeout=timeout)
@@ -225,7 +225,7 @@ def test_settings_changes_are_marked(make_window, qtbot):
     qtbot.waitUntil(lambda: bool(w.model_info), timeout=10000)
     w.host.update_live(paused=True)
     before = w.job_info.get("job_id", 0)
-    w.host.start_job.emit(JobRequest("sample", {"n_chains": 64}, max_steps=30, purpose="viewer"))
+    w.host.send(StartJob(JobRequest("sample", {"n_chains": 64}, max_steps=30, purpose="viewer")))
     qtbot.waitUntil(lambda: w.job_info.get("job_id", 0) > before
                     and w.job_info.get("state") == "paused", timeout=5000)
     w.host.single_step(5)

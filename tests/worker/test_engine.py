@@ -12,6 +12,7 @@ import torch
 
 from ebm_studio.core.energies import Energy, GaussianEnergy
 from ebm_studio.core.model import ModelState
+from ebm_studio.worker.api import OpenCheckpoint
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -138,7 +139,7 @@ def test_errors_arrive_as_messages_and_the_engine_survives(host, qtbot):
     # the host's own slot runs queued in this thread, so wait on what it records, not on the signal
     host.run(JobRequest("sample", init_state=np.zeros((4, 3)), seed=0))
     qtbot.waitUntil(lambda: any("shape" in e for e in host.errors), timeout=5000)
-    host.open_checkpoint.emit("/nonexistent/model.pt")
+    host.send(OpenCheckpoint("/nonexistent/model.pt"))
     qtbot.waitUntil(lambda: any("no such file" in e for e in host.errors), timeout=5000)
     # a NaN during sampling: an energy that is undefined for negative x₁
     def swap(engine):
@@ -280,7 +281,7 @@ def test_the_engine_and_the_command_line_draw_bit_identical_chains(host, qtbot, 
     cli = np.load(out)["points"]
 
     with qtbot.waitSignal(host.engine.model_changed, timeout=10000):
-        host.open_checkpoint.emit(ckpt)
+        host.send(OpenCheckpoint(ckpt))
     host.update_live(sampler="mala", temperature=1.5, step_size=0.02, steps_per_frame=50)
     states = []
     with qtbot.waitSignal(host.engine.job_state, timeout=20000,
