@@ -94,8 +94,8 @@ def run_phase(app, window, view, every: int, seconds: float) -> dict:
     cfg.steps = 10**6
     window.host.run(JobRequest("train", {"config": cfg.to_dict(), "landscape_every": every,
                                          "autosave_every": 0}, record=False, purpose="training"))
-    wait(app, lambda: window.job_info.get("kind") == "train"
-         and window.job_info.get("state") == "running", 60, "the training job")
+    wait(app, lambda: window.job_info.kind == "train"
+         and window.job_info.state == "running", 60, "the training job")
     pump(app, 2.0)  # warm-up: first steps, first refresh
     refreshes.clear()
     grid_s.clear()
@@ -109,7 +109,7 @@ def run_phase(app, window, view, every: int, seconds: float) -> dict:
     steps = engine.model.step - step0
     elapsed = time.perf_counter() - t0
     window.host.stop()
-    wait(app, lambda: window.job_info.get("state") in ("stopped", "finished"), 30, "the stop")
+    wait(app, lambda: window.job_info.state in ("stopped", "finished"), 30, "the stop")
     engine.landscape_ready.disconnect(on_landscape)
     drawn = view.landscapes_drawn - drawn_before
     renders = list(view.render_ms)[render_before:] if drawn else []

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core import landscape_render as lm
-from ebm_studio.worker.api import FitProgress
+from ebm_studio.worker.api import FitProgress, JobInfo
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -178,20 +178,20 @@ class FitPanel(QWidget):
         self._show_table()
         self.overlays_changed.emit()
 
-    def on_job_state(self, info: dict) -> bool:
+    def on_job_state(self, info: JobInfo) -> bool:
         """Track our fit job; True when it just ended."""
-        if info.get("kind") != "fit":
+        if info.kind != "fit":
             return False
-        state = info.get("state")
+        state = info.state
         if state in ("running", "paused", "starting"):
-            self.job_id = info.get("job_id")
+            self.job_id = info.job_id
             return False
         ended = self.running
         self.running = False
         self.fit_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         if state != "finished":
-            self.progress_label.setText(f"Fit {state}: {info.get('message', '')}".strip())
+            self.progress_label.setText(f"Fit {state.value}: {info.message}".strip())
         return ended
 
     def clear(self) -> None:

@@ -28,7 +28,7 @@ from ebm_studio.core.bundled import example_checkpoints
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.ui.widgets import ElidingStatusBar, format_rate
-from ebm_studio.worker.api import OpenCheckpoint, SaveCheckpoint, SetDevice
+from ebm_studio.worker.api import JobInfo, JobState, OpenCheckpoint, SaveCheckpoint, SetDevice
 from ebm_studio.worker.frames import Frame
 from ebm_studio.ui.panel import Panel
 from ebm_studio.ui.session import Session
@@ -234,12 +234,12 @@ class MainWindow(QMainWindow):
         s.device_changed.connect(self.device_label.setText)
 
     @property
-    def job_info(self) -> dict:
+    def job_info(self) -> JobInfo:
         """The newest job state of any slot."""
         return self.session.job_info
 
     @property
-    def jobs(self) -> dict[str, dict]:
+    def jobs(self) -> dict[str, JobInfo]:
         """The newest state of each slot's job, by purpose."""
         return self.session.jobs
 
@@ -280,11 +280,10 @@ class MainWindow(QMainWindow):
         self.viewer.set_note("")
         self.viewer.set_model(info)
 
-    def _on_job_state(self, info: dict) -> None:
+    def _on_job_state(self, info: JobInfo) -> None:
         self.job_label.setText(self.session.running_jobs())
-        ended = info.get("state") in ("finished", "stopped", "diverged") or (
-            info.get("state") == "error" and info.get("step"))
-        if info.get("kind") == "train" and ended and not self._closing and self.model_info.get("training"):
+        ended = info.ended and (info.state != JobState.ERROR or info.step > 0)
+        if info.kind == "train" and ended and not self._closing and self.model_info.get("training"):
             # the run is over: the viewer takes the trained model, with the sampler settings it
             # was trained with, and its chains move again
             def take_back() -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from ebm_studio.worker.api import JobInfo
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.thread import EngineHost
 
 
 class Session(QObject):
     model_changed = Signal(dict)
-    job_changed = Signal(dict)
+    job_changed = Signal(object)  # an api.JobInfo
     frame = Signal(object)  # a Frame of any main slot
     scrub_frame = Signal(object)  # a recorded step asked for by the trajectory scrubber
     event = Signal(object)  # an api.Event
@@ -45,8 +46,8 @@ class Session(QObject):
         super().__init__(parent)
         self.host = host
         self.model_info: dict = {}
-        self.jobs: dict[str, dict] = {}
-        self.job_info: dict = {}  # the newest job state of any slot
+        self.jobs: dict[str, JobInfo] = {}
+        self.job_info = JobInfo()  # the newest job state of any slot
         self.device = ""
         e = host.engine
         # bound methods of this QObject: Qt queues every answer into the GUI thread
@@ -80,10 +81,10 @@ class Session(QObject):
             self.model_info = info
             self.model_changed.emit(info)
 
-    def _on_job_state(self, info: dict) -> None:
+    def _on_job_state(self, info: JobInfo) -> None:
         if self.open:
             self.job_info = info
-            self.jobs[info.get("purpose") or info.get("kind", "")] = info
+            self.jobs[info.purpose or info.kind] = info
             self.job_changed.emit(info)
 
     def _on_frame_ready(self, slot: str) -> None:
@@ -107,8 +108,7 @@ class Session(QObject):
 
     def running_jobs(self) -> str:
         """'viewer running · training paused', or 'idle'."""
-        return " · ".join(f"{name} {i.get('state', '')}" for name, i in self.jobs.items()
-                          if i.get("state") in ("running", "paused")) or "idle"
+        return " · ".join(f"{name} {i.state.value}" for name, i in self.jobs.items() if i.active) or "idle"
 
 
 class _Relay(QObject):

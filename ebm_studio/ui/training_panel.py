@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ from ebm_studio.ui.session import Session
 from ebm_studio.ui.training_files import TrainingFiles
 from ebm_studio.worker.api import (
     BufferFrame,
+    JobInfo,
     ComputeLandscape,
     RequestBufferFrame,
     ResumeAndTrain,
@@ -80,7 +82,20 @@ LANDSCAPE_EVERY = 25
 RATE_WINDOW_S = 5.0
 #: the engine slot this panel's runs use (its own live settings, beside the viewer's)
 TRAINING = "training"
-ACTIVE = ("starting", "running", "paused")
+class RunPhase(str, Enum):
+    """Where the panel's run is (a ``str`` enum: it compares equal to the engine's state names)."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+
+ACTIVE = frozenset({RunPhase.STARTING, RunPhase.RUNNING, RunPhase.PAUSED})
 LANDSCAPE_CMAP = "viridis"
 #: the landscape shows log p_T down to this far below its maximum (the rest is one colour)
 LANDSCAPE_RANGE = 12.0
@@ -113,7 +128,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.session = session
         self.setObjectName("training_panel")
         self.host = host
-        self.state = "idle"  # idle | starting | running | paused | finished | stopped | diverged | error
+        self.state = RunPhase.IDLE
         self.step = 0
         self.total = 0
         self.last_message = ""
@@ -337,7 +352,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         self._timer = RedrawTimer(self, REDRAW_HZ, self._refresh)
 
         self._restore_settings()
-        self._set_state("idle")
+        self._set_state(RunPhase.IDLE)
         self.data.select(DEFAULT_DATA)
 
     # ==============================================================================================
@@ -485,7 +500,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         )
         self.total = cfg.steps
         self._rate_points = []
-        self._set_state("starting")
+        self._set_state(RunPhase.STARTING)
         if from_checkpoint:
             self.host.slot_live(TRAINING).update(paused=False)
             self.host.send(ResumeAndTrain(request))
@@ -493,14 +508,14 @@ class TrainingPanel(TrainingFiles, QWidget):
             self.host.run(request)
 
     def toggle_pause(self) -> None:
-        if self.state == "running":
+        if self.state == RunPhase.RUNNING:
             self.host.pause(True, slot=TRAINING)
             # the engine pauses between steps: a ConvNet step on a CPU can take seconds
             self.pause_button.setText("Pausing…")
             self.pause_button.setEnabled(False)
-        elif self.state == "paused":
+        elif self.state == RunPhase.PAUSED:
             self.host.pause(False, slot=TRAINING)
-            self._set_state("running")
+            self._set_state(RunPhase.RUNNING)
 
     def stop(self) -> None:
         if self.state in ACTIVE:
@@ -526,23 +541,20 @@ class TrainingPanel(TrainingFiles, QWidget):
     # ==============================================================================================
     # engine answers
     # ==============================================================================================
-    def _on_job_state(self, info: dict) -> None:
-        if info.get("kind") != "train":
+    def _on_job_state(self, info: JobInfo) -> None:
+        if info.kind != "train":
             return
-        state = info.get("state", "")
-        message = info.get("message", "") or ""
-        if state == "running":
-            self._set_state("running")
-        elif state == "paused":
-            self._set_state("paused")
-        elif state in ("finished", "stopped", "error", "diverged"):
-            if state != "error" or info.get("step"):
+        phase = RunPhase(info.state.value)
+        if phase in (RunPhase.RUNNING, RunPhase.PAUSED):
+            self._set_state(phase)
+        elif info.ended:
+            if phase != RunPhase.ERROR or info.step:
                 self.continue_mode = "run"
-            self._set_state(state, message)
-            if state == "diverged":
-                self._show_divergence(message)
-            elif state == "error":
-                self._show_message(f"The run stopped with an error: {message}")
+            self._set_state(phase, info.message)
+            if phase == RunPhase.DIVERGED:
+                self._show_divergence(info.message)
+            elif phase == RunPhase.ERROR:
+                self._show_message(f"The run stopped with an error: {info.message}")
 
     def _on_metrics(self, rows: list) -> None:
         if not rows:
@@ -577,7 +589,7 @@ class TrainingPanel(TrainingFiles, QWidget):
                 lr = float(self.run_config.get("optim", {}).get("lr", self.form.lr.value()))
                 self.form.set_lr(lr)
                 self.banner.hide()
-                self._set_state("idle", f"Rolled back to {info['rolled_back']}; learning rate now "
+                self._set_state(RunPhase.IDLE, f"Rolled back to {info['rolled_back']}; learning rate now "
                                         f"{lr:.3g}. Press Continue training to go on.")
             else:
                 self.plots.load_history(info.get("metrics") or {})
@@ -615,12 +627,12 @@ class TrainingPanel(TrainingFiles, QWidget):
                     self.data.select(cfg.data.name, cfg.data.image_size)
         if info.get("resumable") and cfg_dict:
             self.continue_mode = "checkpoint"
-            self._set_state("idle", f"Opened {name} at step {self.step:,}: press Continue training "
+            self._set_state(RunPhase.IDLE, f"Opened {name} at step {self.step:,}: press Continue training "
                                     "to resume its run (raise 'Training steps' to go further), or "
                                     "sample it in Live chains.")
         else:
             self.continue_mode = None
-            self._set_state("idle", f"Opened {name} (weights only, step {self.step:,}): it can be "
+            self._set_state(RunPhase.IDLE, f"Opened {name} (weights only, step {self.step:,}): it can be "
                                     "sampled in Live chains but holds no optimiser state to resume.")
         self._update_progress()
 
@@ -651,7 +663,7 @@ class TrainingPanel(TrainingFiles, QWidget):
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, ResumeFailed):
-            self._set_state("idle", "Could not resume the checkpoint's run (see the error message).")
+            self._set_state(RunPhase.IDLE, "Could not resume the checkpoint's run (see the error message).")
         elif isinstance(ev, BufferFrame):
             self._buffer_waiting = False
             if ev.frame is None:
@@ -663,7 +675,7 @@ class TrainingPanel(TrainingFiles, QWidget):
     # ==============================================================================================
     # display
     # ==============================================================================================
-    def _set_state(self, state: str, message: str = "") -> None:
+    def _set_state(self, state: RunPhase, message: str = "") -> None:
         self.state = state
         active = state in ACTIVE
         self.form.set_running(active)
@@ -671,23 +683,23 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.lock_note.setVisible(active)
         self.train_button.setEnabled(not active)
         self.continue_button.setEnabled(not active and self.continue_mode is not None)
-        self.pause_button.setEnabled(state in ("running", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.pause_button.setEnabled(state in (RunPhase.RUNNING, RunPhase.PAUSED))
+        self.pause_button.setText("Resume" if state == RunPhase.PAUSED else "Pause")
         self.stop_button.setEnabled(active)
         self.open_button.setEnabled(True)
         self.import_button.setEnabled(not active)
         self.rollback_button.setEnabled(True)
         texts = {
-            "starting": "Starting the run…",
-            "running": "Training…",
-            "paused": f"Paused at step {self.step:,}: Resume to go on.",
-            "finished": f"Finished at step {self.step:,}.",
-            "stopped": f"Stopped at step {self.step:,}: Continue training picks it up from here.",
-            "diverged": "The run diverged (see below).",
-            "error": "The run stopped with an error.",
+            RunPhase.STARTING: "Starting the run…",
+            RunPhase.RUNNING: "Training…",
+            RunPhase.PAUSED: f"Paused at step {self.step:,}: Resume to go on.",
+            RunPhase.FINISHED: f"Finished at step {self.step:,}.",
+            RunPhase.STOPPED: f"Stopped at step {self.step:,}: Continue training picks it up from here.",
+            RunPhase.DIVERGED: "The run diverged (see below).",
+            RunPhase.ERROR: "The run stopped with an error.",
         }
-        text = message if state in ("idle", "finished") and message else texts.get(state, "")
-        if state == "stopped" and message and "user" not in message:
+        text = message if state in (RunPhase.IDLE, RunPhase.FINISHED) and message else texts.get(state, "")
+        if state == RunPhase.STOPPED and message and "user" not in message:
             text = f"Stopped at step {self.step:,} ({message}): Continue training picks it up from here."
         if text:
             self.status_label.setText(text)

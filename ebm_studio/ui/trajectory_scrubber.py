@@ -46,6 +46,7 @@ from ebm_studio.ui.trajectory_widgets import (
     is_scrub_key,
 )
 from ebm_studio.worker.api import (
+    JobInfo,
     FetchRecordedStep,
     StartJob,
     ChainPicked,
@@ -271,8 +272,8 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
     def _on_recording_changed(self, _summary: dict) -> None:
         self.request_info()
 
-    def _on_job_state(self, info: dict) -> None:
-        state = info.get("state")
+    def _on_job_state(self, info: JobInfo) -> None:
+        state = info.state
         self._job_running = state in ("running", "paused")
         if self._job_running and self.isVisible():
             if not self.poll_timer.isActive():

@@ -17,6 +17,7 @@ Commands
     :class:`SetRecordingPolicy`, :class:`ExportTrajectory`.
 
 Events
+    :class:`JobInfo` (with :class:`JobState`) on ``Engine.job_state``; on ``Engine.event``:
     :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
     :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
     :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -280,6 +282,39 @@ class ExportTrajectory(Command):
 # --------------------------------------------------------------------------------------------
 # Events
 # --------------------------------------------------------------------------------------------
+
+
+class JobState(str, Enum):
+    """Where a main job is (a ``str`` enum, so it also compares equal to its name)."""
+
+    IDLE = "idle"  # no job yet
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class JobInfo(Event):
+    """A main job's state changed (``Engine.job_state``). ``purpose`` names its slot's use
+    (``viewer``, ``training``, ``fit``); ``message`` says why it ended, when it did."""
+
+    job_id: int = 0
+    kind: str = ""
+    purpose: str = ""
+    step: int = 0
+    state: JobState = JobState.IDLE
+    message: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in (JobState.RUNNING, JobState.PAUSED)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in (JobState.FINISHED, JobState.STOPPED, JobState.DIVERGED, JobState.ERROR)
 
 
 @dataclass(frozen=True)

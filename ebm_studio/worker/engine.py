@@ -40,7 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
-from ebm_studio.worker.api import FetchRecordedStep, LoadData
+from ebm_studio.worker.api import FetchRecordedStep, JobState, LoadData
 from ebm_studio.worker.autosave import Autosaver
 from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
@@ -65,7 +65,7 @@ class Engine(QObject):
     scrub_ready = Signal()  # take the recorded frame from ``scrub_frames``
     landscape_ready = Signal(object)  # a core.landscape.Landscape + extras (plain numpy)
     metrics_ready = Signal(object)  # list of metric dicts since the last emission
-    job_state = Signal(dict)  # {"job_id", "kind", "purpose", "state", "message", "step"}
+    job_state = Signal(object)  # an api.JobInfo
     error = Signal(str)
     model_changed = Signal(dict)  # ModelState.info()
     recording_changed = Signal(dict)
@@ -226,13 +226,13 @@ class Engine(QObject):
             job.start()
         except Exception as exc:  # a bad request: report, keep the engine alive
             self._report(f"Cannot start {request.purpose or request.kind}", exc)
-            self.job_state.emit({**job.describe(), "state": "error", "message": str(exc)})
+            self.job_state.emit(job.info(JobState.ERROR, str(exc)))
             return
         slot.job = job
         slot.reported_paused = False
         slot.steps_since_frame = 0
         slot.dirty = True
-        self.job_state.emit({**job.describe(), "state": "running", "message": ""})
+        self.job_state.emit(job.info(JobState.RUNNING))
         if job.done:
             self._end_job(slot, "finished", job.message)
             return
@@ -271,7 +271,7 @@ class Engine(QObject):
         self._flush_metrics()
         if getattr(job, "diverged", False):
             state = "diverged"
-        self.job_state.emit({**job.describe(), "state": state, "message": message or job.message})
+        self.job_state.emit(job.info(JobState(state), message or job.message))
         if job.request.record:
             self.announce_recording()
 
@@ -284,7 +284,7 @@ class Engine(QObject):
         single = False
         if slot.reported_paused and not live.snapshot().paused:
             slot.reported_paused = False
-            self.job_state.emit({**job.describe(), "state": "running", "message": "resumed"})
+            self.job_state.emit(job.info(JobState.RUNNING, "resumed"))
         try:
             while True:
                 if live.stop_requested:
@@ -329,7 +329,7 @@ class Engine(QObject):
                 slot.schedule(0)
             elif not slot.reported_paused:
                 slot.reported_paused = True
-                self.job_state.emit({**job.describe(), "state": "paused", "message": ""})
+                self.job_state.emit(job.info(JobState.PAUSED))
             return
         if job.paced and slot.steps_since_frame >= s.steps_per_frame:
             slot.schedule((due - now) * 1000.0)  # speed limit: wait for the next frame time

@@ -16,7 +16,7 @@ CLOSE_LIMIT_S = 2.0
 
 def _viewer(window, qtbot, tiny_digits):
     qtbot.waitUntil(lambda: window.viewer.view.frames_drawn > 3, timeout=LONG)
-    return lambda: window.job_info.get("kind") == "sample"
+    return lambda: window.job_info.kind == "sample"
 
 
 def _training(window, qtbot, data: str, mcmc_steps: int, batch: int):

@@ -45,7 +45,7 @@ def test_the_viewer_a_training_run_and_a_fit_advance_together(window, qtbot):
 
     start = counters()
     qtbot.waitUntil(lambda: all(now > then for now, then in zip(counters(), start)), timeout=LONG)
-    states = {name: info.get("state") for name, info in window.jobs.items()}
+    states = {name: info.state for name, info in window.jobs.items()}
     assert states["viewer"] == "running" and states["training"] == "running"
     assert view.fit.running and states["fit"] == "running"
     assert "viewer running" in window.job_label.text() and "training running" in window.job_label.text()

@@ -261,7 +261,7 @@ def test_fit_job_forward_covers_reverse_seeks(window, qtbot):
     # both drawn over the landscape; the fit ran in its own slot, so the viewer's chains went on
     assert len(view.plots.fit_forward.xData) > 0 and len(view.plots.fit_reverse.xData) > 0
     assert "KL(p‖q)" in f.table.text()
-    assert window.jobs["viewer"]["state"] == "running"
+    assert window.jobs["viewer"].state == "running"
     drawn = window.viewer.view.frames_drawn
     qtbot.waitUntil(lambda: window.viewer.view.frames_drawn > drawn, timeout=LONG)
 
@@ -305,7 +305,7 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
 
     d.steps.setValue(60)
     qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.jobs.get("training", {}).get("state") == "running", timeout=LONG)
+    qtbot.waitUntil(lambda: "training" in window.jobs and window.jobs["training"].state == "running", timeout=LONG)
     assert view.training
     r = wait_landscape(qtbot, view, lambda r: r["model_name"].startswith(f"drawn points ({n})"))
     assert r["data_hist"] is not None and r["truth_log_density"] is None

@@ -20,7 +20,7 @@ def drawn(w):
 def test_opens_alive_on_the_demo(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 5, timeout=10000)
     assert window.model_info["kind"] == "points"
-    assert window.job_info.get("state") == "running"
+    assert window.job_info.state == "running"
     assert window.viewer.view.hist.image is not None
     assert "steps/s" in window.rate_label.text()
 
@@ -28,7 +28,7 @@ def test_opens_alive_on_the_demo(window, qtbot):
 def test_keyboard_pause_step_resume(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.job_info.get("state") == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: window.job_info.state == "paused", timeout=5000)
     assert window.viewer.play_button.text() == "Play"
     qtbot.wait(100)
     step = window.viewer.step_label.text()
@@ -38,19 +38,19 @@ def test_keyboard_pause_step_resume(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.viewer.step_label.text().startswith(f"step {n + 1:,} "), timeout=5000)
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.job_info.get("state") == "running", timeout=5000)
+    qtbot.waitUntil(lambda: window.job_info.state == "running", timeout=5000)
     qtbot.waitUntil(lambda: int(window.viewer.step_label.text().split()[1].replace(",", "")) > n + 3,
                     timeout=5000)
 
 
 def test_reset_restarts_the_chains(window, qtbot):
-    qtbot.waitUntil(lambda: window.job_info.get("step", 0) >= 0 and drawn(window) >= 10, timeout=10000)
-    old_job = window.job_info["job_id"]
+    qtbot.waitUntil(lambda: window.job_info.step >= 0 and drawn(window) >= 10, timeout=10000)
+    old_job = window.job_info.job_id
     qtbot.mouseClick(window.viewer.reset_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_info.get("job_id", old_job) > old_job, timeout=5000)
+    qtbot.waitUntil(lambda: window.job_info.job_id > old_job, timeout=5000)
     n = drawn(window)
     qtbot.waitUntil(lambda: drawn(window) > n + 3, timeout=5000)  # the new chains run
-    assert window.job_info["state"] == "running" and not window.last_error
+    assert window.job_info.state == "running" and not window.last_error
 
 
 def test_temperature_slider_reaches_the_frames(window, qtbot):

@@ -43,7 +43,7 @@ def test_memory_stays_flat_over_long_viewer_and_training_runs(make_window, qtbot
         return lambda: viewer.job is not None and viewer.job.step >= n
 
     before = rss_at(qtbot, step_reached(2_000))
-    qtbot.waitUntil(lambda: w.job_info.get("state") == "finished", timeout=LONG)
+    qtbot.waitUntil(lambda: w.job_info.state == "finished", timeout=LONG)
     after = rss_bytes()
     assert w.engine.trajectories.nbytes <= 4 * 1024**2
     print(f"viewer 2,000 -> 10,000 steps: RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MB")

@@ -304,7 +304,7 @@ def test_after_training_the_viewer_runs_the_trained_model_with_its_settings(pane
     qtbot.waitUntil(lambda: viewer.sampler_box.currentData() == "mala", timeout=RUN_TIMEOUT)
     drawn = viewer.view.frames_drawn
     qtbot.waitUntil(lambda: viewer.view.frames_drawn > drawn + 3, timeout=RUN_TIMEOUT)
-    assert window.job_info.get("kind") == "sample" and window.job_info.get("state") == "running"
+    assert window.job_info.kind == "sample" and window.job_info.state == "running"
 
 
 def test_opening_another_checkpoint_clears_the_previous_models_views(panel, qtbot, tmp_path):

@@ -37,12 +37,12 @@ def scrubber(window):
 
 def run_job(qtbot, window, steps: int, n_chains: int = 300, timeout: int = 20000, **cfg) -> int:
     """Run a finite sampling job for the viewer and wait until it finished; returns its job id."""
-    before = window.job_info.get("job_id", 0)
+    before = window.job_info.job_id
     window.host.run(JobRequest("sample", {"n_chains": n_chains, **cfg},
                                           max_steps=steps, purpose="viewer"))
-    qtbot.waitUntil(lambda: window.job_info.get("job_id", 0) > before
-                    and window.job_info.get("state") == "finished", timeout=timeout)
-    return window.job_info["job_id"]
+    qtbot.waitUntil(lambda: window.job_info.job_id > before
+                    and window.job_info.state == "finished", timeout=timeout)
+    return window.job_info.job_id
 
 
 def live_step(window) -> int:
@@ -224,10 +224,10 @@ def test_settings_changes_are_marked(make_window, qtbot):
     sc = scrubber(w)
     qtbot.waitUntil(lambda: bool(w.model_info), timeout=10000)
     w.host.update_live(paused=True)
-    before = w.job_info.get("job_id", 0)
+    before = w.job_info.job_id
     w.host.send(StartJob(JobRequest("sample", {"n_chains": 64}, max_steps=30, purpose="viewer")))
-    qtbot.waitUntil(lambda: w.job_info.get("job_id", 0) > before
-                    and w.job_info.get("state") == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: w.job_info.job_id > before
+                    and w.job_info.state == "paused", timeout=5000)
     w.host.single_step(5)
     qtbot.waitUntil(lambda: live_step(w) == 5, timeout=5000)
     w.host.update_live(temperature=2.0)

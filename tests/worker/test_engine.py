@@ -122,7 +122,7 @@ def test_pause_single_step_and_resume(host, qtbot):
     host.run(JobRequest("sample", {"n_chains": 16}, seed=0))
     wait_frames(host, qtbot, 2)
     host.pause(True)
-    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "paused", timeout=5000)
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "paused", timeout=5000)
     qtbot.wait(100)
     step = host.frames[-1].step
     qtbot.wait(200)
@@ -150,7 +150,7 @@ def test_errors_arrive_as_messages_and_the_engine_survives(host, qtbot):
     host.states.clear()
     host.update_live(step_size=0.01, sampler="langevin", steps_per_frame=50)
     host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
-    qtbot.waitUntil(lambda: any(s["state"] == "error" for s in host.states), timeout=10000)
+    qtbot.waitUntil(lambda: any(s.state == "error" for s in host.states), timeout=10000)
     assert "non-finite" in host.errors[-1], host.errors
     use_gaussian(host, qtbot)
     host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
@@ -160,12 +160,12 @@ def test_errors_arrive_as_messages_and_the_engine_survives(host, qtbot):
 def test_stop_and_max_steps(host, qtbot):
     host.update_live(steps_per_frame=1000)
     host.run(JobRequest("sample", {"n_chains": 8}, max_steps=50, seed=0))
-    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "finished", timeout=10000)
     assert host.frames[-1].step == 50
     host.run(JobRequest("sample", {"n_chains": 8}, seed=0))
     wait_frames(host, qtbot, 2)
     host.stop()
-    qtbot.waitUntil(lambda: host.states[-1]["state"] == "stopped", timeout=5000)
+    qtbot.waitUntil(lambda: host.states[-1].state == "stopped", timeout=5000)
 
 
 def test_same_seed_same_chains(host, qtbot):
@@ -173,7 +173,7 @@ def test_same_seed_same_chains(host, qtbot):
     for _ in range(2):
         host.update_live(steps_per_frame=1000)
         host.run(JobRequest("sample", {"n_chains": 32}, max_steps=40, seed=7))
-        qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+        qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "finished", timeout=10000)
         ends.append(host.frames[-1].points.copy())
         host.states.clear()
     np.testing.assert_array_equal(ends[0], ends[1])
@@ -187,7 +187,7 @@ def test_training_records_its_negatives_on_request(host, qtbot):
     cfg.model.hidden, cfg.steps, cfg.device = [16], 12, "cpu"
     host.run(JobRequest("train", {"config": cfg.to_dict(), "record_negatives": 3, "landscape_every": 0,
                                   "autosave_every": 0}, purpose="training"))
-    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "finished", timeout=30000)
     rec = host.engine.trajectories.active
     assert list(rec.steps) == [1, 4, 7, 10]  # every 3rd step from the first
     last = rec.get(len(rec) - 1)
@@ -256,7 +256,7 @@ def test_a_ladder_run_shows_its_levels_and_records_where_each_begins(host, qtbot
         host.call.emit(swap)
     host.update_live(steps_per_frame=1, sampler="tuned", step_size=1.0, noise=0.01)
     host.run(JobRequest("sample", {"n_chains": 6, "init": "noise"}, max_steps=8, seed=0, record=True))
-    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1]["state"] == "finished", timeout=10000)
+    qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "finished", timeout=10000)
     last = host.frames[-1]
     assert [lv.name for lv in last.levels] == ["7×7", "14×14", "28×28"]
     assert [lv.state for lv in last.levels] == ["done", "done", "done"]  # the schedule is complete
@@ -285,7 +285,7 @@ def test_the_engine_and_the_command_line_draw_bit_identical_chains(host, qtbot, 
     host.update_live(sampler="mala", temperature=1.5, step_size=0.02, steps_per_frame=50)
     states = []
     with qtbot.waitSignal(host.engine.job_state, timeout=20000,
-                          check_params_cb=lambda info: info.get("state") == "finished"):
+                          check_params_cb=lambda info: info.state == "finished"):
         host.run(JobRequest("sample", {"n_chains": 64, "init": init}, seed=3, max_steps=50))
     host.call.emit(lambda engine: states.append(engine.trajectories.active.get(-1)))
     qtbot.waitUntil(lambda: bool(states), timeout=5000)

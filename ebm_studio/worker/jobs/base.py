@@ -17,6 +17,7 @@ from ebm_studio.core.config import DataConfig
 from ebm_studio.core.datasets import Dataset
 from ebm_studio.core.model import ModelState
 from ebm_studio.core.trajectory import TrajectoryStore
+from ebm_studio.worker.api import JobInfo, JobState
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.live import LiveSettings, Settings
 from ebm_studio.worker.requests import JobRequest
@@ -74,8 +75,9 @@ class Job:
     def finish(self) -> None:
         """Release resources; called once, after the last step or on stop/error."""
 
-    def describe(self) -> dict:
-        return {"job_id": self.job_id, "kind": self.kind, "purpose": self.request.purpose, "step": self.step}
+    def info(self, state: JobState, message: str = "") -> JobInfo:
+        """This job's state, as the engine announces it."""
+        return JobInfo(self.job_id, self.kind, self.request.purpose, self.step, JobState(state), message)
 
     def _count_step(self) -> None:
         self.step += 1
