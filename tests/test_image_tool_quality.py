@@ -3,7 +3,7 @@
 Inpainting: on held-out digits with half hidden, the filled half is closer to the truth than the
 mean digit's half, and the meter's classifier recovers the true label. Translation: sketches as a
 user draws them become the intended digit; energy falls and the distance from the source grows
-along the run. The figures are printed (``-s`` shows them) for the closing notes.
+along the run. The figures are printed (``-s`` shows them).
 """
 
 from __future__ import annotations

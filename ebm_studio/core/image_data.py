@@ -375,7 +375,8 @@ def load_digits(size: int = 28, channels: int | None = None) -> ImageDataset:
         raise DatasetError(f"{path}: not uint8 (N, H, W) images with labels; {_REBUILD}")
     y = _labels(labels, len(images), path)
     channels = _check_channels(channels)
-    return _dataset(images[..., None], y, "digits", path, "uint8 0..255 → [-1, 1]", size, channels)
+    # a built-in set is found by its name: the path of this machine's copy is not part of it
+    return _dataset(images[..., None], y, "digits", "builtin", "uint8 0..255 → [-1, 1]", size, channels)
 
 
 def _read_texture(path: Path) -> np.ndarray:
@@ -394,10 +395,10 @@ def load_textures(
     """Crops of one bundled texture (``which`` in brick, grass, gravel) or of all three (None)."""
     folder = resources_dir() / "textures"
     if which in (None, "all"):
-        names, name, source = TEXTURE_NAMES, "textures", folder
+        names, name = TEXTURE_NAMES, "textures"
     elif which in TEXTURE_NAMES:
-        names, name, source = (which,), f"texture:{which}", folder / f"{which}.png"
+        names, name = (which,), f"texture:{which}"
     else:
         raise DatasetError(f"unknown texture {which!r} (known: {', '.join(TEXTURE_NAMES)})")
     textures = {n: _read_texture(folder / f"{n}.png") for n in names}
-    return TextureDataset(textures, size, _check_channels(channels) or 1, name, str(source))
+    return TextureDataset(textures, size, _check_channels(channels) or 1, name, "builtin")

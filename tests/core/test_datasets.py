@@ -131,7 +131,7 @@ def test_digits(digits):
     d = digits.describe()
     assert json.loads(json.dumps(d)) == d
     assert d["count"] == 5000 and d["num_classes"] == 10 and d["shape"] == [1, 28, 28]
-    assert d["source"].endswith("digits.npz") and d["heldout_count"] == 500
+    assert d["source"] == "builtin" and d["heldout_count"] == 500  # no path of this machine
     assert digits.preview(8).shape == (8, 1, 28, 28)
 
 
