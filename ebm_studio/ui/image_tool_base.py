@@ -287,7 +287,7 @@ class ImageToolBase(QWidget):
 
     # --- engine events ---------------------------------------------------------------------------
     def _on_event(self, ev) -> None:
-        if getattr(ev, "owner", None) != self.owner or not self.host.running:
+        if getattr(ev, "owner", None) != self.owner:
             return
         if isinstance(ev, ToolModelChanged):
             self.model = ev.model
@@ -318,7 +318,7 @@ class ImageToolBase(QWidget):
             self._show_error(ev.message)
 
     def _on_frame_ready(self, owner: str) -> None:
-        if owner != self.owner or not self.host.running:
+        if owner != self.owner:
             return
         for recorded in (False, True):  # a scrubbed step last: it is what the user asked for
             frame = self.host.engine.tool_frames(owner, recorded).take()

@@ -49,6 +49,7 @@ class Session(QObject):
         self.jobs: dict[str, JobInfo] = {}
         self.job_info = JobInfo()  # the newest job state of any slot
         self.device = ""
+        self._relays: list[_Relay] = []  # one per passed-on engine signal
         e = host.engine
         # bound methods of this QObject: Qt queues every answer into the GUI thread
         e.model_changed.connect(self._on_model_changed)
@@ -73,7 +74,7 @@ class Session(QObject):
 
     def _pass(self, signal):
         relay = _Relay(self, signal)
-        self._relays = getattr(self, "_relays", []) + [relay]
+        self._relays.append(relay)
         return relay.deliver
 
     def _on_model_changed(self, info: dict) -> None:

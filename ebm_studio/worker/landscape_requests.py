@@ -34,10 +34,8 @@ from ebm_studio.core.energies import (
     eight_gaussians_energy,
 )
 from ebm_studio.worker.jobs.sample_job import SampleJob
-from ebm_studio.worker.api import (  # noqa: F401  (limits re-exported)
+from ebm_studio.worker.api import (
     ANALYTIC_LABELS,
-    DRAWN_STEPS,
-    MAX_CHAINS,
     MAX_DRAWN,
     ChainsAdded,
     Compose,
@@ -382,7 +380,7 @@ def train_on_points(engine, cmd: TrainOnPoints) -> None:
 
 
 __all__ = [
-    "ANALYTIC_LABELS", "MAX_CHAINS", "announce_model", "request_landscape",
+    "ANALYTIC_LABELS", "announce_model", "request_landscape",
     "set_view_spec", "drop_chains", "compose", "set_weights", "uncompose", "load_points_file",
     "train_on_points", "active_composition",
 ]

@@ -296,6 +296,21 @@ def test_npz_round_trip(tmp_path, kind):
     assert back.nbytes <= back.budget_bytes
 
 
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def with_member(archive, out, name: str, data: bytes) -> None:
+    """A copy of the .npz ``archive`` at ``out`` whose member ``name`` holds ``data`` instead."""
+    with zipfile.ZipFile(archive) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.namelist():
+            if item != name:
+                zout.writestr(item, zin.read(item))
+        zout.writestr(name, data)
+
+
 def test_damaged_and_foreign_files(tmp_path):
     rng = np.random.default_rng(10)
     rec = TrajectoryRecorder()
@@ -310,21 +325,11 @@ def test_damaged_and_foreign_files(tmp_path):
     for name, blob in cases.items():
         (tmp_path / name).write_bytes(blob)
     np.savez(tmp_path / "foreign.npz", a=np.arange(3))
-    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tmp_path / "deep_meta.npz", "w") as zout:
-        for item in zin.namelist():
-            if item != "settings_json.npy":
-                zout.writestr(item, zin.read(item))
-        buf = tmp_path / "d.npy"
-        np.save(buf, np.array("[" * 100000 + "]" * 100000))
-        zout.write(buf, "settings_json.npy")
+    with_member(good, tmp_path / "deep_meta.npz", "settings_json.npy",
+                npy_bytes(np.array("[" * 100000 + "]" * 100000)))
     np.save(tmp_path / "single.npy", np.arange(3))
-    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tmp_path / "bad_meta.npz", "w") as zout:
-        for item in zin.namelist():
-            if item != "metadata.npy":
-                zout.writestr(item, zin.read(item))
-        buf = tmp_path / "m.npy"
-        np.save(buf, np.array('{"format": "something-else"}'))
-        zout.write(buf, "metadata.npy")
+    with_member(good, tmp_path / "bad_meta.npz", "metadata.npy",
+                npy_bytes(np.array('{"format": "something-else"}')))
     for name in [*cases, "foreign.npz", "single.npy", "bad_meta.npz", "deep_meta.npz"]:
         with pytest.raises(TrajectoryFormatError, match="trajectory") as info:
             TrajectoryRecorder.load_npz(tmp_path / name)
@@ -381,14 +386,9 @@ def test_a_small_file_declaring_huge_arrays_is_refused_before_unpacking(tmp_path
         rec.record(s, points(rng))
     good = rec.save_npz(tmp_path / "good.npz")
     bomb = tmp_path / "bomb.npz"
-    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zout:
-        for item in zin.namelist():
-            if item != "states.npy":
-                zout.writestr(item, zin.read(item))
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f4", "fortran_order": False, "shape": (10**11, 2)})
-        zout.writestr("states.npy", header.getvalue() + b"\0" * 1024)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**11, 2)})
+    with_member(good, bomb, "states.npy", header.getvalue() + b"\0" * 1024)
     assert bomb.stat().st_size < 100_000
     with pytest.raises(TrajectoryFormatError, match=r"would need [\d,.]+ GB of memory"):
         TrajectoryRecorder.load_npz(bomb)
