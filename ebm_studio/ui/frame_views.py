@@ -176,3 +176,7 @@ class EnergyTrace(pg.PlotWidget):
         self.mean_curve.setData(a[:, 0], a[:, 1])
         self.lo_curve.setData(a[:, 0], a[:, 2])
         self.hi_curve.setData(a[:, 0], a[:, 3])
+        if a[-1, 0] == a[0, 0]:  # one step (fresh or paused chains): no padded, negative step axis
+            self.setXRange(a[0, 0], a[0, 0] + 1, padding=0)
+        else:
+            self.enableAutoRange(axis="x")

@@ -161,3 +161,18 @@ def test_a_tab_shown_again_returns_to_its_place(window):
     assert "Trajectories" not in [window.tabs.tabText(i) for i in range(window.tabs.count())]
     action.setChecked(True)
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == titles
+
+
+def test_an_energy_trace_of_one_step_shows_no_negative_steps(qtbot):
+    import numpy as np
+
+    from ebm_studio.ui.frame_views import EnergyTrace
+
+    trace = EnergyTrace()
+    qtbot.addWidget(trace)
+    trace.show()
+    trace.add(0, np.array([1.0, 2.0, 3.0], np.float32))
+    (x0, x1), _ = trace.getPlotItem().viewRange()
+    assert x0 >= 0 and x1 > x0
+    trace.add(50, np.array([0.5, 1.0], np.float32))
+    qtbot.waitUntil(lambda: trace.getPlotItem().viewRange()[0][1] >= 50, timeout=3000)
