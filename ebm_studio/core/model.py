@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from ebm_studio.core.chains import noise
@@ -191,23 +190,3 @@ class ModelState:
             levels = len(self.energy.level_names())
             return levels * int(self.sampler_defaults.get("level_steps", DEFAULT_LEVEL_STEPS))
         return int(self.sampler_defaults.get("steps", 100))
-
-    def info(self) -> dict:
-        """Plain data for the GUI."""
-        truth = self.truth
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "event_shape": list(self.event_shape),
-            "value_range": list(self.value_range),
-            "data": dict(self.data_desc),
-            "sampler_defaults": dict(self.sampler_defaults),
-            "has_buffer": self.buffer is not None,
-            "has_truth": truth is not None,
-            "modes": None if truth is None or truth.modes is None else np.asarray(truth.modes).tolist(),
-            "source": self.source,
-            "step": self.step,
-            "analytic": bool(getattr(self.energy, "has_exact_log_prob", False)),
-            "method": self.method,
-            "levels": self.energy.level_names() if is_level_model(self.energy) else [],
-        }

@@ -28,7 +28,7 @@ from ebm_studio.ui.frame_views import EnergyTrace, FrameView
 from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
-from ebm_studio.worker.api import StartJob
+from ebm_studio.worker.api import ModelInfo, StartJob
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -65,7 +65,7 @@ class ChainViewer(QWidget):
         super().__init__(parent)
         self.setObjectName("chain_viewer")
         self.host = host
-        self.model_info: dict = {}
+        self.model_info: ModelInfo | None = None  # the model whose chains this runs
         self.job_id: int | None = None
         self.paused = False
 
@@ -201,7 +201,7 @@ class ChainViewer(QWidget):
     # --- jobs -----------------------------------------------------------------------------------
     def restart(self, init_state=None, mask=None, purpose: str = "viewer") -> None:
         """(Re)start the viewer's chains under the current model."""
-        if not self.model_info:
+        if self.model_info is None:
             return
         self._push_all_live()
         self.trace.clear_trace()
@@ -236,11 +236,11 @@ class ChainViewer(QWidget):
         self.set_paused(True)
 
     # --- model and frames -----------------------------------------------------------------------
-    def set_model(self, info: dict) -> None:
+    def set_model(self, info: ModelInfo) -> None:
         """A new model: adopt its sampler defaults and restart the chains."""
         self.model_info = info
-        images = info.get("kind") == "images"
-        d = info.get("sampler_defaults", {})
+        images = info.kind == "images"
+        d = info.sampler_defaults
         widgets = (self.sampler_box, self.init_box, self.chains_spin, self.step_size, self.noise,
                    self.temperature)
         for w in widgets:
@@ -252,8 +252,8 @@ class ChainViewer(QWidget):
             self.noise.setValue(float(d.get("noise", 0.005)))
             self.temperature.setValue(float(d.get("temperature", 1.0)))
             self.chains_spin.setValue(64 if images else 2048)
-            init = "buffer" if info.get("has_buffer") else "noise"
-            model_has = {"buffer": info.get("has_buffer", False), "data": bool(info.get("data"))}
+            init = "buffer" if info.has_buffer else "noise"
+            model_has = {"buffer": info.has_buffer, "data": info.has_data}
             for i, k in enumerate(INIT_LABELS):
                 item = self.init_box.model().item(i)
                 item.setEnabled(k == "noise" or model_has.get(k, False))
@@ -262,7 +262,7 @@ class ChainViewer(QWidget):
             for w in widgets:
                 w.blockSignals(False)
         # a diffusion-recovery model samples each level with plain Langevin, step ε = c·s_t²
-        drl = info.get("method") == "drl"
+        drl = info.method == "drl"
         self.sampler_box.setEnabled(not drl)
         self.step_size.setToolTip(TIPS["step_size"] + (
             "<br><b>This model</b> (diffusion recovery): c in ε_t = c·s_t², relative to each "

@@ -30,6 +30,7 @@ from ebm_studio.worker.api import (
     ANALYTIC_LABELS,
     Compose,
     Composed,
+    ModelInfo,
     RequestRefused,
     SetComposeWeights,
     Uncompose,
@@ -249,9 +250,9 @@ class ComposePanel(QWidget):
             self._in_flight = False
             self.status.setText(ev.message)
 
-    def model_replaced(self, info: dict) -> None:
+    def model_replaced(self, info: ModelInfo) -> None:
         """Another model became current (a checkpoint, a training run): the composition is gone."""
-        if "composition" not in info and self.active and info.get("source") != "composition":
+        if info.composition is None and self.active and info.source != "composition":
             self.active = False
             self._in_flight = False
             self._pending = None

@@ -58,6 +58,7 @@ from ebm_studio.worker.api import (
     DropChains,
     FitProgress,
     FitResult,
+    ModelInfo,
     ModelInfoReply,
     NotTwoD,
     RequestModelInfo,
@@ -79,7 +80,7 @@ class LandscapeView(LandscapeControls, QWidget):
         self.session = session
         self.setObjectName("landscape_view")
         self.host = host
-        self.model_info: dict = {}
+        self.model_info: ModelInfo | None = None  # the model the landscape shows
         self.result: dict | None = None  # the newest landscape from the engine
         self.numbers: dict = {}
         self.training = False
@@ -172,11 +173,11 @@ class LandscapeView(LandscapeControls, QWidget):
     @property
     def is_2d(self) -> bool:
         info = self.model_info
-        return info.get("kind") == "points" and list(info.get("event_shape", [])) == [2]
+        return info is not None and info.kind == "points" and info.event_shape == (2,)
 
     def request_landscape(self, force: bool = False) -> None:
         """Ask the engine for a landscape on the current grid (one request in flight)."""
-        if not self.model_info or not self.is_2d:
+        if not self.is_2d:
             return
         now = time.perf_counter()
         if self._in_flight is not None and now - self._in_flight_t < REQUEST_TIMEOUT_S and not force:
@@ -237,7 +238,7 @@ class LandscapeView(LandscapeControls, QWidget):
         if self.result is not None:
             g = self.result["landscape"].grid
             return max(g.xlim[1] - g.xlim[0], g.ylim[1] - g.ylim[0])
-        lo, hi = self.model_info.get("value_range", (-4.0, 4.0))
+        lo, hi = self.model_info.value_range if self.model_info is not None else (-4.0, 4.0)
         return float(hi - lo)
 
     def _say(self, text: str) -> None:
@@ -246,8 +247,8 @@ class LandscapeView(LandscapeControls, QWidget):
     # ==============================================================================================
     # engine answers
     # ==============================================================================================
-    def _on_model_changed(self, info: dict) -> None:
-        self.model_info = dict(info)
+    def _on_model_changed(self, info: ModelInfo) -> None:
+        self.model_info = info
         self.result = None
         self.log_p = None
         self._trail.clear()
@@ -260,9 +261,8 @@ class LandscapeView(LandscapeControls, QWidget):
         self.compose.model_replaced(info)
         self.plots.set_fits(None, None)
         if not self.is_2d:
-            shape = tuple(info.get("event_shape", []))
-            self.numbers_panel.clear(f"The landscape needs a 2-D model; {info.get('name', 'this model')} "
-                                     f"has samples of shape {shape}.")
+            self.numbers_panel.clear(f"The landscape needs a 2-D model; {info.name} "
+                                     f"has samples of shape {info.event_shape}.")
             self._titles = None
             self._frame = None
             self.plots.clear_all("no landscape: the model is not 2-D")
@@ -299,7 +299,7 @@ class LandscapeView(LandscapeControls, QWidget):
         elif isinstance(ev, FitResult):
             self.fit.on_result(ev.result)
         elif isinstance(ev, ModelInfoReply):
-            if not self.model_info:  # a model_changed that came meanwhile is newer
+            if self.model_info is None:  # a model_changed that came meanwhile is newer
                 self._on_model_changed(ev.info)
         elif isinstance(ev, ChainsAdded):
             # the dropped chains come first in the frames: highlight them while this job runs

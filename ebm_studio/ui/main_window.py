@@ -28,7 +28,7 @@ from ebm_studio.core.bundled import example_checkpoints
 from ebm_studio.core.device import available_devices, torch_version
 from ebm_studio.ui.chain_viewer import ChainViewer
 from ebm_studio.ui.widgets import ElidingStatusBar, format_rate
-from ebm_studio.worker.api import JobInfo, JobState, OpenCheckpoint, SaveCheckpoint, SetDevice
+from ebm_studio.worker.api import JobInfo, JobState, ModelInfo, OpenCheckpoint, SaveCheckpoint, SetDevice
 from ebm_studio.worker.frames import Frame
 from ebm_studio.ui.panel import Panel
 from ebm_studio.ui.session import Session
@@ -53,7 +53,6 @@ class MainWindow(QMainWindow):
         self.engine = self.host.engine
         #: the one subscriber to the engine: the panels observe it (see ``ui/session.py``)
         self.session = Session(self.host, self)
-        self.model_info: dict = {}
         self.last_error = ""
         self.error_box: QMessageBox | None = None
         self._start_demo = start_demo
@@ -199,7 +198,7 @@ class MainWindow(QMainWindow):
 
     def save_dialog(self) -> None:
         start = Path(str(self.settings.value("last_dir", str(Path.cwd()))))
-        name = (self.model_info.get("name") or "model").split(" ")[0]
+        name = ((self.model_info.name if self.model_info is not None else "") or "model").split(" ")[0]
         path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start / f"{name}.pt"),
                                               "EBM Studio checkpoints (*.pt)")
         if path:
@@ -234,6 +233,11 @@ class MainWindow(QMainWindow):
         s.device_changed.connect(self.device_label.setText)
 
     @property
+    def model_info(self) -> ModelInfo | None:
+        """The current model (None until the engine announced one)."""
+        return self.session.model_info
+
+    @property
     def job_info(self) -> JobInfo:
         """The newest job state of any slot."""
         return self.session.job_info
@@ -255,15 +259,13 @@ class MainWindow(QMainWindow):
     def on_cpu(self) -> bool:
         return self.device_label.text().upper().startswith("CPU")
 
-    def _on_model_changed(self, info: dict) -> None:
-        first = not self.model_info
-        self.model_info = info
-        path = info.get("path")
-        if path:
-            self._remember(path)
-            self.statusBar().showMessage(f"Opened {Path(path).name}", 5000)
-        self.setWindowTitle(f"EBM Studio — {info.get('name', '')}")
-        if info.get("training"):
+    def _on_model_changed(self, info: ModelInfo) -> None:
+        first = self.viewer.model_info is None  # the engine's start-up model
+        if info.path:
+            self._remember(info.path)
+            self.statusBar().showMessage(f"Opened {Path(info.path).name}", 5000)
+        self.setWindowTitle(f"EBM Studio — {info.name}")
+        if info.training:
             # the Live tab shows the model being trained; on one CPU its chains give way to the
             # run (paused, saying so) and continue on the trained model when the run ends
             if self.on_cpu:
@@ -283,7 +285,8 @@ class MainWindow(QMainWindow):
     def _on_job_state(self, info: JobInfo) -> None:
         self.job_label.setText(self.session.running_jobs())
         ended = info.ended and (info.state != JobState.ERROR or info.step > 0)
-        if info.kind == "train" and ended and not self._closing and self.model_info.get("training"):
+        model = self.model_info
+        if info.kind == "train" and ended and not self._closing and model is not None and model.training:
             # the run is over: the viewer takes the trained model, with the sampler settings it
             # was trained with, and its chains move again
             def take_back() -> None:

@@ -3,8 +3,9 @@
 The engine answers across threads (queued signals); the session receives every answer in the GUI
 thread, keeps what more than one panel needs, and passes each answer on as one of its own signals:
 
-- ``model_info``: the current model (name, kind, shape, its sampler settings, where it came from;
-  ``training`` when it is a run's model), announced by ``model_changed``;
+- ``model_info``: the current model, an ``api.ModelInfo`` (name, kind, shape, its sampler
+  settings, where it came from; ``training`` when it is a run's model), announced by
+  ``model_changed``; None until the engine announced one;
 - ``jobs``: the newest state of each main job slot (``viewer``, ``training``, ``fit``) by purpose,
   announced by ``job_changed``;
 - ``device``: the engine's device label;
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from ebm_studio.worker.api import JobInfo
+from ebm_studio.worker.api import JobInfo, ModelInfo
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.thread import EngineHost
 
 
 class Session(QObject):
-    model_changed = Signal(dict)
+    model_changed = Signal(object)  # an api.ModelInfo
     job_changed = Signal(object)  # an api.JobInfo
     frame = Signal(object)  # a Frame of any main slot
     scrub_frame = Signal(object)  # a recorded step asked for by the trajectory scrubber
@@ -45,7 +46,7 @@ class Session(QObject):
     def __init__(self, host: EngineHost, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.host = host
-        self.model_info: dict = {}
+        self.model_info: ModelInfo | None = None
         self.jobs: dict[str, JobInfo] = {}
         self.job_info = JobInfo()  # the newest job state of any slot
         self.device = ""
@@ -77,7 +78,7 @@ class Session(QObject):
         self._relays.append(relay)
         return relay.deliver
 
-    def _on_model_changed(self, info: dict) -> None:
+    def _on_model_changed(self, info: ModelInfo) -> None:
         if self.open:
             self.model_info = info
             self.model_changed.emit(info)

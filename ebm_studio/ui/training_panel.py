@@ -67,6 +67,7 @@ from ebm_studio.worker.api import (
     BufferFrame,
     JobInfo,
     ComputeLandscape,
+    ModelInfo,
     RequestBufferFrame,
     ResumeAndTrain,
     ResumeFailed,
@@ -578,37 +579,37 @@ class TrainingPanel(TrainingFiles, QWidget):
         if total:
             self.total = int(total)
 
-    def _on_model_changed(self, info: dict) -> None:
-        if info.get("training"):
+    def _on_model_changed(self, info: ModelInfo) -> None:
+        if info.training:
             self.has_run = True
             self.has_model = False
             self.continue_mode = "run"
-            self.run_config = dict(info.get("config") or {})
-            self.step = int(info.get("step", 0))
-            if "rolled_back" in info:
+            self.run_config = dict(info.config or {})
+            self.step = info.step
+            if info.rolled_back:
                 lr = float(self.run_config.get("optim", {}).get("lr", self.form.lr.value()))
                 self.form.set_lr(lr)
                 self.banner.hide()
-                self._set_state(RunPhase.IDLE, f"Rolled back to {info['rolled_back']}; learning rate now "
+                self._set_state(RunPhase.IDLE, f"Rolled back to {info.rolled_back}; learning rate now "
                                         f"{lr:.3g}. Press Continue training to go on.")
             else:
-                self.plots.load_history(info.get("metrics") or {})
+                self.plots.load_history(info.metrics)
                 self._follow_run_data(info)
             self._update_progress()
             return
-        if not info.get("path"):
+        if not info.path:
             return  # the demo, a device move: the engine's run (if any) is unchanged
         self.has_run = False
         self.has_model = True
         self._clear_views()
         self._buffer_t = 0.0  # its replay buffer at the next redraw
-        if info.get("kind") == "points":
+        if info.kind == "points":
             self.host.send(ComputeLandscape(request_id="training"))
-        self.step = int(info.get("step", 0))
+        self.step = info.step
         self._kept_step = self.step
-        self.plots.load_history(info.get("metrics") or {})
-        cfg_dict = info.get("config")
-        name = Path(info["path"]).name
+        self.plots.load_history(info.metrics)
+        cfg_dict = info.config
+        name = Path(info.path).name
         self.data.clear_error()  # an earlier failed pick is moot: the checkpoint brings its data
         if cfg_dict:
             try:
@@ -625,7 +626,7 @@ class TrainingPanel(TrainingFiles, QWidget):
                 self.total = cfg.steps
                 if cfg.data.name != self.data.name or cfg.data.image_size != self.data.image_size:
                     self.data.select(cfg.data.name, cfg.data.image_size)
-        if info.get("resumable") and cfg_dict:
+        if info.resumable and cfg_dict:
             self.continue_mode = "checkpoint"
             self._set_state(RunPhase.IDLE, f"Opened {name} at step {self.step:,}: press Continue training "
                                     "to resume its run (raise 'Training steps' to go further), or "
@@ -636,14 +637,14 @@ class TrainingPanel(TrainingFiles, QWidget):
                                     "sampled in Live chains but holds no optimiser state to resume.")
         self._update_progress()
 
-    def _follow_run_data(self, info: dict) -> None:
+    def _follow_run_data(self, info: ModelInfo) -> None:
         """A run started elsewhere (e.g. on points drawn in the Landscape tab): the form names its
         data set, and the footer no longer names an earlier run's autosave."""
-        data = (info.get("config") or {}).get("data") or {}
+        data = (info.config or {}).get("data") or {}
         name = data.get("name")
         if name and (name != self.data.name or data.get("image_size") != self.data.image_size):
             self.data.select(name, data.get("image_size"))
-        if info.get("step", 0) == 0:
+        if info.step == 0:
             self.autosave_label.setText(f"Autosaves go to {self.host.engine.autosaver.folder}")
 
     def _on_saved(self, path: str) -> None:

@@ -17,7 +17,8 @@ Commands
     :class:`SetRecordingPolicy`, :class:`ExportTrajectory`.
 
 Events
-    :class:`JobInfo` (with :class:`JobState`) on ``Engine.job_state``; on ``Engine.event``:
+    :class:`ModelInfo` on ``Engine.model_changed``; :class:`JobInfo` (with :class:`JobState`) on
+    ``Engine.job_state``; on ``Engine.event``:
     :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
     :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
     :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
@@ -318,10 +319,67 @@ class JobInfo(Event):
 
 
 @dataclass(frozen=True)
-class ModelInfoReply(Event):
-    """The current model's description (as ``Engine.model_changed`` carries it)."""
+class CompositionInfo:
+    """The terms of a shown composition ``Σ wᵢ Eᵢ``: one label and one weight per energy."""
 
-    info: dict
+    labels: tuple[str, ...]
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The current model as the GUI sees it (``Engine.model_changed``, :class:`ModelInfoReply`).
+
+    The engine announces its model at start-up, when a checkpoint is opened, when a training run
+    (new, resumed or rolled back) makes its model current, when a composition is shown or closed
+    and when the device changes. The fields up to ``step`` describe the model; the rest say what
+    the announcement is about, and keep their defaults when it is about nothing more.
+    """
+
+    #: what the window title and the Save dialog call it (a file's stem, "moons (training)", …)
+    name: str
+    #: ``"points"`` (2-D densities) or ``"images"``
+    kind: str
+    #: the shape of one sample: ``(2,)`` for points, ``(C, H, W)`` for images
+    event_shape: tuple[int, ...]
+    #: the data box (lo, hi) on every axis: chains start there from noise, views frame it
+    value_range: tuple[float, float]
+    #: the model's own sampler settings (``kind``, ``step_size``, ``noise``, ``temperature``,
+    #: ``steps``, …: ``core.checkpoint.sampler_defaults``), which the viewer adopts with the model
+    sampler_defaults: dict[str, Any]
+    #: the model carries a replay buffer, so chains can start from it
+    has_buffer: bool
+    #: the model describes its data set, so chains can start from data
+    has_data: bool
+    #: how it samples: ``plain``, ``multigrid`` or ``drl`` (see ``core.level_sampler``)
+    method: str
+    #: where it came from: ``builtin``, a checkpoint's path, ``memory`` or ``composition``
+    source: str
+    #: training steps behind the model
+    step: int
+    #: the checkpoint file this announcement opened (empty for every other announcement, so a
+    #: device move re-announcing an opened model does not reset what the Training tab shows)
+    path: str = ""
+    #: the announcement comes with an optimiser state: training can go on from it
+    resumable: bool = False
+    #: the model is the one a training run trains (the run started, resumed or rolled back)
+    training: bool = False
+    #: the run's training configuration as ``TrainConfig.to_dict()`` (None: the model holds
+    #: none, e.g. the demo or a weights-only checkpoint); free-form because it fills a form
+    config: dict | None = None
+    #: the metric history of the run or checkpoint, column name → values (``MetricsLog``)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    #: after a rollback: where the run went back to (empty otherwise)
+    rolled_back: str = ""
+    #: the weighted sum this model is, while a composition is shown
+    composition: CompositionInfo | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfoReply(Event):
+    """The answer to :class:`RequestModelInfo`: the current model."""
+
+    info: ModelInfo
 
 
 @dataclass(frozen=True)

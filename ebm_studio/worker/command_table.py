@@ -20,7 +20,7 @@ HANDLERS: dict[type, Callable[[object, object], None]] = {
     api.FetchRecordedStep: lambda engine, cmd: engine.fetch_recorded(cmd),
     api.SetDevice: lambda engine, cmd: engine.set_device(cmd.name),
     api.RollBack: lambda engine, cmd: engine.rollback(cmd.lr),
-    api.RequestModelInfo: landscape_requests.announce_model,
+    api.RequestModelInfo: landscape_requests.reply_model_info,
     api.ComputeLandscape: landscape_requests.request_landscape,
     api.SetLandscapeView: landscape_requests.set_view_spec,
     api.DropChains: landscape_requests.drop_chains,

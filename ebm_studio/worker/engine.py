@@ -40,7 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
-from ebm_studio.worker.api import FetchRecordedStep, JobState, LoadData
+from ebm_studio.worker.api import FetchRecordedStep, JobState, LoadData, ModelInfo
 from ebm_studio.worker.autosave import Autosaver
 from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
@@ -67,7 +67,7 @@ class Engine(QObject):
     metrics_ready = Signal(object)  # list of metric dicts since the last emission
     job_state = Signal(object)  # an api.JobInfo
     error = Signal(str)
-    model_changed = Signal(dict)  # ModelState.info()
+    model_changed = Signal(object)  # an api.ModelInfo
     recording_changed = Signal(dict)
     data_loaded = Signal(dict)  # {"info": describe(), "preview": ndarray, "request_id": ...}
     saved = Signal(str)
@@ -124,7 +124,7 @@ class Engine(QObject):
             slot.timer = QTimer(self)
             slot.timer.setSingleShot(True)
             slot.timer.timeout.connect(functools.partial(self._tick, slot))
-        self.model_changed.emit(self.model.info())
+        self.announce_model()
         self.device_changed.emit(device_label(self.device))
 
     def emit_event(self, event) -> None:
@@ -372,8 +372,8 @@ class Engine(QObject):
         self.trainer = None
         self.metrics_log = MetricsLog.from_dict(ckpt.metrics)
         self.loaded_checkpoint = ckpt
-        self.model_changed.emit({**model.info(), "path": str(path), "resumable": ckpt.optimizer is not None,
-                                 "config": ckpt.config, "metrics": self.metrics_log.to_dict()})
+        self.announce_model(path=str(path), resumable=ckpt.optimizer is not None, config=ckpt.config,
+                            metrics=self.metrics_log.to_dict())
 
     def resume_from_checkpoint(self) -> None:
         """Rebuild a trainer from the last opened checkpoint (optimizer, RNG, buffer) to resume."""
@@ -413,8 +413,30 @@ class Engine(QObject):
         if not keep_metrics:
             self.metrics_log = MetricsLog()
         self.autosaver.start_run(ds.name)
-        self.model_changed.emit({**self.model.info(), "training": True, "config": trainer.config.to_dict(),
-                                 "metrics": self.metrics_log.to_dict(), "resumable": True})
+        self.announce_model(training=True, config=trainer.config.to_dict(), metrics=self.metrics_log.to_dict(),
+                            resumable=True)
+
+    def describe_model(self, **announcement) -> ModelInfo:
+        """The current model as plain data for the GUI; ``announcement`` sets the fields that say
+        what the announcement is about (``path``, ``training``, ``config``, …)."""
+        m = self.model
+        return ModelInfo(
+            name=m.name,
+            kind=m.kind,
+            event_shape=tuple(int(s) for s in m.event_shape),
+            value_range=(float(m.value_range[0]), float(m.value_range[1])),
+            sampler_defaults=dict(m.sampler_defaults),
+            has_buffer=m.buffer is not None,
+            has_data=bool(m.data_desc),
+            method=m.method,
+            source=m.source,
+            step=int(m.step),
+            **announcement,
+        )
+
+    def announce_model(self, **announcement) -> None:
+        """Tell the GUI the current model (``model_changed``): after every change of model."""
+        self.model_changed.emit(self.describe_model(**announcement))
 
     def selected_dataset(self, data: DataConfig) -> Dataset:
         key = (data.name, data.image_size, data.channels)
@@ -462,7 +484,7 @@ class Engine(QObject):
                     if isinstance(v, torch.Tensor):
                         state[k] = v.to(dev)
         self.device_changed.emit(device_label(dev))
-        self.model_changed.emit(self.model.info())
+        self.announce_model()
 
     def save_checkpoint(self, path: str) -> None:
         try:
@@ -536,8 +558,8 @@ class Engine(QObject):
             return
         self.model.step = self.trainer.step_count
         self.slots["training"].live.update(lr=lr)
-        self.model_changed.emit({**self.model.info(), "training": True, "config": self.trainer.config.to_dict(),
-                                 "rolled_back": where, "resumable": True, "metrics": self.metrics_log.to_dict()})
+        self.announce_model(training=True, config=self.trainer.config.to_dict(), rolled_back=where,
+                            resumable=True, metrics=self.metrics_log.to_dict())
 
     # ------------------------------------------------------------------------------------------
     # metrics

@@ -40,6 +40,7 @@ from ebm_studio.worker.api import (
     ChainsAdded,
     Compose,
     Composed,
+    CompositionInfo,
     ComputeLandscape,
     DropChains,
     LoadPointsFile,
@@ -82,14 +83,11 @@ def _is_2d(model: ModelState) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def announce_model(engine, cmd: RequestModelInfo | None = None) -> None:
+def reply_model_info(engine, cmd: RequestModelInfo | None = None) -> None:
     """Tell the view which model is current: a panel built after the engine's start-up
     ``model_changed`` missed it (that signal reaches only the receivers connected at the time)."""
-    info = engine.model.info()
     comp = active_composition(engine)
-    if comp is not None:
-        info["composition"] = {"labels": comp.labels, "weights": list(comp.energy.weights)}
-    engine.emit_event(ModelInfoReply(info))
+    engine.emit_event(ModelInfoReply(engine.describe_model(composition=None if comp is None else comp.info())))
 
 
 
@@ -165,6 +163,10 @@ class Composition:
     base: ModelState
     trainer: object | None
     labels: list[str]
+
+    def info(self) -> CompositionInfo:
+        """Its terms for the GUI, at the current weights."""
+        return CompositionInfo(tuple(self.labels), tuple(float(w) for w in self.energy.weights))
 
 
 def active_composition(engine) -> Composition | None:
@@ -280,7 +282,7 @@ def compose(engine, cmd: Compose) -> None:
     engine.trainer = None
     engine.composition = Composition(energy, base, trainer, labels)
     engine.emit_event(Composed(tuple(labels), tuple(weights), model.name))
-    engine.model_changed.emit({**model.info(), "composition": {"labels": labels, "weights": weights}})
+    engine.announce_model(composition=engine.composition.info())
 
 
 def set_weights(engine, cmd: SetComposeWeights) -> None:
@@ -317,7 +319,7 @@ def uncompose(engine, cmd: Uncompose | None = None) -> None:
     engine.trainer = comp.trainer
     engine.composition = None
     engine.emit_event(Uncomposed(comp.base.name))
-    engine.model_changed.emit(comp.base.info())
+    engine.announce_model()
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +382,7 @@ def train_on_points(engine, cmd: TrainOnPoints) -> None:
 
 
 __all__ = [
-    "ANALYTIC_LABELS", "announce_model", "request_landscape",
+    "ANALYTIC_LABELS", "reply_model_info", "request_landscape",
     "set_view_spec", "drop_chains", "compose", "set_weights", "uncompose", "load_points_file",
     "train_on_points", "active_composition",
 ]

@@ -157,7 +157,7 @@ def test_level_methods_train_save_and_sample_anywhere(preset, tmp_path):
     assert ckpt.model == trainer.model.describe()
     model = ModelState.from_checkpoint(ckpt, torch.device("cpu"))
     assert model.method == trainer.config.method.name
-    assert model.info()["levels"] == trainer.model.level_names()
+    assert model.energy.level_names() == trainer.model.level_names()
     init = "buffer" if model.buffer is not None else "noise"
     x0 = model.initial_state(3, init, torch.Generator().manual_seed(0))
     sampler = model.make_sampler(x0)

@@ -11,7 +11,7 @@ LONG = 60000
 def test_the_viewer_a_training_run_and_a_fit_advance_together(window, qtbot):
     viewer = window.viewer
     qtbot.waitUntil(lambda: viewer.view.frames_drawn > 2, timeout=LONG)
-    demo = window.model_info["name"]
+    demo = window.model_info.name
 
     # a landscape fit of the demo model, long enough to overlap the rest
     view = window.panels["landscape"]
@@ -30,13 +30,13 @@ def test_the_viewer_a_training_run_and_a_fit_advance_together(window, qtbot):
     tiny_2d(p, qtbot)
     p.train_button.click()
     qtbot.waitUntil(lambda: p.state == "running" and p.step > 5, timeout=LONG)
-    assert window.model_info["name"] != demo and window.model_info.get("training")
+    assert window.model_info.name != demo and window.model_info.training
 
     # on a CPU the viewer gives way to the run and says so; Play runs it beside the run, on the
     # model being trained
     qtbot.waitUntil(lambda: viewer.paused, timeout=LONG)
     assert "Training tab" in viewer.note_label.text()
-    assert viewer.model_info.get("training")  # the Live tab shows the model being trained
+    assert viewer.model_info.training  # the Live tab shows the model being trained
     viewer.set_paused(False)
     window.tabs.setCurrentWidget(viewer)
 

@@ -58,4 +58,4 @@ def test_a_level_method_trains_and_shows_its_levels(panel, qtbot, method, names,
     viewer = p.window_.viewer
     qtbot.waitUntil(lambda: viewer.levels.level_names() == viewer_names, timeout=RUN_TIMEOUT)
     assert viewer.sampler_box.isEnabled() == (method != "drl")
-    assert viewer.model_info.get("method") == method
+    assert viewer.model_info.method == method

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
 from ebm_studio.core.energies import ConvEnergy
+from ebm_studio.worker.api import ModelInfo
 
 
 def drawn(w):
@@ -19,7 +20,7 @@ def drawn(w):
 
 def test_opens_alive_on_the_demo(window, qtbot):
     qtbot.waitUntil(lambda: drawn(window) >= 5, timeout=10000)
-    assert window.model_info["kind"] == "points"
+    assert window.model_info.kind == "points"
     assert window.job_info.state == "running"
     assert window.viewer.view.hist.image is not None
     assert "steps/s" in window.rate_label.text()
@@ -70,7 +71,7 @@ def test_temperature_slider_reaches_the_frames(window, qtbot):
 
 def test_corrupt_checkpoint_keeps_the_model(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: drawn(window) >= 3, timeout=10000)
-    name = window.model_info["name"]
+    name = window.model_info.name
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     window.open_checkpoint(str(bad))
@@ -78,7 +79,7 @@ def test_corrupt_checkpoint_keeps_the_model(window, qtbot, tmp_path):
     box = window.findChild(QMessageBox, "error_dialog")
     assert box is not None and box.isVisible() and "broken.pt" in box.text()
     box.close()
-    assert window.model_info["name"] == name
+    assert window.model_info.name == name
     n = drawn(window)
     qtbot.waitUntil(lambda: drawn(window) > n + 3, timeout=5000)  # still sampling
 
@@ -93,6 +94,12 @@ def test_open_an_image_checkpoint(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.viewer.view._mode == "images", timeout=10000)
     assert window.viewer.sampler_box.currentData() == "tuned"
     assert str(path) in window.recent_files()
+    # the session holds the opened model, its sampler settings with it; the window reads it there
+    info = window.session.model_info
+    assert isinstance(info, ModelInfo) and window.model_info is info
+    assert (info.path, info.name, info.kind, info.event_shape) == (str(path), "tiny", "images", (1, 16, 16))
+    assert info.sampler_defaults == {"kind": "tuned", "step_size": 1.0, "noise": 0.01}
+    assert window.windowTitle() == "EBM Studio — tiny"
     assert window.viewer.view.image.image is not None
 
 

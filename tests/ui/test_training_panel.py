@@ -102,7 +102,7 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     # reopen: the form shows the checkpoint's settings and history; Continue resumes its run
     p.form.lr.setValue(0.01)
     with qtbot.waitSignal(engine.model_changed, timeout=10000,
-                         check_params_cb=lambda info: info.get("path") == str(path)):
+                         check_params_cb=lambda info: info.path == str(path)):
         p.open_checkpoint(str(path))
     qtbot.waitUntil(lambda: p.continue_mode == "checkpoint", timeout=10000)
     assert p.step == saved_step and len(p.plots.store) == saved_step

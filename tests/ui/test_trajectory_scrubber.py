@@ -135,7 +135,7 @@ def test_scrubbing_images_shows_the_recorded_grid(make_window, qtbot, tmp_path):
     w = make_window(start_demo=False)
     sc = scrubber(w)
     w.open_checkpoint(str(image_checkpoint(tmp_path)))
-    qtbot.waitUntil(lambda: w.model_info.get("kind") == "images", timeout=10000)
+    qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.kind == "images", timeout=10000)
     run_job(qtbot, w, steps=8, n_chains=16)
     wait_recording(qtbot, sc, 9)
     rec = recorded(w, sc)

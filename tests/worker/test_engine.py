@@ -3,6 +3,7 @@ errors arrive as messages, pause/step/stop work, and the thread always ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -10,9 +11,13 @@ import pytest
 
 import torch
 
+from ebm_studio.core.checkpoint import energy_checkpoint, load_checkpoint, save_checkpoint, trainer_checkpoint
+from ebm_studio.core.config import TrainConfig, preset_2d
 from ebm_studio.core.energies import Energy, GaussianEnergy
+from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.model import ModelState
-from ebm_studio.worker.api import OpenCheckpoint
+from ebm_studio.core.training import Trainer
+from ebm_studio.worker.api import ModelInfo, OpenCheckpoint
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -53,7 +58,7 @@ def use_gaussian(host, qtbot):
             energy=GaussianEnergy([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]),
             name="gaussian", kind="points", event_shape=(2,), value_range=(-4.0, 4.0),
         )
-        engine.model_changed.emit(engine.model.info())
+        engine.announce_model()
 
     with qtbot.waitSignal(host.engine.model_changed, timeout=5000):
         host.call.emit(swap)
@@ -250,7 +255,7 @@ def test_a_ladder_run_shows_its_levels_and_records_where_each_begins(host, qtbot
             event_shape=(1, 28, 28), value_range=(-1.0, 1.0),
             sampler_defaults={"kind": "tuned", "step_size": 1.0, "noise": 0.01, "level_steps": 2},
         )
-        engine.model_changed.emit(engine.model.info())
+        engine.announce_model()
 
     with qtbot.waitSignal(host.engine.model_changed, timeout=5000):
         host.call.emit(swap)
@@ -292,3 +297,51 @@ def test_the_engine_and_the_command_line_draw_bit_identical_chains(host, qtbot, 
     last = states[0]
     assert last.step == 50
     np.testing.assert_array_equal(last.state, cli)
+
+
+def _plain(value) -> bool:
+    """Only plain data crosses to the GUI: no tensors, no modules, at any depth."""
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if dataclasses.is_dataclass(value):
+        return all(_plain(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return isinstance(value, (str, int, float, bool, type(None)))
+
+
+def _opened(host, qtbot, path) -> ModelInfo:
+    with qtbot.waitSignal(host.engine.model_changed, timeout=10000,
+                          check_params_cb=lambda info: info.path == str(path)) as blocker:
+        host.send(OpenCheckpoint(str(path)))
+    return blocker.args[0]
+
+
+def test_an_opened_checkpoint_is_announced_with_everything_it_provides(host, qtbot, tmp_path):
+    cfg = preset_2d("8gaussians")
+    cfg.model.hidden = [16, 16]
+    cfg.sampler.steps, cfg.sampler.buffer_size, cfg.optim.batch_size = 2, 64, 32
+    trainer = Trainer(cfg)
+    log = MetricsLog()
+    for _ in range(3):
+        log.append(trainer.step())
+    path = save_checkpoint(trainer_checkpoint(trainer, log.to_dict()), tmp_path / "run.pt")
+    ckpt = load_checkpoint(path)
+
+    info = _opened(host, qtbot, path)
+    assert isinstance(info, ModelInfo)
+    assert (info.name, info.source, info.kind, info.event_shape, info.method) == \
+        ("run", str(path), "points", (2,), "plain")
+    assert info.value_range == tuple(ckpt.data["value_range"])
+    assert info.sampler_defaults == ckpt.sampler  # the model's sampler settings travel with it
+    assert info.step == 3 and info.has_buffer and info.has_data and info.resumable
+    assert info.config == ckpt.config and TrainConfig.from_dict(info.config).to_dict() == cfg.to_dict()
+    assert set(info.metrics) == set(ckpt.metrics) and info.metrics["step"] == [1.0, 2.0, 3.0]
+    assert not info.training and not info.rolled_back and info.composition is None
+    assert _plain(info)
+
+    # a weights-only checkpoint announces nothing to resume and no run behind it
+    weights = save_checkpoint(energy_checkpoint(GaussianEnergy([0.0, 0.0], np.eye(2))), tmp_path / "g.pt")
+    info = _opened(host, qtbot, weights)
+    assert (info.name, info.step, info.config, info.metrics) == ("g", 0, None, {})
+    assert not (info.resumable or info.has_buffer or info.has_data or info.training)
