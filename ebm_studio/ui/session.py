@@ -11,8 +11,8 @@ thread, keeps what more than one panel needs, and passes each answer on as one o
 - ``device``: the engine's device label;
 - frames: taken from the slot that announced them and passed on as ``frame`` (a copy that
   belongs to the GUI); recorded steps as ``scrub_frame``;
-- everything else as it came: typed ``api`` events (``event``), landscapes, metric rows,
-  recordings, data sets, errors, saves, and the image tools' events and frame notices.
+- everything else as it came: typed ``api`` events (``event``), landscapes, metric rows, errors,
+  saves, and the image tools' events and frame notices.
 
 After the window closes (the host shut the engine down), late answers are dropped here, so no
 panel draws into a closing window. Panels send commands through ``session.host``.
@@ -35,8 +35,6 @@ class Session(QObject):
     event = Signal(object)  # an api.Event
     landscape_ready = Signal(object)
     metrics = Signal(object)  # list of metric rows of the training run
-    recording_changed = Signal(dict)
-    data_loaded = Signal(dict)
     error = Signal(str)
     saved = Signal(str)
     device_changed = Signal(str)
@@ -60,8 +58,6 @@ class Session(QObject):
         e.event.connect(self._pass(self.event))
         e.landscape_ready.connect(self._pass(self.landscape_ready))
         e.metrics_ready.connect(self._pass(self.metrics))
-        e.recording_changed.connect(self._pass(self.recording_changed))
-        e.data_loaded.connect(self._pass(self.data_loaded))
         e.error.connect(self._pass(self.error))
         e.saved.connect(self._pass(self.saved))
         e.device_changed.connect(self._on_device_changed)

@@ -1,7 +1,7 @@
 """The training panel's data-set picker: built-in sets or the user's own, with a preview.
 
 Choosing a set asks the engine to load it (a ``LoadData`` command); the engine answers with a
-description and a small preview draw (``Engine.data_loaded``). Only a successful answer changes the
+description and a small preview draw (a ``DataLoaded`` event). Only a successful answer changes the
 selection: a failure shows its reason inline and puts the picker back on the set that was selected
 before, so bad data (an empty folder, a corrupt PNG, an array of the wrong shape) never leaves the
 panel without a usable data set.
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from ebm_studio.core.datasets import IMAGE_NAMES, dataset_names
 from ebm_studio.core.imaging import image_grid
 from ebm_studio.ui.session import Session
-from ebm_studio.worker.api import LoadData
+from ebm_studio.worker.api import DataInfo, DataLoaded, LoadData
 
 #: preview draw: all of it as points for 2-D sets, the first ``PREVIEW_IMAGES`` as a grid for images
 N_PREVIEW = 400
@@ -54,13 +54,10 @@ TIPS = {
 
 
 class DataPicker(QGroupBox):
-    """Pick a data set; ``data_changed(payload)`` fires when a new set was loaded successfully.
+    """Pick a data set; ``data_changed`` fires when a new set was loaded successfully (then
+    ``name``, ``image_size`` and ``info`` describe it)."""
 
-    ``payload`` is ``{"name": str, "image_size": int | None, "info": dict}`` (``info`` as
-    ``Dataset.describe()``).
-    """
-
-    data_changed = Signal(dict)
+    data_changed = Signal()
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Data", parent)
@@ -69,7 +66,7 @@ class DataPicker(QGroupBox):
         #: the committed (successfully loaded) selection
         self.name: str | None = None
         self.image_size: int | None = None
-        self.info: dict = {}
+        self.info: DataInfo | None = None
         self.preview_data: np.ndarray | None = None
         self._pending: str | None = None  # request id of the newest load
         self._pending_name = ""
@@ -136,12 +133,17 @@ class DataPicker(QGroupBox):
         self.size_spin.valueChanged.connect(self._on_size_changed)
         self.folder_button.clicked.connect(lambda: self.open_folder())
         self.file_button.clicked.connect(lambda: self.open_file())
-        session.data_loaded.connect(self._on_data_loaded)
+        session.event.connect(self._on_event)
 
     # --- requests -----------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
         return self._pending is not None
+
+    @property
+    def kind(self) -> str | None:
+        """``points`` or ``images`` for the selected set (None before one has loaded)."""
+        return self.info.kind if self.info is not None else None
 
     def select(self, name: str, image_size: int | None = None) -> None:
         """Ask the engine to load ``name`` (a built-in name or a path); the selection changes only
@@ -189,17 +191,17 @@ class DataPicker(QGroupBox):
             self.select(str(name), self._size())
 
     def _on_size_changed(self, _value: int) -> None:
-        if self.name is not None and self.info.get("kind") == "images":
+        if self.name is not None and self.kind == "images":
             self.select(self.name, self._size())
 
     # --- answers ------------------------------------------------------------------------------------
-    def _on_data_loaded(self, payload: dict) -> None:
-        if payload.get("request_id") != self._pending or self._pending is None:
-            return  # somebody else's request, or one superseded by a newer choice
+    def _on_event(self, ev) -> None:
+        if not isinstance(ev, DataLoaded) or ev.request_id != self._pending or self._pending is None:
+            return  # not an answer, somebody else's request, or one superseded by a newer choice
         self._pending = None
         name = self._pending_name
-        if payload.get("error"):
-            error = str(payload["error"])
+        if ev.error or ev.data is None:
+            error = ev.error
             if error.startswith(f"{name}: "):  # the loader names the path itself: say it once
                 error = error[len(name) + 2:]
             self._show_error(f"Cannot use {self._short(name)}: {error}")
@@ -207,12 +209,12 @@ class DataPicker(QGroupBox):
             return
         self.clear_error()
         self.name, self.image_size = name, self._pending_size
-        self.info = dict(payload.get("info") or {})
-        self.preview_data = payload.get("preview")
+        self.info = ev.data
+        self.preview_data = ev.preview
         self._select_in_combo(name)
         self._show_info()
         self._draw_preview()
-        self.data_changed.emit({"name": name, "image_size": self.image_size, "info": dict(self.info)})
+        self.data_changed.emit()
 
     def clear_error(self) -> None:
         """Hide the last loading error (something else has since succeeded)."""
@@ -242,25 +244,26 @@ class DataPicker(QGroupBox):
         self.combo.blockSignals(True)
         self.combo.setCurrentIndex(i)
         self.combo.blockSignals(False)
-        images = self.info.get("kind") == "images"
+        images = self.kind == "images"
         self.size_spin.setEnabled(images)
         self.size_label.setEnabled(images)
 
     def _show_info(self) -> None:
         d = self.info
-        shape = "×".join(str(s) for s in d.get("shape", []))
-        lo, hi = (d.get("value_range") or [float("nan")] * 2)[:2]
-        if d.get("kind") == "images":
-            c = d.get("shape", [0])[0]
-            what = f"{d.get('count') or 0:,} images, {'grey' if c == 1 else 'RGB'} {shape}"
-        elif d.get("count") is None:
+        if d is None:
+            return
+        shape = "×".join(str(s) for s in d.shape)
+        lo, hi = d.value_range
+        if d.kind == "images":
+            what = f"{d.count or 0:,} images, {'grey' if d.shape[0] == 1 else 'RGB'} {shape}"
+        elif d.count is None:
             what = f"2-D points, shape {shape}, endless sampler (a toy density)"
         else:
-            what = f"{d['count']:,} points, shape {shape}"
-        extra = f" · {d['normalisation']}" if d.get("normalisation") not in (None, "", "none") else ""
-        held = f" · {d['heldout_count']:,} held out" if d.get("heldout_count") else ""
+            what = f"{d.count:,} points, shape {shape}"
+        extra = f" · {d.normalisation}" if d.normalisation not in ("", "none") else ""
+        held = f" · {d.heldout_count:,} held out" if d.heldout_count else ""
         self.info_label.setText(f"{what}{held}\nvalues in [{lo:.3g}, {hi:.3g}]{extra}")
-        self.info_label.setToolTip(str(d.get("source", "")))
+        self.info_label.setToolTip(d.source)
 
     def _draw_preview(self) -> None:
         x = self.preview_data
@@ -268,7 +271,7 @@ class DataPicker(QGroupBox):
             return
         x = np.asarray(x)
         if x.ndim == 4:
-            lo, hi = self.info.get("value_range", [-1.0, 1.0])[:2]
+            lo, hi = self.info.value_range
             grid = image_grid(x[:PREVIEW_IMAGES], low=lo, high=hi)
             img = grid[..., 0] if grid.shape[-1] == 1 else grid
             self.preview_image.setImage(img, autoLevels=False, levels=(0, 255))
@@ -285,7 +288,7 @@ class DataPicker(QGroupBox):
             self.preview_plot.invertY(False)
             for axis in ("left", "bottom"):
                 self.preview_plot.showAxis(axis, True)
-            lo, hi = self.info.get("value_range", [-4.0, 4.0])[:2]
+            lo, hi = self.info.value_range
             self.preview_plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.02)
 
     @staticmethod

@@ -365,7 +365,7 @@ class TrainingPanel(TrainingFiles, QWidget):
             self._show_message(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
             return
         current = self.data.name or ""
-        kind = self.data.info.get("kind")
+        kind = self.data.kind
         if name == "2-D quick" and kind == "points":
             cfg = PRESETS[name](current)  # keep the user's 2-D set
         elif name == "texture" and current.startswith("texture:"):
@@ -384,7 +384,7 @@ class TrainingPanel(TrainingFiles, QWidget):
     def apply_method(self, method: str) -> None:
         """Load the tested settings of a training method for the data set shown."""
         current = self.data.name or ""
-        kind = self.data.info.get("kind")
+        kind = self.data.kind
         try:
             cfg = preset_for_method(method, current, kind)
             cfg.data.image_size = self.data.image_size
@@ -399,17 +399,16 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.status_label.setText(f"Method: {METHOD_LABELS.get(method, method)}, with its tested "
                                   "settings.")
 
-    def _on_data_changed(self, payload: dict) -> None:
-        info = payload.get("info") or {}
-        kind = info.get("kind", "points")
-        preset = preset_name_for(payload["name"], kind)
+    def _on_data_changed(self) -> None:
+        name, kind = self.data.name, self.data.kind
+        preset = preset_name_for(name, kind)
         shown = self.form.preset_box.currentData()
         # points and images need different networks and samplers, and textures their own set-up:
         # start from the fitting preset. Within one family (moons after rings, your own images
         # after digits) the user's settings stay.
         if kind != self.form.data_kind or (shown and shown != preset and shown not in PRESET_METHOD):
-            cfg = preset_for(payload["name"], kind)
-            cfg.data.image_size = payload.get("image_size")
+            cfg = preset_for(name, kind)
+            cfg.data.image_size = self.data.image_size
             self.form.set_config(cfg)
             self.form.preset_box.setCurrentIndex(max(0, self.form.preset_box.findData(preset)))
             self.status_label.setText(f"The settings switched to the '{preset}' preset for "
@@ -461,7 +460,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         if self.data.busy:
             self._show_message("The data set is still loading; press again in a moment.")
             return None
-        data_kind = self.data.info.get("kind")
+        data_kind = self.data.kind
         if data_kind and data_kind != self.form.data_kind:
             # e.g. an image preset whose data set failed to load: the network would not fit
             def what(kind: str) -> str:

@@ -21,7 +21,7 @@ How it talks to the engine (it never touches tensors):
                 request is in flight; a slider that moved meanwhile is served with its newest
                 position when the answer arrives, so dragging never builds a queue;
     summaries   ``host.send(RequestRecordingInfo(...))``, answered by a ``RecordingInfo`` event:
-                on ``recording_changed``, on showing the tab, and twice a second while a job
+                on a ``RecordingsChanged`` event, on showing the tab, and twice a second while a job
                 records and the tab is visible;
     exports     ``host.send(ExportTrajectory(...))`` with a ``threading.Event`` this panel sets to
                 cancel (see ``trajectory_export``).
@@ -53,6 +53,7 @@ from ebm_studio.worker.api import (
     ExportDone,
     ExportProgress,
     RecordingInfo,
+    RecordingsChanged,
     RequestRecordingInfo,
     SetRecordingBudget,
     SetRecordingPolicy,
@@ -147,7 +148,6 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         s = self.session
         s.scrub_frame.connect(self._on_scrub_frame)
         s.event.connect(self._on_event)
-        s.recording_changed.connect(self._on_recording_changed)
         s.job_changed.connect(self._on_job_state)
         self.timeline.valueChanged.connect(self._on_timeline)
         self.trace.step_picked.connect(self._on_trace_picked)
@@ -269,9 +269,6 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
     # ------------------------------------------------------------------------------------------
     # engine signals
     # ------------------------------------------------------------------------------------------
-    def _on_recording_changed(self, _summary: dict) -> None:
-        self.request_info()
-
     def _on_job_state(self, info: JobInfo) -> None:
         state = info.state
         self._job_running = state in ("running", "paused")
@@ -290,6 +287,8 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
     def _on_event(self, ev) -> None:
         if isinstance(ev, RecordingInfo):
             self._on_info(ev.info)
+        elif isinstance(ev, RecordingsChanged):
+            self.request_info()
         elif isinstance(ev, ChainPicked):
             self._on_pick(ev)
         elif isinstance(ev, (ExportProgress, ExportDone)):

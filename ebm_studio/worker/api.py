@@ -19,6 +19,7 @@ Commands
 Events
     :class:`ModelInfo` on ``Engine.model_changed``; :class:`JobInfo` (with :class:`JobState`) on
     ``Engine.job_state``; on ``Engine.event``:
+    :class:`DataLoaded` (with :class:`DataInfo`), :class:`RecordingsChanged`,
     :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
     :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
     :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
@@ -97,7 +98,7 @@ class SaveCheckpoint(Command):
 
 @dataclass(frozen=True)
 class LoadData(Command):
-    """Load a data set for the Training tab; answered on ``data_loaded`` with ``request_id``."""
+    """Load a data set for the Training tab; answered by :class:`DataLoaded` with ``request_id``."""
 
     name: str
     image_size: int | None = None
@@ -380,6 +381,45 @@ class ModelInfoReply(Event):
     """The answer to :class:`RequestModelInfo`: the current model."""
 
     info: ModelInfo
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """A data set as the Training tab describes it (what ``Dataset.describe()`` says of it)."""
+
+    #: the set's own name (a built-in name, or a file's or folder's name)
+    name: str
+    #: ``"points"`` or ``"images"``
+    kind: str
+    #: the shape of one item: ``(2,)`` for points, ``(C, H, W)`` for images
+    shape: tuple[int, ...]
+    #: how many items it holds; None for an endless sampler (a toy density)
+    count: int | None
+    #: the range (lo, hi) its values lie in
+    value_range: tuple[float, float]
+    #: where it comes from: ``builtin`` or a path
+    source: str
+    #: how the values were scaled into ``value_range`` (``none`` when they were not)
+    normalisation: str
+    #: the items kept apart for held-out measures; None when the set draws them instead
+    heldout_count: int | None = None
+
+
+@dataclass(frozen=True)
+class DataLoaded(Event):
+    """The answer to :class:`LoadData`: the set's description and a few items to preview
+    (points (n, 2) or images (n, C, H, W)), or, when it could not be loaded, ``error``."""
+
+    request_id: str
+    data: DataInfo | None = None
+    preview: np.ndarray | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingsChanged(Event):
+    """The recordings changed (a recording job ended, the budget or policy changed): ask for them
+    again with :class:`RequestRecordingInfo`."""
 
 
 @dataclass(frozen=True)

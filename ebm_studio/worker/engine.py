@@ -40,7 +40,15 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
-from ebm_studio.worker.api import FetchRecordedStep, JobState, LoadData, ModelInfo
+from ebm_studio.worker.api import (
+    DataInfo,
+    DataLoaded,
+    FetchRecordedStep,
+    JobState,
+    LoadData,
+    ModelInfo,
+    RecordingsChanged,
+)
 from ebm_studio.worker.autosave import Autosaver
 from ebm_studio.worker.command_table import HANDLERS
 from ebm_studio.worker.frames import make_frame
@@ -68,11 +76,7 @@ class Engine(QObject):
     job_state = Signal(object)  # an api.JobInfo
     error = Signal(str)
     model_changed = Signal(object)  # an api.ModelInfo
-    recording_changed = Signal(dict)
-    data_loaded = Signal(dict)  # {"info": describe(), "preview": ndarray, "request_id": ...}
     saved = Signal(str)
-    progress = Signal(dict)
-    fit_ready = Signal(object)
     device_changed = Signal(str)
     #: the typed answers of ``api`` commands (an ``api.Event``)
     event = Signal(object)
@@ -454,14 +458,9 @@ class Engine(QObject):
             preview = ds.preview(int(cmd.n_preview))
         except (DatasetError, ValueError, OSError) as exc:
             self.error.emit(f"Cannot use {data.name}: {exc}")
-            self.data_loaded.emit({"request_id": cmd.request_id, "error": str(exc)})
+            self.emit_event(DataLoaded(cmd.request_id, error=str(exc)))
             return
-        self.data_loaded.emit({
-            "request_id": cmd.request_id,
-            "info": ds.describe(),
-            "preview": np.array(preview, copy=True),
-            "name": data.name,
-        })
+        self.emit_event(DataLoaded(cmd.request_id, _data_info(ds), np.array(preview, copy=True)))
 
     def set_device(self, name: str) -> None:
         try:
@@ -595,21 +594,8 @@ class Engine(QObject):
     # recordings (trajectory scrubbing)
     # ------------------------------------------------------------------------------------------
     def announce_recording(self) -> None:
-        store = self.trajectories
-        active = store.active
-        self.recording_changed.emit({
-            "branches": [
-                {"id": b.branch_id, "parent": b.parent, "steps": len(b),
-                 "first": int(b.steps[0]) if len(b) else None,
-                 "last": int(b.steps[-1]) if len(b) else None}
-                for b in store.branches
-            ],
-            "active": store.active_id,
-            "nbytes": store.nbytes,
-            "budget": store.budget_bytes,
-            "kept": active.kept_description if active is not None else "",
-            "bytes_per_step": active.bytes_per_step if active is not None else 0,
-        })
+        """The recordings changed: the scrubber asks for them again (``RequestRecordingInfo``)."""
+        self.emit_event(RecordingsChanged())
 
     def fetch_recorded(self, cmd: FetchRecordedStep) -> None:
         """Answer a scrub request with the recorded state of that step as a frame."""
@@ -629,3 +615,19 @@ class Engine(QObject):
         frame.metrics = {"branch": rec.branch_id, "index": i, "t_request": cmd.t_request}
         if self.scrub_frames.put(frame):
             self.scrub_ready.emit()
+
+
+def _data_info(ds: Dataset) -> DataInfo:
+    """What the Training tab shows of a data set, from its description."""
+    d = ds.describe()
+    held = d.get("heldout_count")
+    return DataInfo(
+        name=str(d["name"]),
+        kind=str(d["kind"]),
+        shape=tuple(int(s) for s in d["shape"]),
+        count=None if d["count"] is None else int(d["count"]),
+        value_range=(float(d["value_range"][0]), float(d["value_range"][1])),
+        source=str(d["source"]),
+        normalisation=str(d["normalisation"]),
+        heldout_count=None if held is None else int(held),
+    )

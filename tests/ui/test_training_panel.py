@@ -186,6 +186,7 @@ def test_bad_user_data_keeps_the_previous_set(panel, qtbot, tmp_path):
     qtbot.waitUntil(lambda: p.data.name == str(points), timeout=10000)
     assert not p.data.error_label.isVisible()
     assert p.data.combo.currentData() == str(points) and "50 points" in p.data.info_label.text()
+    assert (p.data.kind, p.data.info.count, p.data.info.shape, p.data.info.source) == ("points", 50, (2,), str(points))
 
 
 def test_export_toml_runs_headless(panel, qtbot, tmp_path):

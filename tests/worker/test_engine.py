@@ -17,7 +17,7 @@ from ebm_studio.core.energies import Energy, GaussianEnergy
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.model import ModelState
 from ebm_studio.core.training import Trainer
-from ebm_studio.worker.api import ModelInfo, OpenCheckpoint
+from ebm_studio.worker.api import DataInfo, DataLoaded, LoadData, ModelInfo, OpenCheckpoint, RecordingsChanged
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -38,6 +38,8 @@ def host(qtbot):
     h.engine.error.connect(h.errors.append)
     h.states = []
     h.engine.job_state.connect(h.states.append)
+    h.events = []
+    h.engine.event.connect(h.events.append)
     h.start()
     yield h
     assert h.shutdown(3000), "engine thread did not stop"
@@ -195,6 +197,8 @@ def test_training_records_its_negatives_on_request(host, qtbot):
     qtbot.waitUntil(lambda: bool(host.states) and host.states[-1].state == "finished", timeout=30000)
     rec = host.engine.trajectories.active
     assert list(rec.steps) == [1, 4, 7, 10]  # every 3rd step from the first
+    # the scrubber hears that the recordings changed (and asks for them itself)
+    qtbot.waitUntil(lambda: any(isinstance(ev, RecordingsChanged) for ev in host.events), timeout=5000)
     last = rec.get(len(rec) - 1)
     assert last.state.shape == (32, 2) and np.isfinite(last.state).all()
     assert last.settings["lr"] == cfg.optim.lr
@@ -345,3 +349,16 @@ def test_an_opened_checkpoint_is_announced_with_everything_it_provides(host, qtb
     info = _opened(host, qtbot, weights)
     assert (info.name, info.step, info.config, info.metrics) == ("g", 0, None, {})
     assert not (info.resumable or info.has_buffer or info.has_data or info.training)
+
+
+def test_a_data_set_is_answered_with_its_description_or_why_it_failed(host, qtbot, tmp_path):
+    missing = tmp_path / "missing.npy"
+    host.send(LoadData("8gaussians", n_preview=10, request_id="toy"))
+    host.send(LoadData(str(missing), request_id="file"))
+    qtbot.waitUntil(lambda: sum(isinstance(ev, DataLoaded) for ev in host.events) == 2, timeout=10000)
+    ok, failed = [ev for ev in host.events if isinstance(ev, DataLoaded)]
+    assert ok.request_id == "toy" and not ok.error and ok.preview.shape == (10, 2)
+    assert ok.data == DataInfo(name="8gaussians", kind="points", shape=(2,), count=None,
+                               value_range=(-4.0, 4.0), source="builtin", normalisation="none")
+    assert failed.request_id == "file" and failed.data is None and failed.preview is None
+    assert "missing.npy" in failed.error
