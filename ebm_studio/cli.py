@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ebm_studio import __version__, cli_image_tools, cli_quality
+from ebm_studio.core.config import PRECISIONS
 
 
 from ebm_studio.cli_args import (  # noqa: F401  (the error types are part of this module's API)
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_int, help="random seed")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--lr", type=_positive_float, help="learning rate (overrides the configuration)")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="what the network computes in while sampling negatives: auto (bf16 for Langevin "
+                        "where the hardware has it), fp32 or bf16 (overrides the configuration)")
     t.add_argument("--method", choices=("plain", "multigrid", "drl"),
                    help="plain (one energy), multigrid (a coarse-to-fine ladder) or drl (diffusion "
                    "recovery likelihood); default: the configuration's, else plain")
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", choices=("noise", "data", "buffer"), default="noise")
     s.add_argument("--seed", type=_int, default=0)
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", choices=PRECISIONS,
+                   help="what the network computes in while sampling: auto (bf16 for Langevin where "
+                        "the hardware has it; the default), fp32 or bf16")
     s.add_argument("--out", required=True, metavar="FILE", help=".npz (samples + energies) or .png")
     s.add_argument("--trajectory", metavar="OUT.npz", help="also record the run to this file")
     s.add_argument("--every", type=_positive_int, default=1, metavar="K",
@@ -176,6 +183,8 @@ def cmd_train(args) -> int:
             config.steps = args.steps
         if args.lr:
             config.optim.lr = args.lr
+        if args.precision:
+            config.sampler.precision = args.precision
         config.validate()
         trainer = Trainer(config)
         log = MetricsLog()
@@ -402,7 +411,7 @@ def cmd_sample(args) -> int:
         steps = args.steps or model.default_steps
         sampler = model.make_sampler(
             x0, kind=kind, temperature=args.temperature, step_size=args.step_size, noise=args.noise,
-            seed=args.seed, device=device,
+            seed=args.seed, device=device, precision=args.precision,
         )
     except Failure:
         raise

@@ -291,6 +291,7 @@ def sampler_defaults(config) -> dict:
         **({"clip_grad": s.clip_grad} if s.clip_grad is not None else {}),
         **({"ref_sigma": config.model.ref_sigma} if config.model.ref_sigma else {}),
         **({"level_steps": config.method.level_steps} if config.method.name != "plain" else {}),
+        **({"precision": s.precision} if s.precision != "auto" else {}),
     }
 
 

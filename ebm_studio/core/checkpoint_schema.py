@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ebm_studio.core.config import INT_RANGES
+from ebm_studio.core.config import INT_RANGES, PRECISIONS
 
 #: a replay buffer or weight tensor larger than this is refused (before it is materialised)
 MAX_TENSOR_BYTES = 2 * 2**30
@@ -83,6 +83,9 @@ def check_fields(raw: dict) -> None:
 
         if kind not in SAMPLER_KINDS:
             raise FieldError(f"the field 'sampler.kind' must be one of {', '.join(SAMPLER_KINDS)}, got {kind!r}")
+    precision = sampler.get("precision", "auto")
+    if precision not in PRECISIONS:
+        raise FieldError(f"the field 'sampler.precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     for key in _POSITIVE + _NON_NEGATIVE + _OPTIONAL_POSITIVE:
         if key not in sampler or (sampler[key] is None and key in _OPTIONAL_POSITIVE):
             continue

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+#: what a sampler may compute E and ∇E in (see ``precision.py``, which needs torch: this does not)
+PRECISIONS = ("auto", "fp32", "bf16")
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -82,6 +85,9 @@ class SamplerConfig:
     reseed_fraction: float = 0.05
     #: ``uniform`` on the data box or ``gaussian``
     noise_kind: str = "uniform"
+    #: what E and ∇E are computed in while sampling: ``auto`` (bf16 for Langevin and tuned where
+    #: the hardware has it), ``fp32`` or ``bf16`` (see ``precision.py``)
+    precision: str = "auto"
 
 
 @dataclass
@@ -146,6 +152,7 @@ class TrainConfig:
             ("sampler.kind", s.kind in ("langevin", "tuned", "mala", "hmc"), s.kind),
             ("sampler.init", s.init in ("buffer", "data", "noise"), s.init),
             ("sampler.noise_kind", s.noise_kind in ("uniform", "gaussian"), s.noise_kind),
+            ("sampler.precision", s.precision in PRECISIONS, s.precision),
             ("sampler.steps", s.steps >= 1, s.steps),
             ("sampler.step_size", _pos(s.step_size), s.step_size),
             ("sampler.noise", _nonneg(s.noise), s.noise),

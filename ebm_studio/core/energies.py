@@ -32,6 +32,12 @@ class Energy(nn.Module):
     event_shape: tuple[int, ...] = ()
     #: True when :meth:`log_prob` is exact (analytic energies)
     has_exact_log_prob: bool = False
+    #: True for networks whose E and ∇E may be computed in bf16 (see ``precision.py``); analytic
+    #: energies stay float32: they are cheap and serve as exact references
+    low_precision_ok: bool = False
+    #: the fewest chains worth handing to a thread of their own (None: always evaluate whole);
+    #: see ``chain_parallel.py``
+    parallel_min_chains: int | None = None
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` when ``x`` does not have shape ``(N, *event_shape)``."""
@@ -63,6 +69,9 @@ class Energy(nn.Module):
 class MLPEnergy(Energy):
     """A fully connected energy for low-dimensional points (default 2 → 128 → 128 → 128 → 1, SiLU)."""
 
+    low_precision_ok = True
+    parallel_min_chains = 512
+
     def __init__(self, in_dim: int = 2, hidden: Sequence[int] = (128, 128, 128)) -> None:
         super().__init__()
         in_dim = check_int_at_least("in_dim", in_dim, 1)
@@ -81,25 +90,35 @@ class MLPEnergy(Energy):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
 
-    def energy_and_input_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def energy_and_input_grad(
+        self, x: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """E(x) and ∇ₓE(x) in closed form, without an autograd graph (what samplers need).
 
         With z = W h + b and SiLU(z) = z·σ(z), whose derivative is σ(z)·(1 + z·(1 − σ(z))), the
-        input gradient is the product of the layers' Jacobians, taken right to left.
+        input gradient is the product of the layers' Jacobians, taken right to left. With
+        ``dtype=torch.bfloat16`` the hidden layers run in bf16; the first layer (which sees x)
+        and the output layer stay float32, and so do the returned E and ∇E.
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        first, hidden, out = linears[0], linears[1:-1], linears[-1]
+        if len(linears) == 1:  # no hidden layer: an affine energy
+            with torch.no_grad():
+                return torch.addmm(out.bias, x, out.weight.t()).squeeze(-1), out.weight.detach().expand_as(x)
         with torch.no_grad():
-            h, pre = x, []
-            for lin in linears[:-1]:
-                z = torch.addmm(lin.bias, h, lin.weight.t())
+            z0 = torch.addmm(first.bias, x, first.weight.t())
+            h, pre = F.silu(z0).to(dtype), []
+            weights = [lin.weight.to(dtype) for lin in hidden]
+            for lin, w in zip(hidden, weights):
+                z = torch.addmm(lin.bias.to(dtype), h, w.t())
                 h = F.silu(z)
                 pre.append(z)
-            out = linears[-1]
-            e = torch.addmm(out.bias, h, out.weight.t()).squeeze(-1)
-            g = out.weight.expand(x.shape[0], -1)
-            for lin, z in zip(reversed(linears[:-1]), reversed(pre)):
+            e = torch.addmm(out.bias, h.float(), out.weight.t()).squeeze(-1)
+            g = out.weight.to(dtype).expand(x.shape[0], -1)
+            for w, z in zip(reversed(weights), reversed(pre)):
                 # aten's fused SiLU backward: one pass instead of five element-wise ones
-                g = torch.ops.aten.silu_backward(g, z) @ lin.weight
+                g = torch.ops.aten.silu_backward(g, z) @ w
+            g = torch.ops.aten.silu_backward(g.float(), z0) @ first.weight
         return e, g
 
     def describe(self) -> dict:
@@ -116,6 +135,14 @@ class ConvEnergy(Energy):
     Lipschitz and training calmer. Weights are kept ``channels_last`` (~8 % faster on CPU), and the
     stem runs as a space-to-depth conv (see :func:`stem_conv`).
     """
+
+    low_precision_ok = True
+
+    @property
+    def parallel_min_chains(self) -> int | None:
+        # spectral norm's power iteration updates buffers in place on every training-mode call,
+        # which threads sharing the module must not do at once
+        return None if self.spectral_norm and self.training else 8
 
     def __init__(
         self, channels: int = 1, size: int = 28, width: int = 16, spectral_norm: bool = False,
@@ -416,6 +443,7 @@ class SumEnergy(Energy):
         self.weights = [1.0] * len(self.terms) if weights is None else [float(w) for w in weights]
         if len(self.weights) != len(self.terms):
             raise ValueError(f"weights must have {len(self.terms)} entries, got {len(self.weights)}")
+        self.low_precision_ok = all(getattr(e, "low_precision_ok", False) for e in self.terms)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sum(w * e(x) for w, e in zip(self.weights, self.terms) if w != 0.0) + x.new_zeros(

@@ -29,6 +29,7 @@ import torch
 
 from ebm_studio.core.errors import check_finite_tensor, check_int_at_least
 from ebm_studio.core.ladder import LadderEnergy, downsample, fixed_at, upsample
+from ebm_studio.core.precision import check_precision
 from ebm_studio.core.recovery import RecoveryEnergy, conditional_grad, recovery_step
 from ebm_studio.core.samplers import (
     DEFAULT_CHUNK,
@@ -69,10 +70,12 @@ class LevelSampler(SamplerSettings):
                  step_size: float = 0.01, noise: float = 0.005, n_leapfrog: int = 5, seed: int | None = 0,
                  device=None, mask=None, clamp: tuple[float, float] | None = None,
                  clip_grad: float | None = None, ref_sigma: float | None = None,
-                 chunk: int = DEFAULT_CHUNK, level_steps: int = DEFAULT_LEVEL_STEPS) -> None:
+                 chunk: int = DEFAULT_CHUNK, level_steps: int = DEFAULT_LEVEL_STEPS,
+                 precision: str = "auto") -> None:
         x0 = as_batch(x0)
         self.energy = energy
         self.kind = kind
+        self.precision = check_precision(precision)
         self.temperature, self.step_size, self.noise, self.n_leapfrog = temperature, step_size, noise, n_leapfrog
         self.clamp, self.clip_grad, self.ref_sigma, self.chunk = clamp, clip_grad, ref_sigma, chunk
         self.level_steps = check_int_at_least("level_steps", level_steps, 1)
@@ -192,6 +195,7 @@ class LadderSampler(LevelSampler):
             self.kind, self.energy.levels[k], xk, temperature=self.temperature, step_size=self.step_size,
             noise=self.noise, n_leapfrog=self.n_leapfrog, seed=0, device=self.device, mask=mask,
             clamp=self.clamp, clip_grad=self.clip_grad, ref_sigma=self.ref_sigma, chunk=self.chunk,
+            precision=self.precision,
         )
         inner.generator = self.generator  # one random stream for the whole ladder
         return inner

@@ -151,6 +151,7 @@ class ModelState:
         seed: int = 0,
         device=None,
         mask=None,
+        precision: str | None = None,
     ) -> Sampler:
         """A sampler over this model: the model's own sampler settings unless overridden."""
         d = self.sampler_defaults
@@ -171,6 +172,7 @@ class ModelState:
             # clipping belongs to the tuned heuristic the image models were trained with
             clip_grad=d.get("clip_grad") if self.kind == "images" else None,
             ref_sigma=self.ref_sigma,
+            precision=str(pick(precision, "precision", "auto")),
         )
         if is_level_model(self.energy):
             return make_level_sampler(self.energy, x0, kind=kind, **settings,

@@ -32,7 +32,9 @@ from typing import Callable, Iterator
 
 import torch
 
+from ebm_studio.core.chain_parallel import map_slices, workers_for
 from ebm_studio.core.energies import Energy
+from ebm_studio.core.precision import check_precision, compute_dtype
 from ebm_studio.core.errors import (
     check_finite_tensor,
     check_int_at_least,
@@ -90,29 +92,37 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
 
 
 def energy_and_grad(
-    energy: Energy, x: torch.Tensor, chunk: int = DEFAULT_CHUNK
+    energy: Energy, x: torch.Tensor, chunk: int = DEFAULT_CHUNK, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) and ∇ₓE(x) for a batch, parameters frozen, evaluated in chunks of ``chunk`` chains.
+    """E(x) and ∇ₓE(x) for a batch, parameters frozen, evaluated in slices of at most ``chunk``
+    chains, spread over the CPU cores where that pays (see ``chain_parallel.py``).
 
     An energy with a closed-form ``energy_and_input_grad`` (the MLP) skips autograd altogether.
+    ``dtype=torch.bfloat16`` runs the network in bf16 (see ``precision.py``); E and ∇E come back
+    float32 either way.
     """
+    workers = workers_for(energy, x)
+    size = min(chunk, -(-x.shape[0] // workers))
+    slices = x.split(size) if x.shape[0] > size else (x,)
     fast = getattr(energy, "energy_and_input_grad", None) if USE_CLOSED_FORM else None
     if fast is not None:
-        parts = [fast(xs) for xs in (x.split(chunk) if x.shape[0] > chunk else (x,))]
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    es, gs = [], []
-    with frozen(energy), torch.enable_grad():
-        for xs in x.split(chunk) if x.shape[0] > chunk else (x,):
-            xs = xs.detach().requires_grad_(True)
-            e = energy(xs)
-            (g,) = torch.autograd.grad(e.sum(), xs)
-            es.append(e.detach())
-            gs.append(g)
-    if len(es) == 1:
-        return es[0], gs[0]
-    return torch.cat(es), torch.cat(gs)
+        parts = map_slices(lambda xs: fast(xs, dtype), slices, workers)
+    else:
+        with frozen(energy):
+            parts = map_slices(lambda xs: _autograd_energy_and_grad(energy, xs, dtype), slices, workers)
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _autograd_energy_and_grad(
+    energy: Energy, x: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.enable_grad(), torch.autocast(x.device.type, dtype, enabled=dtype != torch.float32):
+        x = x.detach().requires_grad_(True)
+        e = energy(x)
+        (g,) = torch.autograd.grad(e.sum(), x)
+    return e.detach().float(), g
 
 
 def as_batch(x0) -> torch.Tensor:
@@ -235,6 +245,7 @@ class Sampler(SamplerSettings):
         clip_grad: float | None = None,
         ref_sigma: float | None = None,
         chunk: int = DEFAULT_CHUNK,
+        precision: str = "auto",
     ) -> None:
         x0 = as_batch(x0)
         check_finite_tensor("x0", x0)
@@ -248,6 +259,7 @@ class Sampler(SamplerSettings):
         self.clip_grad = clip_grad
         self.ref_sigma = ref_sigma
         self.chunk = check_int_at_least("chunk", chunk, 1)
+        self.precision = check_precision(precision)
         self.generator = torch.Generator(device=self.device)
         self.seed = seed
         self.generator.manual_seed(int(seed) if seed is not None else torch.seed())
@@ -282,6 +294,13 @@ class Sampler(SamplerSettings):
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
+    def compute_dtype(self) -> torch.dtype:
+        """What E and ∇E are computed in: bf16 for unadjusted samplers where the hardware has it.
+
+        Worked out at every use, since the energy may be swapped between steps."""
+        return compute_dtype(self.precision, self.device, self.energy, self.kind)
+
+    @property
     def mean_accept_rate(self) -> float | None:
         """Mean acceptance since construction or :meth:`reset_accept_stats` (MALA/HMC only)."""
         return self.accept_sum / self.accept_count if self.accept_count else None
@@ -292,7 +311,7 @@ class Sampler(SamplerSettings):
     # --- shared maths --------------------------------------------------------------------------
     def _eval(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """E(x) and ∇E(x) (raw energy, not divided by T)."""
-        e, g = energy_and_grad(self.energy, x, self.chunk)
+        e, g = energy_and_grad(self.energy, x, self.chunk, self.compute_dtype)
         check_finite_energy(e, self.steps_done)
         return e, g
 
@@ -489,6 +508,7 @@ def switch_sampler(old: Sampler, kind: str) -> Sampler:
         clip_grad=old.clip_grad,
         ref_sigma=old.ref_sigma,
         chunk=old.chunk,
+        precision=old.precision,
     )
     new.generator = old.generator
     new._mask, new._observed = old._mask, old._observed

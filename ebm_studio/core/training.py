@@ -186,6 +186,7 @@ class Trainer:
             clamp=self.dataset.value_range if s.clamp else None,
             clip_grad=s.clip_grad,
             ref_sigma=self.config.model.ref_sigma,
+            precision=s.precision,
         )
         sampler.should_stop = self._should_stop  # a step of 10⁹ leapfrog moves can still be stopped
         return sampler

@@ -1,0 +1,234 @@
+"""Langevin chain-steps per second: this core against the peer libraries, on the same energy modules.
+
+Two workloads: the project's MLPEnergy 2-128-128-128-1 at 4,096 chains and its ConvEnergy 28×28
+width 16 at 128 chains. Each implementation runs unadjusted Langevin x ← x − (ε/2)∇E + √ε ξ on the
+*same* module:
+
+- ``this core``: ``make_sampler("langevin", energy, x0, step_size=ε).run(n)``, the default path
+  (bf16 inside the network where the CPU has native bf16, see ``core/precision.py``);
+- ``this core, fp32``: the same with ``precision="fp32"``;
+- ``plain frozen loop``: parameters frozen, ``torch.autograd.grad`` on x, written out by hand;
+- ``ebmkit`` and ``torchebm``: their Langevin samplers, parameters mapped to the same update.
+
+Rounds are interleaved (every implementation once per round, in a rotating order) and the best
+round counts, so a busy machine slows all alike. The last column is the ratio to the best *peer*
+(ebmkit, torchebm). An accuracy table follows: on an MLP fitted to a correlated Gaussian energy,
+every implementation's samples are compared in mean and covariance with that MLP's exact density
+(quadrature on a grid), in units of the Monte Carlo standard error; a faster path must not be a
+wrong one. On the ConvNet, the mean energy after the timed steps is printed for each.
+
+The peers are installed for the bench only: ``pip install '.[bench]'``.
+
+    python bench/peers.py [--rounds 7] [--threads N] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ebm_studio.core.energies import ConvEnergy, MLPEnergy
+from ebm_studio.core.samplers import frozen, make_sampler
+
+Runner = Callable[[torch.nn.Module, torch.Tensor, int, float], torch.Tensor]
+
+
+# --- the implementations -------------------------------------------------------------------------
+def core(precision: str) -> Runner:
+    def run(energy, x, steps, eps):
+        s = make_sampler("langevin", energy, x, step_size=eps, seed=int(torch.randint(1 << 30, ())),
+                         precision=precision)
+        return s.run(steps).x
+    return run
+
+
+def plain_frozen_loop(energy, x, steps, eps):
+    """What a careful user writes: parameters frozen, the input gradient only."""
+    with frozen(energy):
+        for _ in range(steps):
+            x = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(energy(x).sum(), x)
+            x = x.detach() - 0.5 * eps * g + math.sqrt(eps) * torch.randn_like(x)
+    return x.detach()
+
+
+def ebmkit_runner() -> Runner | None:
+    try:
+        from ebm.samplers import LangevinDynamics
+    except ImportError:
+        return None
+
+    def run(energy, x, steps, eps):
+        # ebmkit: x − ε'∇E + σξ; ε' = ε/2 and σ = √ε give the same update
+        return LangevinDynamics(step_size=eps / 2, steps=steps, noise_scale=math.sqrt(eps)).sample(energy, x)
+    return run
+
+
+def torchebm_runner() -> Runner | None:
+    try:
+        from torchebm.core import BaseModel
+        from torchebm.samplers import LangevinDynamics
+    except ImportError:
+        return None
+
+    class Wrapped(BaseModel):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)
+
+    wrapped: dict[int, BaseModel] = {}
+
+    def run(energy, x, steps, eps):
+        model = wrapped.setdefault(id(energy), Wrapped(energy))
+        # torchebm: x − η∇E + √(2η)·s·ξ; η = ε/2 and s = 1 give the same update
+        sampler = LangevinDynamics(model, step_size=eps / 2, noise_scale=1.0, device=x.device)
+        return sampler.sample(x=x, n_steps=steps)
+    return run
+
+
+def implementations() -> dict[str, tuple[Runner | None, bool]]:
+    """name → (runner or None when not installed, is a peer)."""
+    return {
+        "this core": (core("auto"), False),
+        "this core, fp32": (core("fp32"), False),
+        "plain frozen loop": (plain_frozen_loop, False),
+        "ebmkit 0.16": (ebmkit_runner(), True),
+        "torchebm 0.8.9": (torchebm_runner(), True),
+    }
+
+
+# --- throughput ----------------------------------------------------------------------------------
+def throughput(impls, energy, x, steps: int, eps: float, rounds: int) -> tuple[dict, dict]:
+    """Best chain-steps/s of each implementation over interleaved rounds, and its final energies."""
+    names = [n for n, (run, _) in impls.items() if run is not None]
+    best = dict.fromkeys(names, 0.0)
+    finals: dict[str, torch.Tensor] = {}
+    for name in names:  # warm-up: first calls allocate and pick kernels
+        impls[name][0](energy, x, 2, eps)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            out = impls[name][0](energy, x, steps, eps)
+            if out.is_cuda:
+                torch.cuda.synchronize()
+            best[name] = max(best[name], x.shape[0] * steps / (time.perf_counter() - t0))
+            finals[name] = out
+    with torch.no_grad():
+        energies = {n: energy(finals[n]).float() for n in names}
+    return best, energies
+
+
+def print_table(title: str, best: dict, peers: set[str]) -> None:
+    top_peer = max((v for n, v in best.items() if n in peers), default=None)
+    print(f"\n{title}")
+    print(f"  {'implementation':22s} {'chain-steps/s':>14s} {'× best peer':>12s}")
+    for name, v in best.items():
+        ratio = f"{v / top_peer:11.2f}×" if top_peer else "           -"
+        print(f"  {name:22s} {v:14,.0f} {ratio}")
+
+
+# --- accuracy on a Gaussian ----------------------------------------------------------------------
+MEAN = torch.tensor([0.5, -0.3])
+COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
+
+
+def fitted_gaussian_mlp(device: torch.device) -> MLPEnergy:
+    """The bench's MLP fitted to E(x) = ½(x − μ)ᵀΣ⁻¹(x − μ), so its density is nearly that Gaussian."""
+    torch.manual_seed(0)
+    mlp = MLPEnergy().to(device)
+    prec = torch.linalg.inv(COV).to(device)
+    opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
+    for _ in range(1500):
+        x = torch.randn(1024, 2, device=device) * 2.5 + MEAN.to(device)
+        d = x - MEAN.to(device)
+        target = 0.5 * ((d @ prec) * d).sum(-1)
+        loss = ((mlp(x) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return mlp
+
+
+def exact_moments(energy: MLPEnergy, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of exp(−E) by quadrature on a fine grid."""
+    g = torch.linspace(-7, 7, 561, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="ij")
+    pts = torch.stack([xx.ravel(), yy.ravel()], 1)
+    with torch.no_grad():
+        e = torch.cat([energy(p.float().to(device)).double().cpu() for p in pts.split(65536)])
+    w = torch.softmax(-e, 0)
+    mean = (w[:, None] * pts).sum(0)
+    d = pts - mean
+    cov = (w[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
+    return mean.numpy(), cov.numpy()
+
+
+def accuracy(impls, device: torch.device, chains: int = 4096, repeats: int = 4) -> None:
+    mlp = fitted_gaussian_mlp(device)
+    mean_t, cov_t = exact_moments(mlp, device)
+    eps, steps = 0.01, 600
+    print(f"\nAccuracy: MLP fitted to a Gaussian, {chains * repeats:,} chains × {steps} steps of ε = {eps}; "
+          "error against the exact moments of the MLP's density, in Monte Carlo standard errors")
+    print(f"  {'implementation':22s} {'mean error':>12s} {'cov error':>12s}  (|err|/SE, worst entry)")
+    for name, (run, _) in impls.items():
+        if run is None:
+            print(f"  {name:22s} not installed (pip install '.[bench]')")
+            continue
+        torch.manual_seed(1)
+        x0 = torch.randn(chains * repeats, 2, device=device) * 2.0
+        xs = torch.cat([run(mlp, x, steps, eps) for x in x0.split(chains)]).double().cpu().numpy()
+        n = xs.shape[0]
+        mean = xs.mean(0)
+        cov = np.cov(xs.T)
+        se_mean = np.sqrt(np.diag(cov_t) / n)
+        # SE of a covariance entry for Gaussian data: √((σ_ij² + σ_ii σ_jj)/n)
+        se_cov = np.sqrt((cov_t**2 + np.outer(np.diag(cov_t), np.diag(cov_t))) / n)
+        print(f"  {name:22s} {np.max(np.abs(mean - mean_t) / se_mean):12.2f} "
+              f"{np.max(np.abs(cov - cov_t) / se_cov):12.2f}")
+    print("  (ULA's own bias at this ε is about ε/4 of the variance, ≈ 0.5 SE here)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-accuracy", action="store_true")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}")
+    impls = implementations()
+    peers = {n for n, (run, peer) in impls.items() if peer and run is not None}
+    missing = [n for n, (run, _) in impls.items() if run is None]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (pip install '.[bench]')")
+    torch.manual_seed(0)
+    mlp = MLPEnergy().to(dev)
+    conv = ConvEnergy(1, 28, 16).to(dev)
+    cases = [
+        ("MLP 2-128-128-128-1, 4,096 chains", mlp, torch.randn(4096, 2, device=dev), 100, 0.01),
+        ("ConvNet 28×28 width 16, 128 chains", conv, torch.rand(128, 1, 28, 28, device=dev) * 2 - 1, 20, 1e-3),
+    ]
+    for title, energy, x, steps, eps in cases:
+        best, energies = throughput(impls, energy, x, steps, eps, args.rounds)
+        print_table(title, best, peers)
+        if energy is conv:
+            print("  mean energy after the last round (± standard error over chains):")
+            for name, e in energies.items():
+                print(f"    {name:20s} {float(e.mean()):9.4f} ± {float(e.std() / math.sqrt(e.numel())):.4f}")
+    if not args.no_accuracy:
+        accuracy(impls, dev)
+
+
+if __name__ == "__main__":
+    main()
