@@ -29,8 +29,9 @@ from ebm_studio.core.device import resolve_device
 from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
 from ebm_studio.core.npz_reading import available_memory
 from ebm_studio.core.ladder import LadderEnergy, downsample, ladder_sizes, upsample
+from ebm_studio.core.langevin_block import LangevinBlock, run_steps
 from ebm_studio.core.level_sampler import make_level_sampler
-from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise, poll_stop
+from ebm_studio.core.level_training import PHASES, Phase, Stopped, coarse_noise
 from ebm_studio.core.recovery import RecoveryEnergy, geometric_betas
 from ebm_studio.core.samplers import Sampler, make_sampler
 
@@ -133,6 +134,8 @@ class Trainer:
             fresh = self.noise if method == "plain" else (lambda n: coarse_noise(self, n))
             self.buffer = ReplayBuffer(s.buffer_size, fresh, s.reseed_fraction, generator=self.generator)
         self.step_count = 0
+        #: the negative phase's Langevin steps as one CUDA graph per block (GPU only)
+        self._langevin_block = LangevinBlock()
         self.last_samples: torch.Tensor | None = None
         #: the newest negatives level by level (multigrid and drl), for the level view
         self.last_levels: list = []
@@ -316,9 +319,8 @@ class Trainer:
             return PHASES[method](self, data, should_stop)
         x0 = self.initial_chains(data)
         sampler = self.make_sampler(x0)
-        for _ in range(self.config.sampler.steps):
-            poll_stop(should_stop)
-            sampler.step()
+        # on a GPU, whole blocks of steps replay as one CUDA graph; elsewhere one step at a time
+        run_steps(sampler, self.config.sampler.steps, self._langevin_block, should_stop)
         samples = sampler.x.detach()
         if self.buffer is not None:
             self.buffer.push(samples.cpu())

@@ -1,0 +1,105 @@
+"""The CUDA-graph block of Langevin steps: its body is K sampler steps (checked eagerly on the CPU),
+live settings reach it without a new capture, its structure decides when to capture anew, and a
+device without graphs falls back to the eager body."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ebm_studio.core.energies import ConvEnergy, MLPEnergy
+from ebm_studio.core.langevin_block import LangevinBlock, graphs_available, run_steps
+from ebm_studio.core.samplers import make_sampler
+
+
+def stepped_twin(kind, energy, x0, seed_source, k, **kw):
+    """A sampler that takes k single steps with the noise stream the block uses for that run."""
+    twin = make_sampler(kind, energy, x0, **kw)
+    seed = int(torch.randint(0, 2**62, (1,), generator=seed_source))
+    twin.generator = torch.Generator().manual_seed(seed)
+    for _ in range(k):
+        twin.step()
+    return twin
+
+
+@pytest.mark.parametrize("kind,kw", [
+    ("langevin", dict(step_size=0.01, temperature=0.7)),
+    ("langevin", dict(step_size=0.02, ref_sigma=1.5, clamp=(-2.0, 2.0))),
+    ("tuned", dict(step_size=0.05, noise=0.01, clip_grad=0.3)),
+])
+def test_the_block_body_is_k_sampler_steps(kind, kw):
+    torch.manual_seed(0)
+    energy, x0 = MLPEnergy(), torch.randn(64, 2)
+    s = make_sampler(kind, energy, x0, seed=5, precision="fp32", **kw)
+    block = LangevinBlock(steps=7, use_graph=False)
+    block.run(s)
+    seeds = torch.Generator().manual_seed(5)
+    twin = stepped_twin(kind, energy, x0, seeds, 7, precision="fp32", **kw)
+    assert s.steps_done == twin.steps_done == 7
+    torch.testing.assert_close(s.x, twin.x, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s.current_energy(), twin.current_energy(), rtol=1e-5, atol=1e-6)
+    assert not block.graphed
+
+
+def test_a_masked_image_block_keeps_the_fixed_pixels_bit_for_bit():
+    torch.manual_seed(0)
+    energy, x0 = ConvEnergy(1, 16, width=4), torch.rand(4, 1, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 16, 16, dtype=torch.bool)
+    mask[:, 4:12, 4:12] = True
+    s = make_sampler("tuned", energy, x0, step_size=1.0, noise=0.01, clamp=(-1.0, 1.0), mask=mask)
+    LangevinBlock(steps=5, use_graph=False).run(s)
+    assert torch.equal(s.x[:, ~mask], x0[:, ~mask])
+    assert not torch.equal(s.x[:, mask], x0[:, mask])
+
+
+def test_live_settings_apply_at_the_next_block_without_a_new_structure():
+    energy, x0 = MLPEnergy(), torch.randn(32, 2)
+    s = make_sampler("langevin", energy, x0, step_size=0.01)
+    block = LangevinBlock(steps=3, use_graph=False)
+    block.run(s)
+    key = block._key
+    s.step_size, s.temperature = 1e-6, 2.0  # a tiny step barely moves the chains
+    before = s.x.clone()
+    block.run(s)
+    assert block._key == key
+    assert float((s.x - before).abs().max()) < 0.01
+    s.clamp = (-1.0, 1.0)  # a new box is a new structure
+    block.run(s)
+    assert block._key != key and float(s.x.abs().max()) <= 1.0
+
+
+def test_without_cuda_graphs_the_block_falls_back_and_run_steps_steps_singly():
+    energy, x0 = MLPEnergy(), torch.randn(16, 2)
+    s = make_sampler("langevin", energy, x0)
+    assert not graphs_available(s.device)
+    block = LangevinBlock(steps=4, use_graph=True)  # asked for a graph where none can be had
+    block.run(s)
+    assert not block.graphed and block.fallback_reason and s.steps_done == 4
+    calls = []
+    run_steps(s, 6, LangevinBlock(steps=4), should_stop=lambda: calls.append(1) and False)
+    assert s.steps_done == 10 and len(calls) == 6  # one step at a time on the CPU, polled each
+
+
+def test_other_samplers_are_refused_by_the_block():
+    s = make_sampler("mala", MLPEnergy(), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="Langevin or tuned"):
+        LangevinBlock().run(s)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_block_replays_a_graph_that_matches_the_eager_body():
+    torch.manual_seed(0)
+    energy = ConvEnergy(1, 28, width=16).cuda()
+    x0 = torch.rand(128, 1, 28, 28, device="cuda") * 2 - 1
+    kw = dict(step_size=10.0, noise=0.005, clip_grad=0.01, clamp=(-1.0, 1.0), seed=3, precision="fp32")
+    graphed, eager = (make_sampler("tuned", energy, x0, **kw) for _ in range(2))
+    gb, eb = LangevinBlock(steps=10), LangevinBlock(steps=10, use_graph=False)
+    for _ in range(3):
+        gb.run(graphed)
+        eb.run(eager)
+    assert gb.graphed, gb.fallback_reason
+    torch.testing.assert_close(graphed.x, eager.x, rtol=1e-4, atol=1e-4)
+    graphed.step_size = 5.0  # a live change reaches the graph without a new capture
+    graph = gb._graph
+    gb.run(graphed)
+    assert gb._graph is graph
