@@ -40,6 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
+from ebm_studio.core.warmup import warm_up_in_background
 from ebm_studio.worker.api import (
     DataInfo,
     DataLoaded,
@@ -66,6 +67,7 @@ from ebm_studio.worker.tool_runner import ToolSlot
 MAX_FPS = 60.0
 SLICE_S = 0.015  # longest stretch of steps before the engine returns to its event loop
 METRICS_INTERVAL_S = 0.1
+WARM_UP_DELAY_MS = 300  # after the window's first frames: see core/warmup.py
 
 
 class Engine(QObject):
@@ -130,6 +132,8 @@ class Engine(QObject):
             slot.timer.timeout.connect(functools.partial(self._tick, slot))
         self.announce_model()
         self.device_changed.emit(device_label(self.device))
+        # once the first frames are out, take the first Train click's lazy imports off the click
+        QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_in_background)
 
     def emit_event(self, event) -> None:
         """Send an ``api.Event`` (plain data only) to the GUI."""
