@@ -6,9 +6,9 @@ The chains are independent, so the batch is split instead. Each worker thread ev
 slice with a single intra-op thread, and the caller waits passively for all of them, so no thread
 spins on a peer that another process has descheduled (see ``threads.py``).
 
-How many workers: the caller's torch thread count (``torch.get_num_threads()``, which the app
-and the CLI set from the idle cores), but never so many that a slice falls below the energy's
-``parallel_min_chains`` (below it, handing work to a thread costs more than it saves). Energies
+How many workers: :func:`set_workers` (the app gives it the idle cores), else the caller's torch
+thread count (``torch.get_num_threads()``, which the CLI sets from the idle cores or
+``--threads``), but never so many that a slice falls below the energy's ``parallel_min_chains`` (below it, handing work to a thread costs more than it saves). Energies
 that do not set that attribute, and every device but the CPU, are evaluated whole in the caller.
 A slice's arithmetic does not depend on the others, so the result is the same for any split up
 to the rounding of the kernels oneDNN picks for each batch size.
@@ -27,6 +27,18 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_workers: int | None = None
+
+
+def set_workers(n: int | None) -> None:
+    """Use up to ``n`` threads for a batch of chains (None: the caller's torch thread count).
+
+    The app keeps torch's own threads to one, so that no spinning OpenMP thread takes the GUI's
+    core, and still samples on every idle core through these workers, which wait passively."""
+    global _workers
+    if n is not None and n < 1:
+        raise ValueError(f"workers must be at least 1, got {n}")
+    _workers = n
 
 
 def workers_for(energy: torch.nn.Module, x: torch.Tensor) -> int:
@@ -34,7 +46,8 @@ def workers_for(energy: torch.nn.Module, x: torch.Tensor) -> int:
     min_chains = getattr(energy, "parallel_min_chains", None)
     if min_chains is None or x.device.type != "cpu":
         return 1
-    return max(1, min(torch.get_num_threads(), x.shape[0] // int(min_chains)))
+    limit = _workers if _workers is not None else torch.get_num_threads()
+    return max(1, min(limit, x.shape[0] // int(min_chains)))
 
 
 def _single_thread() -> None:
