@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ebm_studio.core import trajectory_store
 from ebm_studio.core.trajectory import (
     TrajectoryFormatError,
     TrajectoryRecorder,
@@ -394,4 +397,16 @@ def test_a_small_file_declaring_huge_arrays_is_refused_before_unpacking(tmp_path
         TrajectoryRecorder.load_npz(bomb)
     # the rows are read one at a time and each step owns its array
     back = TrajectoryRecorder.load_npz(good)
-    assert len(back) == 3 and all(e.state.base is None for e in back._entries)
+    assert len(back) == 3 and all(e.state.base is None for e in back.entries())
+
+
+def test_the_store_uses_only_the_recorders_public_surface():
+    """The store shares its budget with its branches through the recorder's public methods
+    (``join``, ``branch_point``, ``start_branch``, ``free_some``, ``evict``), never its internals."""
+    tree = ast.parse(Path(trajectory_store.__file__).read_text(encoding="utf-8"))
+    private = sorted({
+        node.attr for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    })
+    assert not private, f"the store reaches into a recorder: {private}"
