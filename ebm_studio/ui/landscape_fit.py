@@ -183,7 +183,7 @@ class FitPanel(QWidget):
         if info.kind != "fit":
             return False
         state = info.state
-        if state in ("running", "paused", "starting"):
+        if info.active:
             self.job_id = info.job_id
             return False
         ended = self.running

@@ -286,10 +286,8 @@ class LandscapeView(LandscapeControls, QWidget):
         self._stale = False
 
     def _on_job_state(self, info: JobInfo) -> None:
-        kind, state = info.kind, info.state
-        active = state in ("starting", "running", "paused")
-        if kind == "train":  # other slots' jobs run beside a run and do not end it
-            self.training = active
+        if info.kind == "train":  # other slots' jobs run beside a run and do not end it
+            self.training = info.active
         self.fit.training = self.training
         self.fit.on_job_state(info)  # a fit runs in its own slot: the viewer's chains go on
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +65,7 @@ from ebm_studio.ui.training_files import TrainingFiles
 from ebm_studio.worker.api import (
     BufferFrame,
     JobInfo,
+    JobState,
     ComputeLandscape,
     ModelInfo,
     RequestBufferFrame,
@@ -83,20 +83,6 @@ LANDSCAPE_EVERY = 25
 RATE_WINDOW_S = 5.0
 #: the engine slot this panel's runs use (its own live settings, beside the viewer's)
 TRAINING = "training"
-class RunPhase(str, Enum):
-    """Where the panel's run is (a ``str`` enum: it compares equal to the engine's state names)."""
-
-    IDLE = "idle"
-    STARTING = "starting"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    DIVERGED = "diverged"
-    ERROR = "error"
-
-
-ACTIVE = frozenset({RunPhase.STARTING, RunPhase.RUNNING, RunPhase.PAUSED})
 LANDSCAPE_CMAP = "viridis"
 #: the landscape shows log p_T down to this far below its maximum (the rest is one colour)
 LANDSCAPE_RANGE = 12.0
@@ -129,7 +115,10 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.session = session
         self.setObjectName("training_panel")
         self.host = host
-        self.state = RunPhase.IDLE
+        #: the run's state as the engine last reported it (IDLE before a run, and while starting)
+        self.state = JobState.IDLE
+        #: a run was asked for and the engine has not reported it yet
+        self.starting = False
         self.step = 0
         self.total = 0
         self.last_message = ""
@@ -353,7 +342,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         self._timer = RedrawTimer(self, REDRAW_HZ, self._refresh)
 
         self._restore_settings()
-        self._set_state(RunPhase.IDLE)
+        self._set_state(JobState.IDLE)
         self.data.select(DEFAULT_DATA)
 
     # ==============================================================================================
@@ -413,7 +402,7 @@ class TrainingPanel(TrainingFiles, QWidget):
             self.form.preset_box.setCurrentIndex(max(0, self.form.preset_box.findData(preset)))
             self.status_label.setText(f"The settings switched to the '{preset}' preset for "
                                       f"{'image' if kind == 'images' else '2-D'} data.")
-            if kind != self.form.data_kind and self.state not in ACTIVE:
+            if kind != self.form.data_kind and not self.active:
                 self.samples_view.clear_frame()  # the previous kind's samples mean nothing now
                 self._latest_frame = None
                 self.samples_title.setText("Samples")
@@ -500,7 +489,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         )
         self.total = cfg.steps
         self._rate_points = []
-        self._set_state(RunPhase.STARTING)
+        self._set_starting()
         if from_checkpoint:
             self.host.slot_live(TRAINING).update(paused=False)
             self.host.send(ResumeAndTrain(request))
@@ -508,17 +497,17 @@ class TrainingPanel(TrainingFiles, QWidget):
             self.host.run(request)
 
     def toggle_pause(self) -> None:
-        if self.state == RunPhase.RUNNING:
+        if self.state == JobState.RUNNING:
             self.host.pause(True, slot=TRAINING)
             # the engine pauses between steps: a ConvNet step on a CPU can take seconds
             self.pause_button.setText("Pausing…")
             self.pause_button.setEnabled(False)
-        elif self.state == RunPhase.PAUSED:
+        elif self.state == JobState.PAUSED:
             self.host.pause(False, slot=TRAINING)
-            self._set_state(RunPhase.RUNNING)
+            self._set_state(JobState.RUNNING)
 
     def stop(self) -> None:
-        if self.state in ACTIVE:
+        if self.active:
             self.host.stop(TRAINING)
 
     def _confirm(self, title: str, text: str) -> bool:
@@ -527,11 +516,11 @@ class TrainingPanel(TrainingFiles, QWidget):
 
     def _on_device_chosen(self, _index: int) -> None:
         name = self.form.device_box.currentData()
-        if name != "auto" and self.state not in ACTIVE:
+        if name != "auto" and not self.active:
             self.host.send(SetDevice(str(name)))  # as the status bar's device box does
 
     def _on_live_changed(self, change: dict) -> None:
-        if self.state not in ACTIVE:
+        if not self.active:
             return  # idle: the value goes into the next run's configuration
         try:
             self.host.update_live(slot=TRAINING, **change)
@@ -544,16 +533,16 @@ class TrainingPanel(TrainingFiles, QWidget):
     def _on_job_state(self, info: JobInfo) -> None:
         if info.kind != "train":
             return
-        phase = RunPhase(info.state.value)
-        if phase in (RunPhase.RUNNING, RunPhase.PAUSED):
-            self._set_state(phase)
+        state = info.state
+        if info.active:
+            self._set_state(state)
         elif info.ended:
-            if phase != RunPhase.ERROR or info.step:
+            if state != JobState.ERROR or info.step:
                 self.continue_mode = "run"
-            self._set_state(phase, info.message)
-            if phase == RunPhase.DIVERGED:
+            self._set_state(state, info.message)
+            if state == JobState.DIVERGED:
                 self._show_divergence(info.message)
-            elif phase == RunPhase.ERROR:
+            elif state == JobState.ERROR:
                 self._show_message(f"The run stopped with an error: {info.message}")
 
     def _on_metrics(self, rows: list) -> None:
@@ -589,7 +578,7 @@ class TrainingPanel(TrainingFiles, QWidget):
                 lr = float(self.run_config.get("optim", {}).get("lr", self.form.lr.value()))
                 self.form.set_lr(lr)
                 self.banner.hide()
-                self._set_state(RunPhase.IDLE, f"Rolled back to {info.rolled_back}; learning rate now "
+                self._set_state(JobState.IDLE, f"Rolled back to {info.rolled_back}; learning rate now "
                                         f"{lr:.3g}. Press Continue training to go on.")
             else:
                 self.plots.load_history(info.metrics)
@@ -627,12 +616,12 @@ class TrainingPanel(TrainingFiles, QWidget):
                     self.data.select(cfg.data.name, cfg.data.image_size)
         if info.resumable and cfg_dict:
             self.continue_mode = "checkpoint"
-            self._set_state(RunPhase.IDLE, f"Opened {name} at step {self.step:,}: press Continue training "
+            self._set_state(JobState.IDLE, f"Opened {name} at step {self.step:,}: press Continue training "
                                     "to resume its run (raise 'Training steps' to go further), or "
                                     "sample it in Live chains.")
         else:
             self.continue_mode = None
-            self._set_state(RunPhase.IDLE, f"Opened {name} (weights only, step {self.step:,}): it can be "
+            self._set_state(JobState.IDLE, f"Opened {name} (weights only, step {self.step:,}): it can be "
                                     "sampled in Live chains but holds no optimiser state to resume.")
         self._update_progress()
 
@@ -663,7 +652,7 @@ class TrainingPanel(TrainingFiles, QWidget):
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, ResumeFailed):
-            self._set_state(RunPhase.IDLE, "Could not resume the checkpoint's run (see the error message).")
+            self._set_state(JobState.IDLE, "Could not resume the checkpoint's run (see the error message).")
         elif isinstance(ev, BufferFrame):
             self._buffer_waiting = False
             if ev.frame is None:
@@ -675,31 +664,51 @@ class TrainingPanel(TrainingFiles, QWidget):
     # ==============================================================================================
     # display
     # ==============================================================================================
-    def _set_state(self, state: RunPhase, message: str = "") -> None:
+    @property
+    def active(self) -> bool:
+        """A run is starting, running or paused: what shapes it is locked."""
+        return self.starting or self.state in (JobState.RUNNING, JobState.PAUSED)
+
+    def _set_starting(self) -> None:
+        """A run was asked for; until the engine reports it, it can be stopped but not paused."""
+        self.starting = True
+        self._show_state(JobState.IDLE)
+
+    def _set_state(self, state: JobState, message: str = "") -> None:
+        """The run's state as the engine reports it (IDLE with ``message``: a checkpoint opened,
+        a rollback, a failed resume)."""
+        self.starting = False
+        self._show_state(state, message)
+
+    def _show_state(self, state: JobState, message: str = "") -> None:
         self.state = state
-        active = state in ACTIVE
+        active = self.active
         self.form.set_running(active)
         self.data.setEnabled(not active)
         self.lock_note.setVisible(active)
         self.train_button.setEnabled(not active)
         self.continue_button.setEnabled(not active and self.continue_mode is not None)
-        self.pause_button.setEnabled(state in (RunPhase.RUNNING, RunPhase.PAUSED))
-        self.pause_button.setText("Resume" if state == RunPhase.PAUSED else "Pause")
+        self.pause_button.setEnabled(state in (JobState.RUNNING, JobState.PAUSED))
+        self.pause_button.setText("Resume" if state == JobState.PAUSED else "Pause")
         self.stop_button.setEnabled(active)
         self.open_button.setEnabled(True)
         self.import_button.setEnabled(not active)
         self.rollback_button.setEnabled(True)
         texts = {
-            RunPhase.STARTING: "Starting the run…",
-            RunPhase.RUNNING: "Training…",
-            RunPhase.PAUSED: f"Paused at step {self.step:,}: Resume to go on.",
-            RunPhase.FINISHED: f"Finished at step {self.step:,}.",
-            RunPhase.STOPPED: f"Stopped at step {self.step:,}: Continue training picks it up from here.",
-            RunPhase.DIVERGED: "The run diverged (see below).",
-            RunPhase.ERROR: "The run stopped with an error.",
+            JobState.RUNNING: "Training…",
+            JobState.PAUSED: f"Paused at step {self.step:,}: Resume to go on.",
+            JobState.FINISHED: f"Finished at step {self.step:,}.",
+            JobState.STOPPED: f"Stopped at step {self.step:,}: Continue training picks it up from here.",
+            JobState.DIVERGED: "The run diverged (see below).",
+            JobState.ERROR: "The run stopped with an error.",
         }
-        text = message if state in (RunPhase.IDLE, RunPhase.FINISHED) and message else texts.get(state, "")
-        if state == RunPhase.STOPPED and message and "user" not in message:
+        if self.starting:
+            text = "Starting the run…"
+        elif state in (JobState.IDLE, JobState.FINISHED) and message:
+            text = message
+        else:
+            text = texts.get(state, "")
+        if state == JobState.STOPPED and message and "user" not in message:
             text = f"Stopped at step {self.step:,} ({message}): Continue training picks it up from here."
         if text:
             self.status_label.setText(text)
@@ -713,7 +722,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.progress.setRange(0, total)
         self.progress.setValue(min(self.step, total))
         rate = self.steps_per_second(sec_per_step)
-        if rate > 0 and self.state in ACTIVE:
+        if rate > 0 and self.active:
             eta = (total - self.step) / rate
             self.rate_label.setText(f"{format_rate(rate, 1)} · ETA {_fmt_duration(eta)}")
 

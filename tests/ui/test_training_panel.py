@@ -50,7 +50,11 @@ def test_train_pause_live_lr_stop_save_reopen_continue(panel, qtbot, tmp_path):
     assert p.form.mcmc_steps.isEnabled() and not p.lock_note.isVisible()
 
     p.train_button.click()
+    # until the engine reports the run, it is starting: locked, stoppable, not yet pausable
+    assert p.starting and p.active and p.state == "idle" and "Starting the run" in p.status_label.text()
+    assert not p.train_button.isEnabled() and p.stop_button.isEnabled() and not p.pause_button.isEnabled()
     qtbot.waitUntil(lambda: p.state == "running" and p.step >= 10, timeout=RUN_TIMEOUT)
+    assert not p.starting
     # while training, only the live settings stay editable, with a note saying why
     assert p.lock_note.isVisible()
     assert not p.form.batch.isEnabled() and not p.form.hidden.isEnabled()
