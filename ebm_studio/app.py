@@ -24,21 +24,16 @@ def _tune_allocator() -> None:
 
 
 def _leave_a_core_for_the_gui() -> None:
-    """Give torch's own threads the idle cores but one, and the chain workers every idle core.
+    """Give torch the idle cores but one: the GUI thread keeps a core of its own while the engine samples.
 
     On a 2-core machine torch's two spinning intra-op threads left the GUI thread waiting for a
     core, and small batches (a few hundred 2-D points) ran far slower with 2 threads than with 1.
-    Chain workers (``core/chain_parallel.py``) wait passively, so large batches of chains still
-    use every idle core without taking the GUI's.
     """
     import torch
 
-    from ebm_studio.core.chain_parallel import set_workers
     from ebm_studio.core.threads import choose_threads
 
-    idle = choose_threads()
-    torch.set_num_threads(max(1, idle - 1))
-    set_workers(idle)
+    torch.set_num_threads(choose_threads(reserve=1))
 
 
 def _close_on_ctrl_c(window) -> None:

@@ -35,9 +35,6 @@ class Energy(nn.Module):
     #: True for networks whose E and ∇E may be computed in bf16 (see ``precision.py``); analytic
     #: energies stay float32: they are cheap and serve as exact references
     low_precision_ok: bool = False
-    #: the fewest chains worth handing to a thread of their own (None: always evaluate whole);
-    #: see ``chain_parallel.py``
-    parallel_min_chains: int | None = None
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` when ``x`` does not have shape ``(N, *event_shape)``."""
@@ -70,7 +67,6 @@ class MLPEnergy(Energy):
     """A fully connected energy for low-dimensional points (default 2 → 128 → 128 → 128 → 1, SiLU)."""
 
     low_precision_ok = True
-    parallel_min_chains = 512
 
     def __init__(self, in_dim: int = 2, hidden: Sequence[int] = (128, 128, 128)) -> None:
         super().__init__()
@@ -137,12 +133,6 @@ class ConvEnergy(Energy):
     """
 
     low_precision_ok = True
-
-    @property
-    def parallel_min_chains(self) -> int | None:
-        # spectral norm's power iteration updates buffers in place on every training-mode call,
-        # which threads sharing the module must not do at once
-        return None if self.spectral_norm and self.training else 8
 
     def __init__(
         self, channels: int = 1, size: int = 28, width: int = 16, spectral_norm: bool = False,

@@ -32,7 +32,6 @@ from typing import Callable, Iterator
 
 import torch
 
-from ebm_studio.core.chain_parallel import map_slices, workers_for
 from ebm_studio.core.energies import Energy
 from ebm_studio.core.precision import check_precision, compute_dtype
 from ebm_studio.core.errors import (
@@ -94,22 +93,19 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
 def energy_and_grad(
     energy: Energy, x: torch.Tensor, chunk: int = DEFAULT_CHUNK, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) and ∇ₓE(x) for a batch, parameters frozen, evaluated in slices of at most ``chunk``
-    chains, spread over the CPU cores where that pays (see ``chain_parallel.py``).
+    """E(x) and ∇ₓE(x) for a batch, parameters frozen, evaluated in chunks of ``chunk`` chains.
 
     An energy with a closed-form ``energy_and_input_grad`` (the MLP) skips autograd altogether.
     ``dtype=torch.bfloat16`` runs the network in bf16 (see ``precision.py``); E and ∇E come back
     float32 either way.
     """
-    workers = workers_for(energy, x)
-    size = min(chunk, -(-x.shape[0] // workers))
-    slices = x.split(size) if x.shape[0] > size else (x,)
+    chunks = x.split(chunk) if x.shape[0] > chunk else (x,)
     fast = getattr(energy, "energy_and_input_grad", None) if USE_CLOSED_FORM else None
     if fast is not None:
-        parts = map_slices(lambda xs: fast(xs, dtype), slices, workers)
+        parts = [fast(xs, dtype) for xs in chunks]
     else:
         with frozen(energy):
-            parts = map_slices(lambda xs: _autograd_energy_and_grad(energy, xs, dtype), slices, workers)
+            parts = [_autograd_energy_and_grad(energy, xs, dtype) for xs in chunks]
     if len(parts) == 1:
         return parts[0]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
