@@ -87,10 +87,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: as the app sets them, all cores but one)")
     args = ap.parse_args()
-    from ebm_studio.app import _leave_a_core_for_the_gui, _tune_allocator
+    from ebm_studio.app import _leave_a_core_for_the_gui
+    from ebm_studio.core.allocator import tune_allocator
     from ebm_studio.ui.app_window import build_window
 
-    _tune_allocator()
+    tune_allocator()
     _leave_a_core_for_the_gui()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ebm_studio import __version__, cli_image_tools, cli_quality
+from ebm_studio.core.allocator import tune_allocator
 from ebm_studio.core.config import PRECISIONS
 
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()  # before any tensor: see core/allocator.py
     if args.command is None:
         from ebm_studio.app import run_gui
 

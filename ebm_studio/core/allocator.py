@@ -1,0 +1,36 @@
+"""Keep glibc from returning the sampler's memory to the system, and faulting it in again, every step.
+
+A Langevin step allocates the same tensors every time: the forward pass's activations and their
+gradients, 0.1–2 MB each. glibc serves an allocation above its mmap threshold (128 KB in a fresh
+process; it rises only after such blocks are freed, and only so far) with new pages that the
+kernel must fault in and zero at first touch, and unmaps them at free. A fresh process therefore
+sampled the digits ConvNet 1.4–1.7× slower, with thousands of page faults per step
+(``python bench/peers.py`` prints them). Raising the thresholds once at start-up keeps that memory
+in the heap, where the next step reuses it. The app and every CLI command call
+:func:`tune_allocator` first; on platforms other than Linux with glibc it does nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: allocations below this come from the heap and are reused (glibc's own cap is 32 MB on 64-bit;
+#: a larger value is taken as given)
+MMAP_THRESHOLD = 256 * 1024 * 1024
+#: free memory at the top of the heap is returned to the system only beyond this
+TRIM_THRESHOLD = 512 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds; True where that was done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+        return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    except (OSError, AttributeError):
+        return False
