@@ -56,8 +56,9 @@ class LangevinBlock:
 
     # --- the block ---------------------------------------------------------------------------
     def _structure(self, s: Sampler) -> tuple:
-        return (s.kind, tuple(s.x.shape), s.device, id(s.energy), s.compute_dtype, s.clamp,
-                s.clip_grad is None, s.ref_sigma is None, s.mask is None)
+        # training mode too: spectral norm's power iteration runs only in it
+        return (s.kind, tuple(s.x.shape), s.device, id(s.energy), s.energy.training, s.compute_dtype,
+                s.clamp, s.clip_grad is None, s.ref_sigma is None, s.mask is None)
 
     def _prepare(self, s: Sampler) -> None:
         """Static tensors for the chains, gradient and settings of samplers of this structure."""
