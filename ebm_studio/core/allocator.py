@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import sys
 
-#: allocations below this come from the heap and are reused (glibc's own cap is 32 MB on 64-bit;
-#: a larger value is taken as given)
-MMAP_THRESHOLD = 256 * 1024 * 1024
+#: allocations below this come from the heap and are reused; glibc before 2.35 or so refuses more
+#: than 32 MB on 64-bit, so that is tried next
+MMAP_THRESHOLDS = (256 * 1024 * 1024, 32 * 1024 * 1024)
 #: free memory at the top of the heap is returned to the system only beyond this
 TRIM_THRESHOLD = 512 * 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
 
 
 def tune_allocator() -> bool:
-    """Raise glibc's mmap and trim thresholds; True where that was done."""
+    """Raise glibc's mmap and trim thresholds; True where that was done.
+
+    The trim threshold is set only once an mmap threshold was accepted: setting either freezes
+    glibc's own adaptive threshold, which alone would be worse than leaving glibc be."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-        return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+        if not any(libc.mallopt(_M_MMAP_THRESHOLD, t) == 1 for t in MMAP_THRESHOLDS):
+            return False
+        return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     except (OSError, AttributeError):
         return False

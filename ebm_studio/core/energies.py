@@ -93,11 +93,15 @@ class MLPEnergy(Energy):
 
         With z = W h + b and SiLU(z) = z·σ(z), whose derivative is σ(z)·(1 + z·(1 − σ(z))), the
         input gradient is the product of the layers' Jacobians, taken right to left. With
-        ``dtype=torch.bfloat16`` the hidden layers run in bf16; the first layer (which sees x)
-        and the output layer stay float32, and so do the returned E and ∇E.
+        ``dtype=torch.bfloat16`` the hidden-to-hidden layers, their activations and the gradient
+        back through them run in bf16; the first layer (which sees x) and the output product run
+        in float32, and E and ∇E come back float32. Without a hidden-to-hidden layer there is
+        nothing worth rounding, and everything stays float32.
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
         first, hidden, out = linears[0], linears[1:-1], linears[-1]
+        if not hidden:
+            dtype = torch.float32
         if len(linears) == 1:  # no hidden layer: an affine energy
             with torch.no_grad():
                 return torch.addmm(out.bias, x, out.weight.t()).squeeze(-1), out.weight.detach().expand_as(x)

@@ -9,18 +9,20 @@ scalars refreshed before every replay, so a slider moved between blocks needs no
 block's structure (sampler kind, shapes, clamp box, which optional terms exist, the energy) is its
 key: a change of any of them captures anew.
 
-Where a graph cannot be had (a CPU or MPS device, or a capture that fails), the same block function
-runs eagerly: the same arithmetic as K calls of ``Sampler.step``, at eager speed.
+Where a graph cannot be had (a capture that fails), the same block function runs eagerly: the same
+arithmetic as K calls of ``Sampler.step``, at eager speed. On a CPU or MPS device, ``run_steps``
+does not use a block at all and takes single steps.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable
 
 import torch
 
-from ebm_studio.core.samplers import Sampler, energy_and_grad, poll_stop
+from ebm_studio.core.samplers import Sampler, check_finite_energy, energy_and_grad, poll_stop
 
 #: steps per replay: long enough to hide launches, short enough to poll a stop request often
 DEFAULT_BLOCK = 10
@@ -56,9 +58,13 @@ class LangevinBlock:
 
     # --- the block ---------------------------------------------------------------------------
     def _structure(self, s: Sampler) -> tuple:
-        # training mode too: spectral norm's power iteration runs only in it
+        # the addresses of the weights too (a graph reads them where they were at capture: a model
+        # moved to another device and back lives elsewhere), and training mode (spectral norm
+        # iterates only in it)
+        tensors = itertools.chain(s.energy.parameters(), s.energy.buffers())
         return (s.kind, tuple(s.x.shape), s.device, id(s.energy), s.energy.training, s.compute_dtype,
-                s.clamp, s.clip_grad is None, s.ref_sigma is None, s.mask is None)
+                s.clamp, s.clip_grad is None, s.ref_sigma is None, s.mask is None,
+                tuple(t.data_ptr() for t in tensors))
 
     def _prepare(self, s: Sampler) -> None:
         """Static tensors for the chains, gradient and settings of samplers of this structure."""
@@ -127,7 +133,7 @@ class LangevinBlock:
             torch.cuda.current_stream(s.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             graph.register_generator_state(self._generator)
-            with torch.cuda.graph(graph):
+            with torch.cuda.device(s.device), torch.cuda.graph(graph):
                 self._body(s)
             self._graph = graph  # the warm-up moved the static chains: run() loads them again
         except Exception as exc:  # any failure of capture leaves the eager block, which is correct
@@ -136,7 +142,7 @@ class LangevinBlock:
 
     @property
     def graphed(self) -> bool:
-        """Whether the last block ran as a CUDA graph."""
+        """Whether blocks of the current structure replay a CUDA graph (False: they run eagerly)."""
         return self._graph is not None
 
     def run(self, s: Sampler) -> None:
@@ -157,6 +163,9 @@ class LangevinBlock:
             self._graph.replay()
         else:
             self._body(s)
+        # one check per block (a sync), where single steps check every step: chains that blew up
+        # must not reach a replay buffer; the sampler keeps its state from before the block
+        check_finite_energy(self._e, s.steps_done + self.steps, self._g)
         s._x = self._x.clone()
         s._cache = (self._e.clone(), self._g.clone())
         s.steps_done += self.steps

@@ -2,17 +2,20 @@
 
 A sampler spends nearly all its time in E(x) and ∇ₓE(x). On CPUs with native bfloat16 dot
 products (AVX512-BF16, AMX) and on recent GPUs, bf16 matrix products and convolutions run
-1.7–4× faster than float32 (float32 accumulation either way). Only the network's inside runs in
-bf16: the chains, the step, the noise, the clamp and the returned energies stay float32, and the
-first layer of an MLP (which sees x itself) and its output layer stay float32 too. The rounding that
-remains (≈ 0.3–0.7 % of ∇E, relative) is a small deterministic perturbation of the drift, far below
-the Langevin noise at any step size the app allows; ``tests/core/test_precision.py`` checks that
-samples match the float32 path in mean and covariance, as ``bench/peers.py`` does on a Gaussian.
+1.2–2.6× faster than float32 on one core (float32 accumulation either way). Only the network's
+inside runs in bf16: the chains, the step, the noise, the clamp and the returned energies stay
+float32, and an MLP's first layer (which sees x itself) and its output product stay float32 too.
+The rounding that remains (≈ 0.3–0.7 % of ∇E, relative) perturbs the drift slightly; with noise in
+the step that is far below the noise (``tests/core/test_precision.py`` checks that samples match
+the float32 path in mean and covariance, as ``bench/peers.py`` does on a Gaussian), while a
+noiseless tuned descent simply follows a slightly rounded gradient.
 
-``auto`` (the default) takes bf16 where the hardware has it natively, for the unadjusted samplers
-(Langevin, tuned) on a neural energy. MALA and HMC stay float32 under ``auto``: their accept step
-compares energies, and bf16 energies would blur it. Analytic energies (Gaussians, mixtures) stay
-float32 always: they are cheap and serve as references.
+Only the unadjusted samplers (Langevin, tuned) on a neural energy ever take bf16: ``auto`` (the
+default) where the hardware has it natively, ``bf16`` everywhere. MALA and HMC stay float32 even
+when ``bf16`` is asked for (say, by a checkpoint trained so): their accept step compares energies
+and is exact only with them accurate. Analytic energies (Gaussians, mixtures) stay float32: they
+are cheap and serve as references. Diffusion-recovery models sample their levels with their own
+conditional gradient, always in float32.
 """
 
 from __future__ import annotations
@@ -22,12 +25,6 @@ import functools
 import torch
 
 from ebm_studio.core.config import PRECISIONS
-PRECISION_LABELS = {
-    "auto": "auto (bf16 where the hardware has it)",
-    "fp32": "float32",
-    "bf16": "bfloat16",
-}
-
 #: samplers whose correctness does not rest on exact energies (no accept step)
 UNADJUSTED_KINDS = frozenset({"langevin", "tuned"})
 
@@ -60,8 +57,10 @@ def native_bf16(device: torch.device | str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _native_bf16(kind: str, index: int | None) -> bool:
     if kind == "cuda":
+        # compute capability 8.0 (Ampere) and later have bf16 tensor cores; earlier GPUs only
+        # emulate bf16, which torch.cuda.is_bf16_supported() counts as support
         try:
-            return bool(torch.cuda.is_bf16_supported())
+            return torch.cuda.get_device_capability(index) >= (8, 0)
         except (RuntimeError, AssertionError):
             return False
     if kind == "cpu":
@@ -79,10 +78,8 @@ def compute_dtype(precision: str, device: torch.device | str, energy: torch.nn.M
                   kind: str) -> torch.dtype:
     """The dtype E and ∇E are computed in for this sampler kind, energy and device."""
     precision = check_precision(precision)
-    if not low_precision_ok(energy) or precision == "fp32":
+    if precision == "fp32" or kind not in UNADJUSTED_KINDS or not low_precision_ok(energy):
         return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    if kind in UNADJUSTED_KINDS and native_bf16(device):
+    if precision == "bf16" or native_bf16(device):
         return torch.bfloat16
     return torch.float32

@@ -1,9 +1,11 @@
 """Lazy imports that a first click would otherwise wait for, done ahead of time in the background.
 
 Constructing the first ``torch.optim.Adam`` imports ``torch._dynamo`` (about 1 s on two cores,
-2.5 s on a slower laptop): without this, the first click on Train waits for it. The app starts
-:func:`warm_up_in_background` once its window shows; the import holds the interpreter lock only in
-short slices, so the window and the live chains keep running meanwhile.
+2.5 s on a slower laptop): without this, the first click on Train waits for it. The engine starts
+:func:`warm_up_in_background` shortly after it has started (its first frames are out by then); the
+import holds the interpreter lock only in short slices, so the window and the live chains keep
+running meanwhile. The thread is not a daemon: an interpreter that exits during the import waits
+for it, instead of ending it in the middle of torch's C++ code.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 import torch
 
 _done = threading.Event()
+_started = threading.Lock()
+_thread: threading.Thread | None = None
 #: seconds the warm-up took (None until it finished)
 warm_up_seconds: float | None = None
 
@@ -29,10 +33,13 @@ def warm_up() -> None:
 
 
 def warm_up_in_background() -> threading.Thread:
-    """Run :func:`warm_up` in a daemon thread and return it."""
-    thread = threading.Thread(target=warm_up, name="ebm-warm-up", daemon=True)
-    thread.start()
-    return thread
+    """Run :func:`warm_up` in a thread of its own, once per process; returns that thread."""
+    global _thread
+    with _started:
+        if _thread is None:
+            _thread = threading.Thread(target=warm_up, name="ebm-warm-up")
+            _thread.start()
+        return _thread
 
 
 def warmed_up(timeout: float | None = 0.0) -> bool:

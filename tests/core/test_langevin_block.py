@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebm_studio.core.energies import ConvEnergy, MLPEnergy
+from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
 from ebm_studio.core.langevin_block import LangevinBlock, graphs_available, run_steps
 from ebm_studio.core.samplers import make_sampler
 
@@ -103,3 +103,33 @@ def test_on_cuda_the_block_replays_a_graph_that_matches_the_eager_body():
     graph = gb._graph
     gb.run(graphed)
     assert gb._graph is graph
+
+
+class Quartic(Energy):
+    """E = Σ x⁴: too large a step throws the chains out, and E overflows within a few steps."""
+
+    def forward(self, x):
+        return (x**4).sum(-1)
+
+
+def test_a_block_that_blows_up_raises_and_leaves_the_chains_as_they_were():
+    energy, x0 = Quartic(), torch.randn(16, 2)
+    s = make_sampler("langevin", energy, x0, step_size=0.01)
+    block = LangevinBlock(steps=8, use_graph=False)
+    block.run(s)
+    before, steps = s.x.clone(), s.steps_done
+    s.step_size = 5.0  # finite where the block starts, overflowing within its steps
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        block.run(s)
+    assert torch.equal(s.x, before) and s.steps_done == steps
+
+
+def test_weights_moved_to_new_memory_are_a_new_structure():
+    energy, x0 = MLPEnergy(), torch.randn(8, 2)
+    s = make_sampler("langevin", energy, x0)
+    block = LangevinBlock(steps=2, use_graph=False)
+    block.run(s)
+    key = block._key
+    energy.net[0].weight.data = energy.net[0].weight.data.clone()  # what .to(device) and back does
+    block.run(s)
+    assert block._key != key

@@ -29,7 +29,8 @@ def test_auto_takes_bf16_only_for_unadjusted_samplers_on_networks():
     assert compute_dtype("auto", "cpu", mlp, "tuned") == fast
     assert compute_dtype("auto", "cpu", mlp, "mala") == torch.float32  # the accept step needs exact energies
     assert compute_dtype("auto", "cpu", mlp, "hmc") == torch.float32
-    assert compute_dtype("bf16", "cpu", mlp, "mala") == torch.bfloat16  # asked for explicitly
+    assert compute_dtype("bf16", "cpu", mlp, "mala") == torch.float32  # even when asked for
+    assert compute_dtype("bf16", "cpu", mlp, "langevin") == torch.bfloat16
     assert compute_dtype("fp32", "cpu", mlp, "langevin") == torch.float32
     assert compute_dtype("bf16", "cpu", gauss, "langevin") == torch.float32  # analytic: always exact
     assert compute_dtype("bf16", "cpu", SumEnergy([mlp, gauss]), "langevin") == torch.float32
@@ -43,7 +44,8 @@ def test_a_sampler_follows_its_kind_and_keeps_its_precision_when_switched():
     s = make_sampler("mala", MLPEnergy(), x, precision="auto")
     assert s.compute_dtype == torch.float32
     s = switch_sampler(s, "langevin")
-    assert s.precision == "auto" and s.compute_dtype == compute_dtype("auto", "cpu", s.energy, "langevin")
+    expected = torch.bfloat16 if native_bf16("cpu") else torch.float32
+    assert s.precision == "auto" and s.compute_dtype == expected
     s = switch_sampler(make_sampler("langevin", MLPEnergy(), x, precision="fp32"), "tuned")
     assert s.compute_dtype == torch.float32
     with pytest.raises(ValueError, match="precision"):
@@ -62,7 +64,7 @@ def test_mlp_closed_form_in_bf16_is_close_to_float64_autograd(hidden):
     torch.testing.assert_close(e32, e_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g32, g_ref, rtol=1e-4, atol=1e-5)
     scale = float(g_ref.norm())
-    assert float((g16 - g_ref).norm()) < 0.02 * scale
+    assert float((g16 - g_ref).norm()) < 0.01 * scale
     assert float((e16 - e_ref).abs().max()) < 0.02 * float(e_ref.abs().max() + 1e-3)
 
 
@@ -73,7 +75,7 @@ def test_conv_gradient_in_bf16_is_close_to_float64_autograd():
     e_ref, g_ref = autograd_reference(conv, x)
     e16, g16 = energy_and_grad(conv, x, dtype=torch.bfloat16)
     assert e16.dtype == g16.dtype == torch.float32
-    assert float((g16 - g_ref).norm()) < 0.03 * float(g_ref.norm())
+    assert float((g16 - g_ref).norm()) < 0.015 * float(g_ref.norm())
     assert float((e16 - e_ref).abs().max()) < 0.03 * float(e_ref.abs().max() + 1e-3)
 
 
