@@ -77,25 +77,29 @@ def wait(app: QApplication, cond, timeout: float, what: str) -> None:
 
 def run_phase(app, window, view, every: int, seconds: float) -> dict:
     from ebm_studio.core.config import preset_2d
+    from ebm_studio.worker.api import LandscapeResult
     from ebm_studio.worker.requests import JobRequest
 
     engine = window.engine
     refreshes: list[float] = []
     grid_s: list[float] = []
 
-    def on_landscape(result) -> None:
-        n = result.get("numbers") or {}
-        if "seconds" in n:
-            refreshes.append(n["seconds"])
-            grid_s.append(n.get("seconds_grid", float("nan")))
+    def on_landscape(result: LandscapeResult) -> None:
+        refreshes.append(result.seconds)
+        grid_s.append(result.seconds_grid)
 
     engine.landscape_ready.connect(on_landscape)
     cfg = preset_2d("8gaussians")
     cfg.steps = 10**6
     window.host.run(JobRequest("train", {"config": cfg.to_dict(), "landscape_every": every,
                                          "autosave_every": 0}, record=False, purpose="training"))
-    wait(app, lambda: window.job_info.kind == "train"
-         and window.job_info.state == "running", 60, "the training job")
+    # the training slot's own state: on a CPU the viewer pauses beside a run, and that newer
+    # state of another slot must not hide the run's
+    def training(*states: str) -> bool:
+        info = window.jobs.get("training")
+        return info is not None and info.kind == "train" and info.state in states
+
+    wait(app, lambda: training("running"), 60, "the training job")
     pump(app, 2.0)  # warm-up: first steps, first refresh
     refreshes.clear()
     grid_s.clear()
@@ -108,8 +112,8 @@ def run_phase(app, window, view, every: int, seconds: float) -> dict:
     late = probe.stop()
     steps = engine.model.step - step0
     elapsed = time.perf_counter() - t0
-    window.host.stop()
-    wait(app, lambda: window.job_info.state in ("stopped", "finished"), 30, "the stop")
+    window.host.stop("training")
+    wait(app, lambda: training("stopped", "finished"), 30, "the stop")
     engine.landscape_ready.disconnect(on_landscape)
     drawn = view.landscapes_drawn - drawn_before
     renders = list(view.render_ms)[render_before:] if drawn else []
@@ -166,6 +170,7 @@ def main() -> None:
         on.append(run_phase(app, window, view, args.every, args.seconds))
         off.append(run_phase(app, window, view, 0, args.seconds))
         print(f"round {r + 1}/{args.rounds} done", flush=True)
+    window.ask_unsaved = lambda steps: "discard"  # the bench's runs are not worth a modal box
     window.close()
 
     s_on, s_off = summary(on), summary(off)

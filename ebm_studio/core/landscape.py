@@ -347,9 +347,11 @@ def mode_masses(log_p_grid: np.ndarray, grid: Grid, modes: np.ndarray) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Landscape:
-    """A landscape for the GUI, plain numpy: E and log p_T on ``grid``, ∇E on ``grad_grid``."""
+    """A landscape for the GUI, plain numpy: E and log p_T on ``grid``, ∇E on ``grad_grid``.
+
+    Frozen: it crosses to the GUI thread inside a ``LandscapeResult``; arrays compare by identity."""
 
     grid: Grid
     temperature: float

@@ -1,10 +1,11 @@
 """What the landscape view draws, as plain numpy: p_T at a temperature, images, contours, numbers.
 
-One function, :func:`render_view`, turns an engine landscape (the raw energy grid E, −∇E, the data
-density, held-out energies, mode labels; see :mod:`.landscape_service`) and a *view spec*
-(temperature T, quantity, contour levels, truth on/off) into everything the view shows: the
-heatmap of E/T, p_T or log p_T and its colour range, the truth (or data histogram) on the same
-scale, contour segments, and the numbers (log Z_T, NLL, both KLs, mass per mode) at T.
+One function, :func:`render_view`, turns an engine landscape (a
+:class:`~.landscape_result.LandscapeResult`: the raw energy grid E, −∇E, the data density,
+held-out energies, mode labels) and a *view spec* (temperature T, quantity, contour levels, truth
+on/off) into everything the view shows, a :class:`~.landscape_result.RenderedView`: the heatmap
+of E/T, p_T or log p_T and its colour range, the truth (or data histogram) on the same scale,
+contour segments, and the numbers (log Z_T, NLL, both KLs, mass per mode) at T.
 
 It runs in both threads, which is why it is numpy only (no torch, no Qt) and lives here:
 
@@ -25,8 +26,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from ebm_studio.core.landscape_result import LandscapeNumbers, LandscapeResult, RenderedView
+
+if TYPE_CHECKING:  # core.landscape imports torch, which the GUI side of this module must not need
+    from ebm_studio.core.landscape import Landscape
 
 #: the log-density view shows this many nats below the maximum (lower values share one colour)
 LOG_RANGE = 12.0
@@ -230,10 +237,18 @@ def ellipse_path(mean: np.ndarray, cov: np.ndarray, n_sigma: float = 2.0, points
     return np.asarray(mean, dtype=np.float64) + n_sigma * circle @ chol.T
 
 
-def mixture_outline(params: dict, n_sigma: float = 2.0, min_weight: float = 0.01) -> np.ndarray:
+class Mixture(Protocol):
+    """A Gaussian mixture in 2-D: weights (K,), means (K, 2), covariances (K, 2, 2)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covs: np.ndarray
+
+
+def mixture_outline(params: Mixture, n_sigma: float = 2.0, min_weight: float = 0.01) -> np.ndarray:
     """Ellipses of every component with weight ≥ ``min_weight``, separated by NaN rows."""
     parts = []
-    for w, m, c in zip(params["weights"], params["means"], params["covs"]):
+    for w, m, c in zip(params.weights, params.means, params.covs):
         if w < min_weight:
             continue
         parts.append(ellipse_path(m, c, n_sigma))
@@ -302,55 +317,50 @@ def clean_spec(spec: dict) -> dict:
     return out
 
 
-def numbers_at(result: dict, temperature: float, log_p: np.ndarray, log_z: float) -> dict:
+def numbers_at(result: LandscapeResult, temperature: float, log_p: np.ndarray,
+               log_z: float) -> LandscapeNumbers:
     """The numbers panel at ``temperature`` from an engine result and its normalisation there."""
-    ls = result["landscape"]
-    grid = ls.grid
+    grid = result.landscape.grid
     area = grid.cell_area
-    out: dict = {
-        "temperature": temperature,
-        "log_z": log_z,
-        "grid_n": grid.n,
-        "box": (tuple(grid.xlim), tuple(grid.ylim)),
-        "exact_log_z": None,
-        "nll": None,
-        "nll_truth": result.get("nll_truth"),
-        "kl_data_model": None,
-        "kl_model_data": None,
-        "mass_model": None,
-        "mass_truth": result.get("mass_truth"),
-        "seconds": (result.get("numbers") or {}).get("seconds"),
-        "step": result.get("step"),
-        "model_name": result.get("model_name", ""),
-    }
-    if result.get("exact_log_z") is not None and abs(temperature - 1.0) < 1e-12:
-        out["exact_log_z"] = float(result["exact_log_z"])
-    mean_e = result.get("heldout_mean_energy")
-    if mean_e is not None:
+    nll = kl_dm = kl_md = mass_model = None
+    if result.heldout_mean_energy is not None:
         # −log p_T(x) = E(x)/T (+ |x|²/2σ²) + log Z_T, averaged over the held-out points
-        out["nll"] = mean_e / temperature + float(result.get("heldout_mean_ref") or 0.0) + log_z
-        out["heldout_n"] = result.get("heldout_n")
-    truth = result.get("truth_log_density")
+        nll = result.heldout_mean_energy / temperature + result.heldout_mean_ref + log_z
+    truth = result.truth_log_density
     if truth is not None:
-        out["kl_data_model"] = kl(truth, log_p, area)
-        out["kl_model_data"] = kl(log_p, truth, area)
-    labels = result.get("mode_labels")
-    modes = result.get("modes")
-    if labels is not None and modes is not None:
-        out["mass_model"] = mode_masses(log_p, labels, len(modes), area).tolist()
-    return out
+        kl_dm, kl_md = kl(truth, log_p, area), kl(log_p, truth, area)
+    if result.mode_labels is not None and result.modes is not None:
+        mass_model = tuple(mode_masses(log_p, result.mode_labels, len(result.modes), area).tolist())
+    exact = result.exact_log_z
+    return LandscapeNumbers(
+        temperature=temperature,
+        log_z=log_z,
+        grid_n=grid.n,
+        box=(tuple(grid.xlim), tuple(grid.ylim)),
+        model_name=result.model_name,
+        step=result.step,
+        exact_log_z=float(exact) if exact is not None and abs(temperature - 1.0) < 1e-12 else None,
+        nll=nll,
+        heldout_n=result.heldout_n if nll is not None else 0,
+        nll_truth=result.nll_truth,
+        kl_data_model=kl_dm,
+        kl_model_data=kl_md,
+        mass_model=mass_model,
+        mass_truth=result.mass_truth,
+        seconds=result.seconds,
+    )
 
 
-def render_view(result: dict, spec: dict) -> dict:
+def render_view(result: LandscapeResult, spec: dict) -> RenderedView:
     """Everything the view draws for ``result`` at ``spec`` (see the module docstring)."""
     spec = clean_spec(spec)
     t0 = time.perf_counter()
-    ls = result["landscape"]
+    ls = result.landscape
     grid = ls.grid
     xs, ys = grid.xs, grid.ys
     t = spec["temperature"]
     mode = spec["mode"]
-    u = potential(ls.energy, t, ref_term(xs, ys, result.get("ref_sigma")))
+    u = potential(ls.energy, t, ref_term(xs, ys, result.ref_sigma))
     log_p, log_z = normalise(u, grid.cell_area)
     # Colour ranges are rounded outwards to "nice" steps: a training refresh then usually keeps
     # the colour bar's range, so its axis (text, slow to paint) is not redrawn every time.
@@ -359,7 +369,7 @@ def render_view(result: dict, spec: dict) -> dict:
         lo = _floor_to(float(u.min()), 0.5)
         hi = max(min(float(np.percentile(u, 60)), lo + ENERGY_SPAN), lo + 1.0)
         hi = _ceil_to(hi, 1.0)
-        label = "E/T" + (" + |x|²/2σ²" if result.get("ref_sigma") else "")
+        label = "E/T" + (" + |x|²/2σ²" if result.ref_sigma else "")
     elif mode == "density":
         img = np.exp(log_p)
         top = float(img.max())
@@ -372,8 +382,8 @@ def render_view(result: dict, spec: dict) -> dict:
         label = "log p_T"
     what = {"energy": "−log p_data − log Z_T", "density": "p_data", "log_density": "log p_data"}[mode]
     # (titles stay short: a long title widens its plot's column)
-    truth_lp = result.get("truth_log_density")
-    hist = result.get("data_hist")
+    truth_lp = result.truth_log_density
+    hist = result.data_hist
     truth = None
     truth_kind, truth_title = None, ""
     if truth_lp is not None:
@@ -401,27 +411,26 @@ def render_view(result: dict, spec: dict) -> dict:
     truth_key = (id(truth_lp) if truth_lp is not None else id(hist), mode, float(lo), float(hi),
                  tuple(np.round(levels, 12)), spec["truth"],
                  round(log_z, 9) if mode == "energy" else None)
-    return {
-        "spec": spec,
-        "image": np.asarray(img, dtype=np.float32),
-        "levels": (lo, hi),
-        "label": label,
-        "truth_image": None if truth is None else np.asarray(truth, dtype=np.float32),
-        "truth_kind": truth_kind,
-        "truth_key": truth_key,
-        "truth_title": truth_title,
-        "contour_levels": levels,
-        "contours": segs,
-        "truth_contours": truth_segs,
-        "numbers": numbers_at(result, t, log_p, log_z),
-        "log_p": log_p,
-        "seconds": time.perf_counter() - t0,
-    }
+    return RenderedView(
+        spec=spec,
+        image=np.asarray(img, dtype=np.float32),
+        colour_range=(lo, hi),
+        label=label,
+        truth_image=None if truth is None else np.asarray(truth, dtype=np.float32),
+        truth_kind=truth_kind,
+        truth_title=truth_title,
+        truth_key=truth_key,
+        contour_levels=levels,
+        contours=segs,
+        truth_contours=truth_segs,
+        numbers=numbers_at(result, t, log_p, log_z),
+        log_p=log_p,
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def arrows_for(result: dict) -> np.ndarray | None:
-    """Arrow segments of −∇E on the coarse grid of ``result`` (None without a gradient)."""
-    ls = result["landscape"]
+def arrows_for(ls: Landscape) -> np.ndarray | None:
+    """Arrow segments of −∇E on the coarse grid of ``ls`` (None without a gradient)."""
     if ls.grad is None or ls.grad_grid is None:
         return None
     g = ls.grad_grid

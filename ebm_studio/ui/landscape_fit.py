@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core import landscape_render as lm
-from ebm_studio.worker.api import FitProgress, JobInfo
+from ebm_studio.worker.api import FitProgress, FittedMixture, JobInfo, KLFits
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -59,7 +58,7 @@ class FitPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("fit_panel")
         self.host = host
-        self.result: dict | None = None
+        self.result: KLFits | None = None
         self.job_id: int | None = None
         self.running = False
         self.training = False
@@ -169,12 +168,12 @@ class FitPanel(QWidget):
         self.progress.setValue(int(1000 * ev.fraction))
         self.progress_label.setText(ev.text)
 
-    def on_result(self, payload: dict) -> None:
-        self.result = payload
+    def on_result(self, fits: KLFits) -> None:
+        self.result = fits
         self.progress.setValue(1000)
         self.progress_label.setText(
-            f"Done in {payload.get('seconds', 0):.1f} s at T = {payload['temperature']:.3g} "
-            f"({payload['n_samples']:,} MALA samples, acceptance {payload.get('accept') or 0:.2f}).")
+            f"Done in {fits.seconds:.1f} s at T = {fits.temperature:.3g} "
+            f"({fits.n_samples:,} MALA samples, acceptance {fits.accept or 0:.2f}).")
         self._show_table()
         self.overlays_changed.emit()
 
@@ -210,11 +209,10 @@ class FitPanel(QWidget):
             self.table.setText("")
             return
         rows = []
-        for direction, html_name in (("forward", FORWARD_HTML), ("reverse", REVERSE_HTML)):
-            for fam, fam_name in (("gaussian", "Gaussian"), ("mixture", f"K={r['k']}")):
-                f = r[direction][fam]
+        for pair, html_name in ((r.forward, FORWARD_HTML), (r.reverse, REVERSE_HTML)):
+            for f, fam_name in ((pair.gaussian, "Gaussian"), (pair.mixture, f"K={r.k}")):
                 rows.append(f"<tr><td>{html_name}</td><td>{fam_name}</td>"
-                            f"<td align='right'>{f['kl_pq']:.3g}</td><td align='right'>{f['kl_qp']:.3g}</td>"
+                            f"<td align='right'>{f.kl_pq:.3g}</td><td align='right'>{f.kl_qp:.3g}</td>"
                             f"<td align='right'>{self._modes_hit(f)}</td></tr>")
         self.table.setText(
             "<table cellspacing='4'><tr><th>fit</th><th>q_φ</th><th>KL(p‖q)</th><th>KL(q‖p)</th>"
@@ -224,9 +222,9 @@ class FitPanel(QWidget):
             "covers every mode), reverse the lower KL(q‖p) (it seeks one).</p>")
 
     @staticmethod
-    def _modes_hit(fit: dict) -> str:
+    def _modes_hit(fit: FittedMixture) -> str:
         """Components with weight ≥ 5 %, as a rough count of the modes a fit sits on."""
-        return str(int((np.asarray(fit["weights"]) >= 0.05).sum()))
+        return str(int((fit.weights >= 0.05).sum()))
 
     def overlays(self) -> tuple[tuple | None, tuple | None]:
         """(forward, reverse) as (outline, means) for the plot, or None each."""
@@ -235,13 +233,13 @@ class FitPanel(QWidget):
             return None, None
         fam = self.family.currentData()
         out = []
-        for direction, box in (("forward", self.show_forward), ("reverse", self.show_reverse)):
+        for pair, box in ((r.forward, self.show_forward), (r.reverse, self.show_reverse)):
             if not box.isChecked():
                 out.append(None)
                 continue
-            f = r[direction][fam]
-            keep = np.asarray(f["weights"]) >= 0.01
-            out.append((lm.mixture_outline(f), np.asarray(f["means"])[keep]))
+            f = pair.family(fam)
+            keep = f.weights >= 0.01
+            out.append((lm.mixture_outline(f), f.means[keep]))
         return out[0], out[1]
 
     def set_temperature(self, t: float) -> None:

@@ -1,9 +1,9 @@
 """The landscape view's numbers: log Z by quadrature, held-out NLL, both KLs, mass per mode.
 
-The numbers come from :func:`ebm_studio.core.landscape_render.numbers_at` at the view's
-temperature T (computed in the engine while a model trains, in the GUI when the user moves T).
-:class:`NumbersPanel` shows them as a small table and the masses per mode as a bar chart, model
-against truth.
+The numbers (a :class:`~ebm_studio.worker.api.LandscapeNumbers`) come from
+:func:`ebm_studio.core.landscape_render.numbers_at` at the view's temperature T (computed in the
+engine while a model trains, in the GUI when the user moves T). :class:`NumbersPanel` shows them
+as a small table and the masses per mode as a bar chart, model against truth.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+
+from ebm_studio.worker.api import LandscapeNumbers
 
 
 TIPS = {
@@ -70,52 +72,51 @@ class NumbersPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.label)
         lay.addWidget(self.masses, 1)
-        self.values: dict = {}
+        self.values: LandscapeNumbers | None = None
         self._truth_heights: np.ndarray | None = None
         self._y_top = 0.0
         self._n_bars = 0
 
     def clear(self, text: str = "No landscape yet.") -> None:
-        self.values = {}
+        self.values = None
         self.label.setText(html.escape(text))
         self.model_bars.setOpts(x=[], height=[])
         self.truth_bars.setOpts(x=[], height=[])
         self._truth_heights, self._y_top, self._n_bars = None, 0.0, 0
         self.masses.setVisible(False)
 
-    def show_numbers(self, v: dict) -> None:
+    def show_numbers(self, v: LandscapeNumbers) -> None:
         self.values = v
-        (x0, x1), (y0, y1) = v["box"]
+        (x0, x1), (y0, y1) = v.box
         rows = [
-            ("model", html.escape(str(v.get("model_name", "")))
-             + (f" · step {v['step']:,}" if v.get("step") else "")),
-            ("temperature T", _fmt(v["temperature"])),
-            ("grid", f"{v['grid_n']}×{v['grid_n']} cells on [{x0:.3g}, {x1:.3g}]×[{y0:.3g}, {y1:.3g}]"),
-            ("log Z_T (quadrature)", _fmt(v["log_z"], 6)),
+            ("model", html.escape(v.model_name) + (f" · step {v.step:,}" if v.step else "")),
+            ("temperature T", _fmt(v.temperature)),
+            ("grid", f"{v.grid_n}×{v.grid_n} cells on [{x0:.3g}, {x1:.3g}]×[{y0:.3g}, {y1:.3g}]"),
+            ("log Z_T (quadrature)", _fmt(v.log_z, 6)),
         ]
-        if v.get("exact_log_z") is not None:
-            exact = v["exact_log_z"]
-            rel = abs(v["log_z"] - exact) / max(abs(exact), 1e-300)
+        if v.exact_log_z is not None:
+            exact = v.exact_log_z
+            rel = abs(v.log_z - exact) / max(abs(exact), 1e-300)
             rows.append(("log Z exact (T = 1)", f"{_fmt(exact, 6)} · rel. error {rel:.1e}"))
-        if v.get("nll") is not None:
-            text = f"{_fmt(v['nll'])} nats ({v.get('heldout_n', 0):,} held-out points)"
-            if v.get("nll_truth") is not None:
-                text += f" · truth {_fmt(v['nll_truth'])}"
+        if v.nll is not None:
+            text = f"{_fmt(v.nll)} nats ({v.heldout_n:,} held-out points)"
+            if v.nll_truth is not None:
+                text += f" · truth {_fmt(v.nll_truth)}"
             rows.append(("NLL held-out", text))
-        if v.get("kl_data_model") is not None:
-            rows.append(("KL(p_data‖p_T)", _fmt(v["kl_data_model"]) + " nats"))
-            rows.append(("KL(p_T‖p_data)", _fmt(v["kl_model_data"]) + " nats"))
-        elif v.get("nll") is not None:
+        if v.kl_data_model is not None:
+            rows.append(("KL(p_data‖p_T)", _fmt(v.kl_data_model) + " nats"))
+            rows.append(("KL(p_T‖p_data)", _fmt(v.kl_model_data) + " nats"))
+        elif v.nll is not None:
             rows.append(("KL", "no exact data density: see the histogram"))
-        if v.get("mass_model") is not None and v.get("mass_truth") is not None:
-            dm = np.abs(np.asarray(v["mass_model"]) - np.asarray(v["mass_truth"]))
+        mm, mt = v.mass_model, v.mass_truth
+        if mm is not None and mt is not None:
+            dm = np.abs(np.asarray(mm) - np.asarray(mt))
             rows.append(("mass per mode", f"{len(dm)} modes · max |model − truth| {100 * dm.max():.2f} %"))
-        if v.get("seconds") is not None:
-            rows.append(("engine time", f"{1000 * v['seconds']:.0f} ms per refresh"))
+        if v.seconds is not None:
+            rows.append(("engine time", f"{1000 * v.seconds:.0f} ms per refresh"))
         body = "".join(f"<tr><td style='padding-right:10px'><b>{k}</b></td><td>{val}</td></tr>"
                        for k, val in rows)
         self.label.setText(f"<table>{body}</table>")
-        mm, mt = v.get("mass_model"), v.get("mass_truth")
         if mm is not None and mt is not None:
             x = np.arange(len(mm))
             mm_pc, mt_pc = 100.0 * np.asarray(mm), 100.0 * np.asarray(mt)

@@ -58,6 +58,8 @@ from ebm_studio.worker.api import (
     DropChains,
     FitProgress,
     FitResult,
+    LandscapeNumbers,
+    LandscapeResult,
     ModelInfo,
     ModelInfoReply,
     NotTwoD,
@@ -81,8 +83,8 @@ class LandscapeView(LandscapeControls, QWidget):
         self.setObjectName("landscape_view")
         self.host = host
         self.model_info: ModelInfo | None = None  # the model the landscape shows
-        self.result: dict | None = None  # the newest landscape from the engine
-        self.numbers: dict = {}
+        self.result: LandscapeResult | None = None  # the newest landscape from the engine
+        self.numbers: LandscapeNumbers | None = None  # what the numbers panel shows
         self.training = False
         self.landscapes_drawn = 0
         self.landscapes_received = 0
@@ -236,7 +238,7 @@ class LandscapeView(LandscapeControls, QWidget):
 
     def _span(self) -> float:
         if self.result is not None:
-            g = self.result["landscape"].grid
+            g = self.result.landscape.grid
             return max(g.xlim[1] - g.xlim[0], g.ylim[1] - g.ylim[0])
         lo, hi = self.model_info.value_range if self.model_info is not None else (-4.0, 4.0)
         return float(hi - lo)
@@ -271,11 +273,9 @@ class LandscapeView(LandscapeControls, QWidget):
         if self.isVisible():
             self.request_landscape(force=True)
 
-    def _on_landscape(self, result) -> None:
-        if not isinstance(result, dict) or result.get("landscape") is None:
-            return
+    def _on_landscape(self, result: LandscapeResult) -> None:
         self.landscapes_received += 1
-        rid = result.get("request_id")
+        rid = result.request_id
         if rid is not None and rid == self._in_flight:
             self._in_flight = None
             if self._want_more:
@@ -295,7 +295,7 @@ class LandscapeView(LandscapeControls, QWidget):
         if isinstance(ev, FitProgress):
             self.fit.on_progress(ev)
         elif isinstance(ev, FitResult):
-            self.fit.on_result(ev.result)
+            self.fit.on_result(ev.fits)
         elif isinstance(ev, ModelInfoReply):
             if self.model_info is None:  # a model_changed that came meanwhile is newer
                 self._on_model_changed(ev.info)
@@ -411,17 +411,17 @@ class LandscapeView(LandscapeControls, QWidget):
             return
         t0 = time.perf_counter()
         spec = self.view_spec()
-        v = r.get("view")
-        if v is None or v["spec"] != spec:
+        v = r.view
+        if v is None or v.spec != spec:
             v = lm.render_view(r, spec)
             self.local_renders += 1
         else:
             self.engine_renders += 1
-        grid = r["landscape"].grid
-        self.log_p = v["log_p"]
-        show_truth = spec["truth"] and v["truth_image"] is not None
-        self.plots.set_images(v["image"], v["truth_image"] if show_truth else None, v["levels"],
-                              grid.rect, grid.rect, v.get("truth_key"))
+        grid = r.landscape.grid
+        self.log_p = v.log_p
+        show_truth = spec["truth"] and v.truth_image is not None
+        self.plots.set_images(v.image, v.truth_image if show_truth else None, v.colour_range,
+                              grid.rect, grid.rect, v.truth_key)
         self.plots.home_rect = grid.rect
         framed = (grid.xlim, grid.ylim, show_truth)
         if framed != self._framed:
@@ -431,14 +431,13 @@ class LandscapeView(LandscapeControls, QWidget):
             self.plots.show_truth(show_truth)
             self.plots.reset_view(grid.rect)
             QTimer.singleShot(0, lambda rect=grid.rect: self.plots.reset_view(rect))
-        self.plots.set_contours(v["contours"], v["truth_contours"] if show_truth else None,
-                                v.get("truth_key"))
+        self.plots.set_contours(v.contours, v.truth_contours if show_truth else None, v.truth_key)
         self._draw_arrows()
         self._draw_data_points()
         # (the training step is in the numbers panel: a title that changes at every refresh
         # would re-lay out the plots and repaint their axes each time)
-        self._set_titles(f"model {v['label']} · T = {spec['temperature']:.3g}", v["truth_title"])
-        self.numbers = v["numbers"]
+        self._set_titles(f"model {v.label} · T = {spec['temperature']:.3g}", v.truth_title)
+        self.numbers = v.numbers
         self.numbers_panel.show_numbers(self.numbers)
         self.landscapes_drawn += 1
         self.render_ms.append(1000.0 * (time.perf_counter() - t0))
@@ -452,7 +451,7 @@ class LandscapeView(LandscapeControls, QWidget):
 
     def _draw_arrows(self, force: bool = False) -> None:
         r = self.result
-        segs = r.get("arrows") if r is not None else None
+        segs = r.arrows if r is not None else None
         if not self.arrows_box.isChecked() or segs is None:
             self.plots.set_arrows(None)
             self._arrows_key = None
@@ -476,7 +475,7 @@ class LandscapeView(LandscapeControls, QWidget):
 
     def _draw_data_points(self) -> None:
         r = self.result
-        pts = r.get("data_points") if (r is not None and self.data_box.isChecked()) else None
+        pts = r.data_points if (r is not None and self.data_box.isChecked()) else None
         self.plots.set_data_points(pts)
 
     def _draw_fits(self) -> None:

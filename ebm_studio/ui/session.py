@@ -33,7 +33,7 @@ class Session(QObject):
     frame = Signal(object)  # a Frame of any main slot
     scrub_frame = Signal(object)  # a recorded step asked for by the trajectory scrubber
     event = Signal(object)  # an api.Event
-    landscape_ready = Signal(object)
+    landscape_ready = Signal(object)  # an api.LandscapeResult
     metrics = Signal(object)  # list of metric rows of the training run
     error = Signal(str)
     saved = Signal(str)

@@ -67,6 +67,7 @@ from ebm_studio.worker.api import (
     JobInfo,
     JobState,
     ComputeLandscape,
+    LandscapeResult,
     ModelInfo,
     RequestBufferFrame,
     ResumeAndTrain,
@@ -132,7 +133,7 @@ class TrainingPanel(TrainingFiles, QWidget):
         self._rate_points: list[tuple[float, int]] = []
         self._latest_frame: Frame | None = None
         self._frame_dirty = False
-        self._landscape: dict | None = None
+        self._landscape: LandscapeResult | None = None
         self._landscape_dirty = False
         self._buffer_t = 0.0
         self._buffer_seed = 0
@@ -643,9 +644,8 @@ class TrainingPanel(TrainingFiles, QWidget):
             self.status_label.setText(f"Saved {path} at step {self.step:,}.")
             self._kept_step = self.step
 
-    def _on_landscape(self, result) -> None:
-        if not (self.has_run or self.has_model) or not isinstance(result, dict) \
-                or result.get("landscape") is None:
+    def _on_landscape(self, result: LandscapeResult) -> None:
+        if not (self.has_run or self.has_model):
             return
         self._landscape = result
         self._landscape_dirty = True
@@ -798,8 +798,8 @@ class TrainingPanel(TrainingFiles, QWidget):
         self.samples_title.setText("Samples")
         self.level_strip.show_levels([])
 
-    def _draw_landscape(self, result: dict) -> None:
-        ls = result["landscape"]
+    def _draw_landscape(self, result: LandscapeResult) -> None:
+        ls = result.landscape
         for side in ("left", "bottom"):
             self.landscape_plot.showAxis(side, True)
         logp = np.asarray(ls.log_density, dtype=np.float32)
@@ -813,11 +813,11 @@ class TrainingPanel(TrainingFiles, QWidget):
         x, y, w, h = ls.grid.rect
         self.landscape_image.setRect(x, y, w, h)
         self.landscape_plot.setRange(xRange=(x, x + w), yRange=(y, y + h), padding=0.02)
-        numbers = result.get("numbers") or {}
         # short: the title must fit half the panel (the tooltip says what NLL is measured on)
-        title = f"log p_T · step {result.get('step', 0):,}"
-        if numbers.get("nll") is not None and math.isfinite(numbers["nll"]):
-            title += f" · NLL {numbers['nll']:.3f}"
+        title = f"log p_T · step {result.step:,}"
+        nll = result.nll
+        if nll is not None and math.isfinite(nll):
+            title += f" · NLL {nll:.3f}"
         self.landscape_plot.setTitle(title)
         self.landscapes_drawn += 1
 

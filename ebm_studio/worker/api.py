@@ -18,13 +18,15 @@ Commands
 
 Events
     :class:`ModelInfo` on ``Engine.model_changed``; :class:`JobInfo` (with :class:`JobState`) on
-    ``Engine.job_state``; on ``Engine.event``:
+    ``Engine.job_state``; :class:`LandscapeResult` (with a :class:`RenderedView` and its
+    :class:`LandscapeNumbers`; defined in ``core.landscape_result``, since the numpy renderer in
+    core builds them too) on ``Engine.landscape_ready``; on ``Engine.event``:
     :class:`DataLoaded` (with :class:`DataInfo`), :class:`RecordingsChanged`,
     :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
     :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
     :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
     :class:`RecordingInfo`, :class:`ChainPicked`, :class:`ExportProgress`, :class:`ExportDone`,
-    :class:`FitProgress`, :class:`FitResult`.
+    :class:`FitProgress`, :class:`FitResult` (with :class:`KLFits`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from typing import Any
 
 import numpy as np
 
+# the landscape's payloads are part of this protocol; core defines them (its renderer builds them)
+from ebm_studio.core.landscape_result import (  # noqa: F401  (re-exported)
+    LandscapeNumbers,
+    LandscapeResult,
+    RenderedView,
+)
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
 
@@ -536,8 +544,73 @@ class FitProgress(Event):
     text: str
 
 
+@dataclass(frozen=True, eq=False)
+class FittedMixture:
+    """One fitted q_φ, a 2-D Gaussian mixture (one component for the Gaussian), with both KLs
+    against p_T by quadrature on the landscape grid (nats)."""
+
+    #: component weights (K,), summing to 1
+    weights: np.ndarray
+    #: component means (K, 2)
+    means: np.ndarray
+    #: component covariances (K, 2, 2)
+    covs: np.ndarray
+    #: KL(p_T‖q): what the forward (mode-covering) fit minimises
+    kl_pq: float
+    #: KL(q‖p_T): what the reverse (mode-seeking) fit minimises
+    kl_qp: float
+
+
+@dataclass(frozen=True, eq=False)
+class FitPair:
+    """The two families fitted in one KL direction."""
+
+    #: a single Gaussian (K = 1)
+    gaussian: FittedMixture
+    #: the K-component mixture
+    mixture: FittedMixture
+
+    def family(self, name: str) -> FittedMixture:
+        """The fit of family ``name``: ``"gaussian"`` or ``"mixture"``."""
+        if name not in ("gaussian", "mixture"):
+            raise ValueError(f"no fitted family {name!r}: 'gaussian' or 'mixture'")
+        return self.gaussian if name == "gaussian" else self.mixture
+
+
+@dataclass(frozen=True, eq=False)
+class KLFits:
+    """Forward- and reverse-KL fits of q_φ to a 2-D model's p_T (what a ``fit`` job finds)."""
+
+    #: fitted by KL(p‖q), maximum likelihood on p (mode covering)
+    forward: FitPair
+    #: fitted by KL(q‖p), reparameterised gradients that need only E (mode seeking)
+    reverse: FitPair
+    #: the temperature T of p_T
+    temperature: float
+    #: components of the mixtures
+    k: int
+    #: MALA samples of p_T, the steps that drew them, the final step size and the mean
+    #: acceptance (None before any step)
+    n_samples: int
+    mcmc_steps: int
+    step_size: float
+    accept: float | None
+    #: up to 512 of those samples (n, 2) float32
+    samples: np.ndarray
+    #: the quadrature grid of the KLs: cells per side and the box
+    grid_n: int
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    #: the model fitted
+    model_name: str
+    #: how long the whole fit took
+    seconds: float
+    #: the fit job that found them
+    job_id: int
+
+
 @dataclass(frozen=True)
 class FitResult(Event):
-    """The KL fits of a 2-D model (see ``jobs.fit_job`` for the fields of ``result``)."""
+    """A fit job is done: its KL fits of the current 2-D model."""
 
-    result: dict
+    fits: KLFits

@@ -73,7 +73,7 @@ WARM_UP_DELAY_MS = 300  # after the window's first frames: see core/warmup.py
 class Engine(QObject):
     frame_ready = Signal(str)  # take the frame from ``slots[name].frames``
     scrub_ready = Signal()  # take the recorded frame from ``scrub_frames``
-    landscape_ready = Signal(object)  # a core.landscape.Landscape + extras (plain numpy)
+    landscape_ready = Signal(object)  # an api.LandscapeResult (plain numpy)
     metrics_ready = Signal(object)  # list of metric dicts since the last emission
     job_state = Signal(object)  # an api.JobInfo
     error = Signal(str)

@@ -1,19 +1,21 @@
 """2-D landscapes for the GUI, computed in the worker: E, p_T, ∇E, the truth and the numbers.
 
 :class:`LandscapeService` (one per engine) is what :meth:`Engine.compute_landscape` runs (between
-steps, in the engine thread). Its result is a plain dict of numpy arrays and floats, no tensors:
+steps, in the engine thread). Its result is a frozen
+:class:`~ebm_studio.core.landscape_result.LandscapeResult` of numpy arrays and floats, no tensors:
 
 - ``landscape``: a :class:`~ebm_studio.core.landscape.Landscape` (raw E and log p_T on the grid,
-  −∇E on a coarse grid, the quadrature log Z_T);
-- ``numbers``: log Z_T, the held-out NLL and, where the data density is exact, KL(p_data‖p_T),
-  KL(p_T‖p_data) and the mass per mode, all at the engine's temperature (the training panel shows
-  these);
+  −∇E on a coarse grid, the quadrature log Z_T) at the engine's temperature, where the training
+  panel reads the held-out NLL (``result.nll``);
 - ``view``: the landscape view's whole picture (heatmaps, contours, numbers) at the view's own
   spec (temperature, quantity, levels), rendered here so the GUI thread only draws it;
 - what the landscape view needs to redo all that at another temperature without torch: the mean
   energy of the held-out points (``NLL_T = mean E/T + mean |x|²/2σ² + log Z_T``), the exact log
   density of the data on the same grid, the nearest-mode label of every cell, a 2-D histogram and
   a sample of the data, and the exact log Z of an analytic model (T = 1).
+
+The KLs and masses per mode are computed only where they are shown: at the view's temperature,
+in ``render_view``.
 
 View parameters are sticky per engine (the service object holds them). The landscape view sets the
 grid size, the arrow grid, an optional box and its display spec
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -38,7 +41,6 @@ from ebm_studio.core.landscape import (
     DEFAULT_GRID_N,
     Grid,
     check_limits,
-    compare_to_truth,
     compute_landscape,
     eval_mode,
     evaluate_energy,
@@ -47,6 +49,7 @@ from ebm_studio.core.landscape import (
     module_device_dtype,
 )
 from ebm_studio.core.landscape_render import arrows_for, clean_spec, render_view
+from ebm_studio.core.landscape_result import LandscapeResult
 from ebm_studio.worker.live import Settings
 from ebm_studio.core.model import ModelState
 
@@ -215,7 +218,8 @@ def exact_log_z(model: ModelState) -> float | None:
         return None
 
 
-def landscape_for(service: LandscapeService, model: ModelState, params: dict, settings: Settings) -> dict:
+def landscape_for(service: LandscapeService, model: ModelState, params: dict,
+                  settings: Settings) -> LandscapeResult:
     """Compute everything the landscape view and the training panel draw for the current model.
 
     ``params`` override the sticky view parameters for this call (``n``, ``grad_n``, ``xlim``,
@@ -233,49 +237,36 @@ def landscape_for(service: LandscapeService, model: ModelState, params: dict, se
     except Exception:  # no data set (a composition, a lost file): fewer numbers, same picture
         dataset = None
     extras = _data_extras(service, model, dataset, grid)
-    numbers: dict = {"log_z": ls.log_z, "grid_n": grid.n, "temperature": temperature}
-    out = {
-        "landscape": ls,
-        "numbers": numbers,
-        "truth_log_density": extras["truth_log_density"],
-        "data_hist": extras["data_hist"],
-        "data_points": extras["data_points"],
-        "mode_labels": extras["mode_labels"],
-        "modes": extras["modes"],
-        "mass_truth": None if extras["mass_truth"] is None else extras["mass_truth"].tolist(),
-        "nll_truth": extras["nll_truth"],
-        "heldout_mean_energy": None,
-        "heldout_mean_ref": 0.0,
-        "heldout_n": 0,
-        "exact_log_z": exact_log_z(model),
-        "ref_sigma": model.ref_sigma,
-        "model_name": model.name,
-        "step": model.step,
-        "request_id": params.get("request_id"),
-    }
     held = extras["heldout"]
-    if held is not None:
-        mean_e = _heldout_mean_energy(model, held)
-        mean_ref = _ref_mean(held, model.ref_sigma)
-        out.update(heldout_mean_energy=mean_e, heldout_mean_ref=mean_ref, heldout_n=int(held.shape[0]))
-        numbers["nll"] = mean_e / temperature + mean_ref + ls.log_z
-    if extras["truth_log_density"] is not None:
-        numbers.update(compare_to_truth(ls.energy, extras["truth_log_density"], grid, temperature,
-                                        ref_sigma=model.ref_sigma))
-        if extras["nll_truth"] is not None:
-            numbers["nll_truth"] = extras["nll_truth"]
-        if extras["modes"] is not None:
-            numbers["mass_model"] = mode_masses(ls.log_density, grid, extras["modes"]).tolist()
-            numbers["mass_truth"] = out["mass_truth"]
-    numbers["seconds_grid"] = t_grid
-    out["arrows"] = arrows_for(out)
-    numbers["seconds"] = time.perf_counter() - t0
-    if p.get("view") is not None:
-        # the view's picture at its own temperature, so the GUI thread only draws it
-        out["view"] = render_view(out, p["view"])
-        numbers["seconds_view"] = out["view"]["seconds"]
-        numbers["seconds"] = time.perf_counter() - t0
-    return out
+    mean_e = None if held is None else _heldout_mean_energy(model, held)
+    mass_truth = extras["mass_truth"]
+    result = LandscapeResult(
+        landscape=ls,
+        model_name=model.name,
+        step=model.step,
+        request_id=params.get("request_id"),
+        ref_sigma=model.ref_sigma,
+        exact_log_z=exact_log_z(model),
+        heldout_mean_energy=mean_e,
+        heldout_mean_ref=0.0 if held is None else _ref_mean(held, model.ref_sigma),
+        heldout_n=0 if held is None else int(held.shape[0]),
+        truth_log_density=extras["truth_log_density"],
+        nll_truth=extras["nll_truth"],
+        modes=extras["modes"],
+        mode_labels=extras["mode_labels"],
+        mass_truth=None if mass_truth is None else tuple(mass_truth.tolist()),
+        data_hist=extras["data_hist"],
+        data_points=extras["data_points"],
+        arrows=arrows_for(ls),
+        seconds_grid=t_grid,
+        seconds=time.perf_counter() - t0,
+    )
+    if p.get("view") is None:
+        return result
+    # the view's picture at its own temperature, so the GUI thread only draws it (its numbers
+    # give the engine time up to here; the result's own time includes the picture)
+    view = render_view(result, p["view"])
+    return replace(result, view=view, seconds=time.perf_counter() - t0)
 
 
 __all__ = ["LandscapeService", "landscape_for", "clean_params", "evaluate_energy",

@@ -16,6 +16,7 @@ from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
 from ebm_studio.core.energies import ConvEnergy, GaussianEnergy, MLPEnergy, eight_gaussians_energy
 from ebm_studio.core.landscape import Grid, kl_divergence, log_density, log_z
 from ebm_studio.core import landscape_render as lm
+from ebm_studio.worker.api import KLFits
 
 MODES = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
 LONG = 60000  # ms: generous, the test machine may be shared
@@ -97,32 +98,32 @@ def test_demo_landscape_matches_the_exact_log_z_and_temperature_concentrates_mas
     r = wait_landscape(qtbot, view)
     exact = math.log(2 * math.pi)  # eight_gaussians_energy: normalised mixture in 2-D
     n = view.numbers
-    assert n["grid_n"] == 256 and n["exact_log_z"] == pytest.approx(exact)
-    assert abs(n["log_z"] - exact) / exact < 1e-3
+    assert n.grid_n == 256 and n.exact_log_z == pytest.approx(exact)
+    assert abs(n.log_z - exact) / exact < 1e-3
     # the model is the truth: NLL equals the truth's, both KLs and the mass errors vanish
-    assert n["nll"] == pytest.approx(n["nll_truth"], abs=1e-4)
-    assert n["kl_data_model"] < 1e-4 and n["kl_model_data"] < 1e-4
-    np.testing.assert_allclose(n["mass_model"], 1 / 8, atol=1e-3)
-    np.testing.assert_allclose(n["mass_model"], n["mass_truth"], atol=1e-4)
+    assert n.nll == pytest.approx(n.nll_truth, abs=1e-4)
+    assert n.kl_data_model < 1e-4 and n.kl_model_data < 1e-4
+    np.testing.assert_allclose(n.mass_model, 1 / 8, atol=1e-3)
+    np.testing.assert_allclose(n.mass_model, n.mass_truth, atol=1e-4)
     assert "log Z exact" in view.numbers_panel.label.text()
     assert view.plots.truth_plot.isVisible() and view.plots.contours.xData is not None
-    assert r["landscape"].grid.xlim == (-4.0, 4.0)
+    assert r.landscape.grid.xlim == (-4.0, 4.0)
 
     def near_mode_mass() -> float:
-        grid = view.result["landscape"].grid
+        grid = view.result.landscape.grid
         x, y = grid.mesh()
         d = np.min((x[..., None] - MODES[:, 0]) ** 2 + (y[..., None] - MODES[:, 1]) ** 2, -1)
         return float(view.current_density()[d < 0.15**2].sum() * grid.cell_area)
 
     at_one, peak_one = near_mode_mass(), view.current_density().max()
     view.temperature.spin.setValue(0.3)  # the user types T = 0.3
-    qtbot.waitUntil(lambda: view.numbers.get("temperature") == pytest.approx(0.3), timeout=5000)
+    qtbot.waitUntil(lambda: view.numbers.temperature == pytest.approx(0.3), timeout=5000)
     assert near_mode_mass() > at_one + 0.2  # the mass collapses onto the minima
-    assert view.numbers["kl_data_model"] > 0.1  # p_0.3 is no longer the data density
+    assert view.numbers.kl_data_model > 0.1  # p_0.3 is no longer the data density
     assert window.host.live.snapshot().temperature == pytest.approx(0.3)  # chains follow T
     assert window.viewer.temperature.value() == pytest.approx(0.3)
     view.temperature.spin.setValue(5.0)
-    qtbot.waitUntil(lambda: view.numbers.get("temperature") == pytest.approx(5.0), timeout=5000)
+    qtbot.waitUntil(lambda: view.numbers.temperature == pytest.approx(5.0), timeout=5000)
     assert view.current_density().max() < 0.5 * peak_one  # flatter
     assert near_mode_mass() < at_one
     # each display mode draws; the energy view shows E/T
@@ -173,23 +174,23 @@ def test_composition_shows_the_weighted_sum_live(window, qtbot, tmp_path):
     c.terms[0].set_weight(0.7)
     c.terms[1].set_weight(1.3)
     qtbot.mouseClick(c.compose_button, Qt.MouseButton.LeftButton)
-    r = wait_landscape(qtbot, view, lambda r: "Standard Gaussian" in r["model_name"])
+    r = wait_landscape(qtbot, view, lambda r: "Standard Gaussian" in r.model_name)
     assert c.active and c.back_button.isEnabled()
 
     e1, e2 = eight_gaussians_energy(), GaussianEnergy([0.0, 0.0], np.eye(2))
 
     def check(result, w1, w2, e2):
-        grid = result["landscape"].grid
+        grid = result.landscape.grid
         idx = [(10, 200), (128, 128), (77, 190), (250, 3)]
         pts = torch.tensor([[grid.xs[i], grid.ys[j]] for i, j in idx], dtype=torch.float32)
         with torch.no_grad():
             want = (w1 * e1(pts) + w2 * e2(pts)).double().numpy()
-        got = np.array([result["landscape"].energy[i, j] for i, j in idx])
+        got = np.array([result.landscape.energy[i, j] for i, j in idx])
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
     check(r, 0.7, 1.3, e2)
     c.terms[1].spin.setValue(0.25)  # live: no new Compose press
-    r = wait_landscape(qtbot, view, lambda r: "0.25·" in r["model_name"])
+    r = wait_landscape(qtbot, view, lambda r: "0.25·" in r.model_name)
     check(r, 0.7, 0.25, e2)
     # the viewer samples the composition
     qtbot.waitUntil(lambda: view._frame is not None and view._frame.step > 3, timeout=LONG)
@@ -216,11 +217,11 @@ def test_composition_shows_the_weighted_sum_live(window, qtbot, tmp_path):
     c.terms[1].set_checkpoint(str(good))
     c.terms[1].set_weight(0.5)
     qtbot.mouseClick(c.compose_button, Qt.MouseButton.LeftButton)
-    r = wait_landscape(qtbot, view, lambda r: "[mlp2d]" in r["model_name"])
+    r = wait_landscape(qtbot, view, lambda r: "[mlp2d]" in r.model_name)
     check(r, 0.7, 0.5, mlp)
 
     qtbot.mouseClick(c.back_button, Qt.MouseButton.LeftButton)
-    wait_landscape(qtbot, view, lambda r: r["model_name"].startswith("8gaussians"))
+    wait_landscape(qtbot, view, lambda r: r.model_name.startswith("8gaussians"))
     assert not c.active
 
     # an image model: the landscape says why it has nothing to show
@@ -246,18 +247,19 @@ def test_fit_job_forward_covers_reverse_seeks(window, qtbot):
     qtbot.waitUntil(lambda: f.progress.value() > 0, timeout=LONG)
     qtbot.waitUntil(lambda: f.result is not None, timeout=4 * LONG)
     r = f.result
-    fwd, rev = r["forward"]["gaussian"], r["reverse"]["gaussian"]
+    assert isinstance(r, KLFits) and r.k == 3 and r.n_samples == 512  # the event's typed fits
+    fwd, rev = r.forward.gaussian, r.reverse.gaussian
     # forward KL: one Gaussian over the whole ring (mean ≈ 0, variance ≈ 2² / 2 + 0.2²)
-    assert np.linalg.norm(fwd["means"][0]) < 0.4
-    np.testing.assert_allclose(np.diag(fwd["covs"][0]), 2.04, rtol=0.25)
+    assert np.linalg.norm(fwd.means[0]) < 0.4
+    np.testing.assert_allclose(np.diag(fwd.covs[0]), 2.04, rtol=0.25)
     # reverse KL: on one mode, with that mode's variance
-    d = np.linalg.norm(MODES - rev["means"][0], axis=1)
+    d = np.linalg.norm(MODES - rev.means[0], axis=1)
     assert d.min() < 0.15
-    np.testing.assert_allclose(np.diag(rev["covs"][0]), 0.04, rtol=0.35)
+    np.testing.assert_allclose(np.diag(rev.covs[0]), 0.04, rtol=0.35)
     # each wins the KL it minimises; reverse-KL Gaussian ≈ one mode of eight: KL(q‖p) ≈ log 8
-    assert fwd["kl_pq"] < rev["kl_pq"] and rev["kl_qp"] < fwd["kl_qp"]
-    assert rev["kl_qp"] == pytest.approx(math.log(8), abs=0.15)
-    assert (np.asarray(r["forward"]["mixture"]["weights"]) > 0.05).sum() == 3
+    assert fwd.kl_pq < rev.kl_pq and rev.kl_qp < fwd.kl_qp
+    assert rev.kl_qp == pytest.approx(math.log(8), abs=0.15)
+    assert (r.forward.mixture.weights > 0.05).sum() == 3
     # both drawn over the landscape; the fit ran in its own slot, so the viewer's chains went on
     assert len(view.plots.fit_forward.xData) > 0 and len(view.plots.fit_reverse.xData) > 0
     assert "KL(p‖q)" in f.table.text()
@@ -307,12 +309,12 @@ def test_draw_points_with_the_mouse_save_load_and_train(window, qtbot, tmp_path)
     qtbot.mouseClick(d.train_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "training" in window.jobs and window.jobs["training"].state == "running", timeout=LONG)
     assert view.training
-    r = wait_landscape(qtbot, view, lambda r: r["model_name"].startswith(f"drawn points ({n})"))
-    assert r["data_hist"] is not None and r["truth_log_density"] is None
+    r = wait_landscape(qtbot, view, lambda r: r.model_name.startswith(f"drawn points ({n})"))
+    assert r.data_hist is not None and r.truth_log_density is None
     # the run's refreshes arrive rendered by the engine for the view's spec: the GUI only draws
     engine_renders = view.engine_renders
     qtbot.waitUntil(lambda: view.engine_renders > engine_renders, timeout=LONG)
-    assert view.numbers["nll"] is not None
+    assert view.numbers.nll is not None
     # no exact density: the histogram of the drawn data is shown beside the model
     qtbot.waitUntil(lambda: "histogram" in view.plots.truth_plot.titleLabel.text, timeout=LONG)
     window.host.stop("training")
@@ -332,7 +334,7 @@ def test_view_choices_persist(make_window, qtbot):
     assert v2.mode_box.currentData() == "energy" and v2.grid_box.currentData() == 128
     assert v2.arrows_box.isChecked() and v2.draw.radius.value() == pytest.approx(0.5)
     r = wait_landscape(qtbot, landscape_tab(w2))
-    assert r["landscape"].grid.n == 128
+    assert r.landscape.grid.n == 128
 
 
 def test_training_on_drawn_points_shows_in_the_training_tab(window, qtbot):

@@ -17,7 +17,19 @@ from ebm_studio.core.energies import Energy, GaussianEnergy
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.model import ModelState
 from ebm_studio.core.training import Trainer
-from ebm_studio.worker.api import DataInfo, DataLoaded, LoadData, ModelInfo, OpenCheckpoint, RecordingsChanged
+from ebm_studio.core.landscape_render import clean_spec
+from ebm_studio.worker.api import (
+    ComputeLandscape,
+    DataInfo,
+    DataLoaded,
+    LandscapeNumbers,
+    LandscapeResult,
+    LoadData,
+    ModelInfo,
+    OpenCheckpoint,
+    RecordingsChanged,
+    RenderedView,
+)
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -303,14 +315,17 @@ def test_the_engine_and_the_command_line_draw_bit_identical_chains(host, qtbot, 
     np.testing.assert_array_equal(last.state, cli)
 
 
-def _plain(value) -> bool:
-    """Only plain data crosses to the GUI: no tensors, no modules, at any depth."""
+def _plain(value, arrays: bool = False) -> bool:
+    """Only plain data crosses to the GUI: no tensors, no modules, at any depth (numeric numpy
+    arrays too, with ``arrays``)."""
     if isinstance(value, dict):
-        return all(_plain(k) and _plain(v) for k, v in value.items())
+        return all(_plain(k, arrays) and _plain(v, arrays) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
+        return all(_plain(v, arrays) for v in value)
     if dataclasses.is_dataclass(value):
-        return all(_plain(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return all(_plain(getattr(value, f.name), arrays) for f in dataclasses.fields(value))
+    if arrays and isinstance(value, np.ndarray):
+        return value.dtype.kind in "biuf"
     return isinstance(value, (str, int, float, bool, type(None)))
 
 
@@ -362,3 +377,26 @@ def test_a_data_set_is_answered_with_its_description_or_why_it_failed(host, qtbo
                                value_range=(-4.0, 4.0), source="builtin", normalisation="none")
     assert failed.request_id == "file" and failed.data is None and failed.preview is None
     assert "missing.npy" in failed.error
+
+
+def test_a_landscape_arrives_as_frozen_plain_numpy_rendered_for_the_view(host, qtbot):
+    spec = clean_spec({"temperature": 1.0, "mode": "density"})
+    with qtbot.waitSignal(host.engine.landscape_ready, timeout=20000,
+                          check_params_cb=lambda r: r.request_id == "test") as blocker:
+        host.send(ComputeLandscape(n=64, grad_n=8, view=spec, request_id="test"))
+    r = blocker.args[0]
+    assert isinstance(r, LandscapeResult) and _plain(r, arrays=True)
+    assert r.landscape.energy.shape == (64, 64) and r.arrows is not None
+    assert r.model_name.startswith("8gaussians") and r.modes.shape == (8, 2) and len(r.mass_truth) == 8
+    assert r.heldout_n > 0 and 0 < r.seconds_grid <= r.seconds
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.step = 1  # type: ignore[misc]
+    # the engine rendered the view's picture at its spec; its numbers are plain floats and tuples
+    v = r.view
+    assert isinstance(v, RenderedView) and v.spec == spec and v.label == "p_T"
+    n = v.numbers
+    assert isinstance(n, LandscapeNumbers) and _plain(n)
+    assert n.grid_n == 64 and n.box == ((-4.0, 4.0), (-4.0, 4.0)) and n.heldout_n == r.heldout_n
+    # the demo model is its data's exact density: at the engine's temperature both NLLs agree
+    assert r.temperature == n.temperature == 1.0 and r.nll == pytest.approx(n.nll, rel=1e-12)
+    assert n.nll == pytest.approx(n.nll_truth, abs=1e-3) and n.kl_data_model < 1e-3

@@ -11,7 +11,8 @@ Stages, one engine step each (so stop is checked between them and inside the lon
    the mixture each starting with small components on random samples of p. Mode seeking: each
    component settles on the mode it starts in and stays there.
 4. **report**: both KL numbers of every fit against the model by quadrature on the landscape grid,
-   sent as a :class:`~ebm_studio.worker.api.FitResult` event (plain numpy).
+   sent as a :class:`~ebm_studio.worker.api.FitResult` event (its
+   :class:`~ebm_studio.worker.api.KLFits`: plain numpy and floats).
 
 Progress goes out as :class:`~ebm_studio.worker.api.FitProgress` events.
 
@@ -37,7 +38,7 @@ from ebm_studio.core.landscape import Grid, evaluate_energy, kl_divergence, log_
 from ebm_studio.core.samplers import make_sampler
 from ebm_studio.worker.frames import Frame, make_frame
 from ebm_studio.worker.jobs.base import Job
-from ebm_studio.worker.api import FitProgress, FitResult
+from ebm_studio.worker.api import FitPair, FitProgress, FitResult, FittedMixture, KLFits
 from ebm_studio.worker.live import Settings
 
 TARGET_ACCEPT = 0.57  # optimal MALA acceptance (Roberts & Rosenthal)
@@ -45,10 +46,6 @@ STAGES = ("sample", "forward", "reverse_gaussian", "reverse_mixture", "report")
 #: fraction of the progress bar each stage ends at
 STAGE_END = {"sample": 0.45, "forward": 0.5, "reverse_gaussian": 0.72, "reverse_mixture": 0.95,
              "report": 1.0}
-
-
-def _params_dict(p: GaussianMixtureParams) -> dict:
-    return {"weights": p.weights.copy(), "means": p.means.copy(), "covs": p.covs.copy()}
 
 
 def _int(cfg: dict, key: str, default: int, lo: int, hi: int) -> int:
@@ -101,7 +98,7 @@ class FitJob(Job):
         )
         self.stage = "sample"
         self.i = 0
-        self.results: dict = {"forward": {}, "reverse": {}}
+        self.results: dict[str, dict[str, GaussianMixtureParams]] = {"forward": {}, "reverse": {}}
         self.samples: np.ndarray | None = None
         self.t0 = time.perf_counter()
         self._progress(0.0, "sampling the model with MALA")
@@ -205,27 +202,29 @@ class FitJob(Job):
         e = evaluate_energy(self.energy, grid)
         lp = log_density(e, grid, self.temperature, ref_sigma=self.model.ref_sigma)
         pts = grid.points(torch.float64).numpy()
-        out: dict = {"forward": {}, "reverse": {}}
-        for direction, fits in self.results.items():
-            for name, params in fits.items():
-                lq = params.log_prob(pts).reshape(grid.n, grid.n)
-                # renormalise on the grid: both sides of a discrete KL must sum to one there
-                m = lq.max()
-                lq = lq - (m + math.log(np.exp(lq - m).sum() * grid.cell_area))
-                out[direction][name] = {
-                    **_params_dict(params),
-                    "kl_pq": kl_divergence(lp, lq, grid),  # KL(p_T‖q): what forward minimises
-                    "kl_qp": kl_divergence(lq, lp, grid),  # KL(q‖p_T): what reverse minimises
-                }
-        out.update(
+
+        def scored(params: GaussianMixtureParams) -> FittedMixture:
+            lq = params.log_prob(pts).reshape(grid.n, grid.n)
+            # renormalise on the grid: both sides of a discrete KL must sum to one there
+            m = lq.max()
+            lq = lq - (m + math.log(np.exp(lq - m).sum() * grid.cell_area))
+            return FittedMixture(params.weights.copy(), params.means.copy(), params.covs.copy(),
+                                 kl_pq=kl_divergence(lp, lq, grid), kl_qp=kl_divergence(lq, lp, grid))
+
+        def pair(direction: str) -> FitPair:
+            fits = self.results[direction]
+            return FitPair(scored(fits["gaussian"]), scored(fits["mixture"]))
+
+        fits = KLFits(
+            forward=pair("forward"), reverse=pair("reverse"),
             temperature=self.temperature, k=self.k, n_samples=self.n_samples,
             mcmc_steps=self.mcmc_steps, step_size=float(self.sampler.step_size),
             accept=self.sampler.mean_accept_rate, samples=self.samples[:512].astype(np.float32),
             grid_n=grid.n, xlim=grid.xlim, ylim=grid.ylim, model_name=self.model.name,
             seconds=time.perf_counter() - self.t0, job_id=self.job_id,
         )
-        self.engine.emit_event(FitResult(out))
-        self._progress(1.0, f"done in {out['seconds']:.1f} s")
+        self.engine.emit_event(FitResult(fits))
+        self._progress(1.0, f"done in {fits.seconds:.1f} s")
         self.done = True
         self.message = "fits done"
 
