@@ -145,10 +145,10 @@ class ChainFollowing:
         else:
             path, upto, pos = None, 0, None
             tr = self.track
-            if tr is not None and tr["chain"] == c and tr["state"] is not None and len(tr["steps"]):
-                path = tr["state"]
-                upto = int(np.searchsorted(tr["steps"], f.step, side="right")) - 1
-                if 0 <= upto < len(path) and tr["steps"][upto] == f.step:
+            if tr is not None and tr.chain == c and tr.state is not None and len(tr.steps):
+                path = tr.state
+                upto = int(np.searchsorted(tr.steps, f.step, side="right")) - 1
+                if 0 <= upto < len(path) and tr.steps[upto] == f.step:
                     pos = path[upto]
             if f.points is not None and c < len(f.points):
                 pos = f.points[c]  # in the frame itself: exactly the recorded position

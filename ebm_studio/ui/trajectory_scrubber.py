@@ -46,13 +46,16 @@ from ebm_studio.ui.trajectory_widgets import (
     is_scrub_key,
 )
 from ebm_studio.worker.api import (
+    BranchDetail,
     JobInfo,
     FetchRecordedStep,
     StartJob,
     ChainPicked,
+    ChainTrack,
     ExportDone,
     ExportProgress,
     RecordingInfo,
+    Recordings,
     RecordingsChanged,
     RequestRecordingInfo,
     SetRecordingBudget,
@@ -116,9 +119,9 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         self.n_chains = 0
         self.markers: list[tuple[int, str]] = []
         self.chain: int | None = None  # the followed chain
-        self.track: dict | None = None  # its energies (and positions) over the recorded steps
+        self.track: ChainTrack | None = None  # its energies (and positions) over the recorded steps
         self.frame: Frame | None = None  # the recorded frame drawn last
-        self.info: dict = {}
+        self.info: Recordings | None = None  # the engine's newest answer
         self._active_seen: int | None = None
         self._expect_branch: tuple[int, int] | None = None
         self._go_to_end_next = False
@@ -286,7 +289,7 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, RecordingInfo):
-            self._on_info(ev.info)
+            self._on_info(ev.info, ev.request_id)
         elif isinstance(ev, RecordingsChanged):
             self.request_info()
         elif isinstance(ev, ChainPicked):
@@ -309,27 +312,27 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         self._info_t = now
         self.host.send(RequestRecordingInfo(self.branch_id, self.chain, self._info_id))
 
-    def _on_info(self, info: dict) -> None:
-        if info.get("request_id") == self._info_id:
+    def _on_info(self, info: Recordings, request_id: int) -> None:
+        if request_id == self._info_id:
             self._info_pending = False
         self.info = info
         self._show_memory(info)
         self._fill_branch_box(info)
-        active = info.get("active")
+        active = info.active
         switch_to = None
         if self._expect_branch is not None:
-            for b in info["branches"]:
-                if tuple(b["parent"] or ()) == self._expect_branch and b["id"] == active:
-                    switch_to = b["id"]
+            for b in info.branches:
+                if b.parent == self._expect_branch and b.branch_id == active:
+                    switch_to = b.branch_id
                     self._expect_branch = None
         elif active is not None and active != self._active_seen:
             switch_to = active  # a new recording started (viewer restart, branch): show it
         self._active_seen = active
-        detail = info.get("branch")
-        if info.get("fallback") and self.branch_id is not None:
-            self._message(f"Branch {self.branch_id} is gone ({info['fallback']}); showing "
-                          f"{'branch ' + str(detail['id']) if detail else 'nothing'}.")
-        if switch_to is not None and (detail is None or detail["id"] != switch_to):
+        detail = info.branch
+        if info.fallback and self.branch_id is not None:
+            self._message(f"Branch {self.branch_id} is gone ({info.fallback}); showing "
+                          f"{'branch ' + str(detail.branch_id) if detail else 'nothing'}.")
+        if switch_to is not None and (detail is None or detail.branch_id != switch_to):
             self.branch_id = switch_to
             self._go_to_end_next = True
             self._info_pending = False
@@ -338,8 +341,8 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         if detail is None:
             self._set_empty()
         else:
-            self._apply_branch(detail)
-        if not info.get("complete", True) or self._info_again:
+            self._apply_branch(detail, info.budget)
+        if not info.complete or self._info_again:
             QTimer.singleShot(0, self.request_info)
 
     def _on_branch_chosen(self, index: int) -> None:
@@ -352,8 +355,8 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         self._info_pending = False  # a new question: do not wait for the old answer
         self.request_info()
 
-    def _show_memory(self, info: dict) -> None:
-        used, budget = info.get("nbytes", 0), max(1, info.get("budget", 1))
+    def _show_memory(self, info: Recordings) -> None:
+        used, budget = info.nbytes, max(1, info.budget)
         self.memory_bar.setValue(int(round(1000 * min(1.0, used / budget))))
         self.memory_bar.setFormat(f"{fmt_bytes(used)} of {fmt_bytes(budget)}")
         if budget != self.budget_spin.value() * MB and budget % MB == 0:
@@ -361,19 +364,18 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
             self.budget_spin.setValue(budget // MB)
             self.budget_spin.blockSignals(False)
 
-    def _fill_branch_box(self, info: dict) -> None:
-        rows = info.get("branches", [])
+    def _fill_branch_box(self, info: Recordings) -> None:
         items = []
-        for b in rows:
-            if b["parent"]:
-                label = f"#{b['id']} ← #{b['parent'][0]} @ {b['parent'][1]:,}"
+        for b in info.branches:
+            if b.parent:
+                label = f"#{b.branch_id} ← #{b.parent[0]} @ {b.parent[1]:,}"
             else:
-                label = f"#{b['id']}"
-            label += f" · {b['steps']:,} steps"
-            if b["id"] == info.get("active") and info.get("recording"):
+                label = f"#{b.branch_id}"
+            label += f" · {b.n_steps:,} steps"
+            if b.branch_id == info.active and info.recording:
                 label += " · ● rec"
-            items.append((label, b["id"]))
-        models = {b["id"]: b.get("model") or "" for b in rows}
+            items.append((label, b.branch_id))
+        models = {b.branch_id: b.model for b in info.branches}
         current = [(self.branch_box.itemText(i), self.branch_box.itemData(i))
                    for i in range(self.branch_box.count())]
         if items != current:
@@ -393,17 +395,17 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         if shown >= 0 and shown != self.branch_box.currentIndex():
             self.branch_box.setCurrentIndex(shown)
 
-    def _apply_branch(self, d: dict) -> None:
-        new_branch = d["id"] != self.branch_id or self.kind != d["kind"]
+    def _apply_branch(self, d: BranchDetail, budget: int) -> None:
+        new_branch = d.branch_id != self.branch_id or self.kind != d.kind
         go_end = self._go_to_end_next or new_branch
         self._go_to_end_next = False
         old_index = self.timeline.value()
         old_step = int(self.steps[old_index]) if len(self.steps) > old_index else None
         at_end = len(self.steps) == 0 or old_index >= self.timeline.maximum()
-        self.branch_id = d["id"]
-        self.kind = d["kind"]
-        self.n_chains = int(d["n_chains"] or 0)
-        steps = np.asarray(d["steps"], np.int64)
+        self.branch_id = d.branch_id
+        self.kind = d.kind
+        self.n_chains = int(d.n_chains or 0)
+        steps = np.asarray(d.steps, np.int64)
         self.steps = steps
         i = self.branch_box.findData(self.branch_id)
         if i >= 0:
@@ -423,7 +425,7 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         self.timeline.setValue(index)
         self.timeline.setPageStep(max(1, len(steps) // 20))
         self.timeline.blockSignals(False)
-        self.markers = [(int(s), str(t)) for s, t in d["markers"]]
+        self.markers = [(int(s), str(t)) for s, t in d.markers]
         if len(steps):
             ms = np.asarray([s for s, _ in self.markers], np.float64)
             pos = np.interp(ms, steps.astype(np.float64), np.arange(len(steps), dtype=np.float64))
@@ -431,26 +433,26 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         else:
             self.timeline.set_markers([])
         self.trace.set_markers(self.markers)
-        t = d["trace"]
-        self.trace.set_trace(t["steps"], t["mean"], t["lo"], t["hi"])
-        self.track = d.get("track")
-        if self.track is not None and self.track["chain"] == self.chain:
-            self.trace.set_chain(self.track["steps"], self.track["energy"], self.chain)
+        t = d.trace
+        self.trace.set_trace(t.steps, t.mean, t.lo, t.hi)
+        self.track = d.track
+        if self.track is not None and self.track.chain == self.chain:
+            self.trace.set_chain(self.track.steps, self.track.energy, self.chain)
         else:
             self.trace.set_chain(None, None, None)
         self.chain_spin.blockSignals(True)
         self.chain_spin.setRange(-1, max(0, self.n_chains - 1))
         self.chain_spin.setValue(-1 if self.chain is None else self.chain)
         self.chain_spin.blockSignals(False)
-        policy = POLICY_LABELS.get(d["policy"], d["policy"])
-        self.kept_label.setText(f"{policy}: {d['kept']}")
-        per = d["bytes_per_step"]
+        policy = POLICY_LABELS.get(d.policy, d.policy)
+        self.kept_label.setText(f"{policy}: {d.kept}")
+        per = d.bytes_per_step
         if per:
-            fit = int(self.info.get("budget", 0) // per)
+            fit = int(budget // per)
             what = "images" if self.kind == "images" else "points"
             self.per_step_label.setText(
                 f"{fmt_bytes(per)} per recorded step ({self.n_chains:,} chains, {what} as "
-                f"{d['storage_dtype']}): the budget holds ~{fit:,} steps"
+                f"{d.storage_dtype}): the budget holds ~{fit:,} steps"
             )
         else:
             self.per_step_label.setText("")

@@ -25,8 +25,9 @@ Events
     :class:`ModelInfoReply`, :class:`NotTwoD`, :class:`RequestRefused`, :class:`ChainsAdded`,
     :class:`Composed`, :class:`WeightsChanged`, :class:`Uncomposed`, :class:`PointsLoaded`,
     :class:`TrainingOnPoints`, :class:`ResumeFailed`, :class:`BufferFrame`,
-    :class:`RecordingInfo`, :class:`ChainPicked`, :class:`ExportProgress`, :class:`ExportDone`,
-    :class:`FitProgress`, :class:`FitResult` (with :class:`KLFits`).
+    :class:`RecordingInfo` (with :class:`Recordings`), :class:`ChainPicked`,
+    :class:`ExportProgress`, :class:`ExportDone`, :class:`FitProgress`, :class:`FitResult` (with
+    :class:`KLFits`).
 """
 
 from __future__ import annotations
@@ -496,11 +497,111 @@ class BufferFrame(Event):
 
 
 @dataclass(frozen=True)
-class RecordingInfo(Event):
-    """What the trajectory scrubber shows (see ``trajectory_service.recording_info`` for the
-    fields of ``info``), with the ``request_id`` it answers."""
+class BranchSummary:
+    """One recorded branch in the store's list (the scrubber's branch box)."""
 
-    info: dict
+    branch_id: int
+    #: (branch, step) it branched from; None for a recording of its own
+    parent: tuple[int, int] | None
+    #: how many recorded steps it keeps, and the first and last of them (None: none yet)
+    n_steps: int
+    first: int | None
+    last: int | None
+    #: ``"points"`` or ``"images"``; None until its first step is recorded
+    kind: str | None
+    n_chains: int | None
+    #: the name of the model it was recorded under
+    model: str
+
+
+@dataclass(frozen=True, eq=False)
+class EnergyTrace:
+    """The energy over a branch's recorded steps: mean and 10–90 % band of the finite energies
+    (NaN where none is finite), at most a few thousand evenly thinned steps (float32 arrays)."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ChainTrack:
+    """One followed chain over a branch's recorded steps."""
+
+    chain: int
+    steps: np.ndarray
+    #: its energy at each of ``steps``
+    energy: np.ndarray
+    #: points: its position (n, D) at each of ``steps``; None for images
+    state: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class BranchDetail:
+    """Everything the scrubber shows of the branch it shows."""
+
+    branch_id: int
+    #: (branch, step) it branched from; None for a recording of its own
+    parent: tuple[int, int] | None
+    #: ``"points"`` or ``"images"``; None until its first step is recorded
+    kind: str | None
+    n_chains: int | None
+    #: the shape of one chain's state, (D,) or (C, H, W)
+    chain_shape: tuple[int, ...] | None
+    #: the recorded step numbers, sorted (int64, read-only)
+    steps: np.ndarray
+    #: settings changes (step, description), oldest first
+    markers: tuple[tuple[int, str], ...]
+    #: a sentence saying what the budget keeps ("every 4th step since step 0", …)
+    kept: str
+    #: what is dropped when the budget is full: ``"thin"`` or ``"newest"``
+    policy: str
+    #: the current recording stride, and the base stride it is a multiple of (steps)
+    stride: int
+    every: int
+    #: bytes it holds, and bytes one more recorded step costs (0: not known yet)
+    nbytes: int
+    bytes_per_step: int
+    #: the dtype its states are stored in (None until the first step)
+    storage_dtype: str | None
+    #: it is the branch being recorded into
+    active: bool
+    trace: EnergyTrace
+    #: the followed chain (None: no chain followed)
+    track: ChainTrack | None
+
+
+@dataclass(frozen=True, eq=False)
+class Recordings:
+    """The recordings as the trajectory scrubber sees them: the store, and one branch in detail."""
+
+    branches: tuple[BranchSummary, ...]
+    #: the branch being recorded into (None: none)
+    active: int | None
+    #: bytes all branches hold, and the shared budget
+    nbytes: int
+    budget: int
+    #: what is dropped when the budget is full: ``"thin"`` or ``"newest"``
+    policy: str
+    #: branches evicted to free memory
+    evicted: tuple[int, ...]
+    #: a running job records into the active branch now
+    recording: bool
+    #: the branch asked for (or, failing that, the active or newest one); None: no recordings
+    branch: BranchDetail | None = None
+    #: why the branch asked for is not the one shown (empty: it is)
+    fallback: str = ""
+    #: False while the energy trace of a long recording is still being summarised: ask again
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class RecordingInfo(Event):
+    """The answer to :class:`RequestRecordingInfo`: the recordings, with the ``request_id`` it
+    answers."""
+
+    info: Recordings
     request_id: int = 0
 
 

@@ -2,15 +2,15 @@
 
 Every handler here takes the engine (the one that calls it) and its command (see
 :mod:`ebm_studio.worker.api`) and runs in the engine thread; answers are typed events with plain
-numpy/dict payloads. Scrubbing itself (step
-k → frame) is the engine's ``FetchRecordedStep`` handler and ``scrub_frames`` mailbox.
+numpy payloads. Scrubbing itself (step k → frame) is the engine's ``FetchRecordedStep`` handler
+and ``scrub_frames`` mailbox.
 
 Events
-    ``RecordingInfo``      the store (branches, memory, budget, policy) plus the detail of one
-                           branch: its recorded step numbers, settings markers, what the budget
-                           keeps, an energy trace (mean and 10–90 % band per recorded step) and,
-                           when a chain is followed, that chain's energy and (points) positions
-                           over the steps;
+    ``RecordingInfo``      its ``Recordings``: the store (branches, memory, budget, policy)
+                           plus the detail of one branch: its recorded step numbers, settings
+                           markers, what the budget keeps, an energy trace (mean and 10–90 %
+                           band per recorded step) and, when a chain is followed, that chain's
+                           energy and (points) positions over the steps;
     ``ChainPicked``        the chain nearest to a clicked point at a recorded step;
     ``ExportProgress``     done of total, at most ~20 per second;
     ``ExportDone``         always sent exactly once per export, whatever happened.
@@ -20,7 +20,7 @@ Trace cache
     computed once per (branch, step) and kept in the engine's ``trace_cache``; a poll while a job records only
     summarises the new steps. Steps that thinning or the ring buffer dropped leave the cache with
     them. A first summary of a long recording is spread over several calls (``TIME_SLICE_S`` each),
-    so the engine never stalls its sampling loop for long; the reply says ``complete: False`` and
+    so the engine never stalls its sampling loop for long; the reply says ``complete=False`` and
     the GUI asks again.
 
 Exports run in the engine thread (the engine loop pauses meanwhile, so the recording cannot move
@@ -31,18 +31,23 @@ cancel switch: setting it stops the export at the next frame and leaves no file 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ebm_studio.worker.api import (
+    BranchDetail,
+    BranchSummary,
     ChainPicked,
+    ChainTrack,
+    EnergyTrace,
     ExportDone,
     ExportProgress,
     ExportTrajectory,
     PickChain,
     RecordingInfo,
+    Recordings,
     RequestRecordingInfo,
     SetRecordingBudget,
     SetRecordingPolicy,
@@ -180,52 +185,50 @@ def _thin_for_display(n: int, limit: int = MAX_TRACE_POINTS) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # recording summaries
 # ------------------------------------------------------------------------------------------------
-def _branch_row(b: TrajectoryRecorder) -> dict:
+def _branch_row(b: TrajectoryRecorder) -> BranchSummary:
     steps = b.steps
-    return {
-        "id": b.branch_id,
-        "parent": b.parent,
-        "steps": len(steps),
-        "first": int(steps[0]) if len(steps) else None,
-        "last": int(steps[-1]) if len(steps) else None,
-        "kind": b.kind,
-        "n_chains": b.n_chains,
-        "model": b.model,
-    }
+    return BranchSummary(
+        branch_id=b.branch_id,
+        parent=b.parent,
+        n_steps=len(steps),
+        first=int(steps[0]) if len(steps) else None,
+        last=int(steps[-1]) if len(steps) else None,
+        kind=b.kind,
+        n_chains=b.n_chains,
+        model=b.model,
+    )
 
 
 def recording_info(
     engine, branch_id: int | None = None, chain: int | None = None
-) -> dict:
+) -> Recordings:
     """What the scrubber shows: the store and the detail of ``branch_id`` (default: the active one).
 
     An unknown or evicted ``branch_id`` falls back to the active branch (``fallback`` says so).
     """
     store: TrajectoryStore = engine.trajectories
     branches = store.branches
-    out: dict[str, Any] = {
-        "branches": [_branch_row(b) for b in branches],
-        "active": store.active_id,
-        "nbytes": store.nbytes,
-        "budget": store.budget_bytes,
-        "policy": store.policy,
-        "evicted": list(store.evicted_ids),
-        "recording": store.active is not None
+    summary = Recordings(
+        branches=tuple(_branch_row(b) for b in branches),
+        active=store.active_id,
+        nbytes=store.nbytes,
+        budget=store.budget_bytes,
+        policy=store.policy,
+        evicted=tuple(store.evicted_ids),
+        recording=store.active is not None
         and any(getattr(job, "recorder", None) is store.active for job in engine.jobs),
-        "branch": None,
-        "fallback": None,
-        "complete": True,
-    }
+    )
     rec = None
+    fallback = ""
     if branch_id is not None:
         try:
             rec = store.branch(int(branch_id))
         except ValueError as exc:
-            out["fallback"] = str(exc)
+            fallback = str(exc)
     if rec is None:
         rec = store.active or (branches[-1] if branches else None)
     if rec is None:
-        return out
+        return replace(summary, fallback=fallback)
     snap = rec.snapshot()  # a consistent view: steps, entries and markers of one moment
     n = snap.n_chains
     if chain is not None and (n is None or not 0 <= int(chain) < n):
@@ -241,45 +244,42 @@ def recording_info(
     track = None
     if chain is not None:
         tr = cache.track
-        track = {
-            "chain": int(chain),
-            "steps": tr.steps.copy(),
-            "energy": tr.col("energy").copy(),
-            "state": tr.cols["state"].copy() if "state" in tr.cols else None,
-        }
-    out["complete"] = complete
-    out["branch"] = {
-        "id": rec.branch_id,
-        "parent": rec.parent,
-        "kind": snap.kind,
-        "n_chains": n,
-        "chain_shape": snap.chain_shape,
-        "steps": snap.steps,  # read-only and replaced (never mutated) by the recorder: no copy
-        "markers": snap.markers,
-        "kept": snap.kept_description,
-        "policy": snap.policy,
-        "stride": snap.stride,
-        "every": snap.every,
-        "nbytes": snap.nbytes,
-        "bytes_per_step": snap.bytes_per_step,
-        "storage_dtype": snap.storage_dtype if snap.kind else None,
-        "active": rec is store.active,
-        "trace": {
-            "steps": trace.steps[idx],
-            "mean": trace.col("mean")[idx],
-            "lo": trace.col("lo")[idx],
-            "hi": trace.col("hi")[idx],
-        },
-        "track": track,
-    }
-    return out
+        track = ChainTrack(
+            chain=int(chain),
+            steps=tr.steps.copy(),
+            energy=tr.col("energy").copy(),
+            state=tr.cols["state"].copy() if "state" in tr.cols else None,
+        )
+    detail = BranchDetail(
+        branch_id=rec.branch_id,
+        parent=rec.parent,
+        kind=snap.kind,
+        n_chains=n,
+        chain_shape=snap.chain_shape,
+        steps=snap.steps,  # read-only and replaced (never mutated) by the recorder: no copy
+        markers=tuple(snap.markers),
+        kept=snap.kept_description,
+        policy=snap.policy,
+        stride=snap.stride,
+        every=snap.every,
+        nbytes=snap.nbytes,
+        bytes_per_step=snap.bytes_per_step,
+        storage_dtype=snap.storage_dtype if snap.kind else None,
+        active=rec is store.active,
+        trace=EnergyTrace(
+            steps=trace.steps[idx],
+            mean=trace.col("mean")[idx],
+            lo=trace.col("lo")[idx],
+            hi=trace.col("hi")[idx],
+        ),
+        track=track,
+    )
+    return replace(summary, branch=detail, fallback=fallback, complete=complete)
 
 
 def publish_info(engine, cmd: RequestRecordingInfo) -> None:
     """Answer an info request with :class:`RecordingInfo`."""
-    info = recording_info(engine, cmd.branch_id, cmd.chain)
-    info["request_id"] = cmd.request_id
-    engine.emit_event(RecordingInfo(info, cmd.request_id))
+    engine.emit_event(RecordingInfo(recording_info(engine, cmd.branch_id, cmd.chain), cmd.request_id))
 
 
 def set_budget(engine, cmd: SetRecordingBudget) -> None:

@@ -20,7 +20,7 @@ from ebm_studio.core.energies import ConvEnergy
 from ebm_studio.core.imaging import histogram2d, image_grid
 from ebm_studio.core.trajectory import TrajectoryRecorder
 from ebm_studio.worker.frames import HIGHLIGHT, HIST_BINS
-from ebm_studio.worker.api import ExportProgress, RecordingInfo, StartJob
+from ebm_studio.worker.api import BranchDetail, ExportProgress, RecordingInfo, Recordings, StartJob
 from ebm_studio.worker.requests import JobRequest
 
 MB = 1024**2
@@ -129,6 +129,15 @@ def test_scrubbing_points_shows_exactly_the_recorded_state(points_window, qtbot)
     np.testing.assert_allclose(ys, energies.mean(axis=1), rtol=1e-5)
     np.testing.assert_allclose(sc.trace.hi_curve.getData()[1],
                                np.percentile(energies, 90, axis=1), rtol=1e-5)
+    # what the engine said of the recordings reached the panel as its typed summary
+    info = sc.info
+    assert isinstance(info, Recordings) and info.complete and not info.fallback
+    assert [b.branch_id for b in info.branches] == [rec.branch_id] and info.branches[0].n_steps == 41
+    d = info.branch
+    assert isinstance(d, BranchDetail) and (d.branch_id, d.kind, d.n_chains) == (rec.branch_id, "points", 300)
+    np.testing.assert_array_equal(d.steps, rec.steps)
+    np.testing.assert_array_equal(d.trace.steps, rec.steps)
+    assert d.track is None  # no chain followed
 
 
 def test_scrubbing_images_shows_the_recorded_grid(make_window, qtbot, tmp_path):
@@ -152,8 +161,8 @@ def test_scrubbing_images_shows_the_recorded_grid(make_window, qtbot, tmp_path):
                      pos=view_pos(sc.view, x0 + 8, y0 + 8))
     qtbot.waitUntil(lambda: sc.chain == 6, timeout=5000)
     np.testing.assert_array_equal(sc.chain_view.tile, codes[6, 0])
-    qtbot.waitUntil(lambda: sc.track is not None and sc.track["chain"] == 6
-                    and len(sc.track["steps"]) == 9, timeout=5000)
+    qtbot.waitUntil(lambda: sc.track is not None and sc.track.chain == 6
+                    and len(sc.track.steps) == 9, timeout=5000)
     energies = np.stack([rec.get(i).energies for i in range(len(rec))])
     _, ys = sc.trace.chain_curve.getData()
     np.testing.assert_allclose(ys, energies[:, 6])
@@ -266,12 +275,12 @@ def test_click_picks_the_nearest_particle_and_follows_it(points_window, qtbot):
     assert d[sc.chain] <= d.min() + pixel  # the nearest, up to where in the pixel Qt clicked
     c = sc.chain
     # (a long recording is summarised over several requests: wait for all 41 steps)
-    qtbot.waitUntil(lambda: sc.track is not None and sc.track["chain"] == c
-                    and len(sc.track["steps"]) == 41, timeout=5000)
-    np.testing.assert_array_equal(sc.track["state"],
+    qtbot.waitUntil(lambda: sc.track is not None and sc.track.chain == c
+                    and len(sc.track.steps) == 41, timeout=5000)
+    np.testing.assert_array_equal(sc.track.state,
                                   np.stack([rec.get(i).state[c] for i in range(41)]))
     np.testing.assert_array_equal(sc.chain_view.position, state[c])
-    np.testing.assert_array_equal(sc.track["energy"],
+    np.testing.assert_array_equal(sc.track.energy,
                                   np.stack([rec.get(i).energies[c] for i in range(41)]))
     assert f"chain #{c}" in sc.chain_caption.text()
     sc.chain_spin.setValue(-1)  # follow none
@@ -289,7 +298,7 @@ def test_memory_budget_holds_over_a_long_run(make_window, qtbot):
 
     def on_event(ev):
         if isinstance(ev, RecordingInfo):
-            seen.append((ev.info["nbytes"], ev.info["budget"]))
+            seen.append((ev.info.nbytes, ev.info.budget))
             store = w.engine.trajectories
             seen.append((store.nbytes, store.budget_bytes))
 
