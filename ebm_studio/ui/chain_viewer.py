@@ -288,7 +288,7 @@ class ChainViewer(QWidget):
             f"step {frame.step:,} · {frame.n_chains:,} chains · {format_rate(frame.steps_per_sec)}"
         )
         if frame.accept is not None:
-            mean = frame.metrics.get("mean_accept")
+            mean = frame.mean_accept
             text = f"acceptance {frame.accept:.2f}"
             if mean is not None:
                 text += f" (mean {mean:.2f})"

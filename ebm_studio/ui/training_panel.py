@@ -564,9 +564,8 @@ class TrainingPanel(TrainingFiles, QWidget):
             return
         self._latest_frame = frame
         self._frame_dirty = True
-        total = frame.metrics.get("total")
-        if total:
-            self.total = int(total)
+        if frame.total_steps:
+            self.total = frame.total_steps
 
     def _on_model_changed(self, info: ModelInfo) -> None:
         if info.training:

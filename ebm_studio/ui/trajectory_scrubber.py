@@ -544,7 +544,8 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
         self.inflight_timer.stop()
         self.show_recorded(frame)
         # (request, received, drawn) times of recent scrubs, for latency break-downs
-        self.scrub_timings.append((frame.metrics.get("t_request"), t_received, time.perf_counter()))
+        t_request = frame.recorded.t_request if frame.recorded is not None else None
+        self.scrub_timings.append((t_request, t_received, time.perf_counter()))
         if len(self.scrub_timings) > 1000:
             del self.scrub_timings[:500]
         if self._wanted is not None and self._wanted != self._sent:
@@ -553,13 +554,13 @@ class TrajectoryScrubber(ScrubberLayout, ChainFollowing, QWidget):
     def show_recorded(self, frame: Frame) -> None:
         """Draw a recorded frame (and the followed chain at that step)."""
         self.frame = frame
-        b = frame.metrics.get("branch", self.branch_id)
+        b = frame.recorded.branch if frame.recorded is not None else self.branch_id
         caption = f"step {frame.step:,} · {'branch' if b else 'recording'} {b}"
         s = settings_text(frame.settings)
         if s:
             caption += f" · {s}"
         self.view.show_frame(frame, caption)
-        self.view.expect_paint(frame.metrics.get("t_request"))
+        self.view.expect_paint(frame.recorded.t_request if frame.recorded is not None else None)
         self.trace.set_cursor(frame.step)
         self._update_step_label()
         self._show_marker_near(frame.step)

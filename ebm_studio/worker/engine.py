@@ -52,7 +52,7 @@ from ebm_studio.worker.api import (
 )
 from ebm_studio.worker.autosave import Autosaver
 from ebm_studio.worker.command_table import HANDLERS
-from ebm_studio.worker.frames import make_frame
+from ebm_studio.worker.frames import RecordedAt, make_frame
 from ebm_studio.worker.jobs import JOB_TYPES
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.job_slot import JobSlot
@@ -615,8 +615,8 @@ class Engine(QObject):
         box = self.model.value_range
         frame = make_frame(-1, "recorded", r.step, r.state, r.energies, box,
                            settings=dict(r.settings), accept=r.accept,
+                           recorded=RecordedAt(rec.branch_id, cmd.t_request),
                            label=f"recorded step {r.step} (branch {rec.branch_id})")
-        frame.metrics = {"branch": rec.branch_id, "index": i, "t_request": cmd.t_request}
         if self.scrub_frames.put(frame):
             self.scrub_ready.emit()
 

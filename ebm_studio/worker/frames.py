@@ -44,15 +44,35 @@ def level_images(snapshots, box: tuple[float, float]) -> list[LevelImage]:
     return out
 
 
+@dataclass(frozen=True)
+class RecordedAt:
+    """Where a recorded frame (scrubbing) comes from, and when the GUI asked for it."""
+
+    #: the branch of the recordings it was read from
+    branch: int
+    #: the GUI's ``time.perf_counter()`` when it asked for the step (times the scrub latency)
+    t_request: float
+
+
 @dataclass
 class Frame:
+    """One picture of a job's chains (or of a recorded step, or of a replay buffer).
+
+    Two fields stay dicts by name, on purpose: ``settings`` holds the settings in force as the job
+    reports them, or as a recording stored them (a file written by another version, a level
+    model's ``level``, a training run's ``lr``), and the scrubber shows whichever are there;
+    ``metrics`` holds a training step's metrics by the names its method reports (losses,
+    energies, gradient norms vary with the method). Everything with a fixed meaning has a field.
+    """
+
     job_id: int
     job_kind: str  # "sample", "train", "recorded", ...
     kind: str  # "points" or "images"
     step: int
     energies: np.ndarray  # (N,) float32: E(x) per chain
     settings: dict = field(default_factory=dict)
-    accept: float | None = None
+    accept: float | None = None  # the last step's acceptance rate (MALA, HMC)
+    mean_accept: float | None = None  # the acceptance rate averaged since the chains started
     steps_per_sec: float = 0.0
     grid: np.ndarray | None = None  # images: (H, W, C) uint8
     tile_shape: tuple[int, int] | None = None  # images: (h, w) of one chain's tile, for picking
@@ -60,7 +80,9 @@ class Frame:
     box: tuple[float, float] | None = None  # points: (lo, hi) of the histogram, both axes
     points: np.ndarray | None = None  # points: (≤HIGHLIGHT, 2) float32
     n_chains: int = 0
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    total_steps: int | None = None  # training: the run's step budget
+    recorded: RecordedAt | None = None  # a recorded step: where from, and when it was asked for
     label: str = ""  # e.g. "recorded step 340 (branch 2)"
     levels: list[LevelImage] = field(default_factory=list)  # ladder / noise levels (images only)
 

@@ -110,6 +110,7 @@ def test_scrubbing_points_shows_exactly_the_recorded_state(points_window, qtbot)
         r = rec.get_step(step)
         assert r.step == step
         f = sc.frame
+        assert f.recorded is not None and f.recorded.branch == rec.branch_id
         np.testing.assert_array_equal(f.points, r.state[:HIGHLIGHT])  # bit for bit (float32)
         np.testing.assert_array_equal(f.hist, histogram2d(r.state, box, box, HIST_BINS))
         np.testing.assert_array_equal(f.energies, r.energies)

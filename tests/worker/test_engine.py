@@ -313,6 +313,9 @@ def test_the_engine_and_the_command_line_draw_bit_identical_chains(host, qtbot, 
     last = states[0]
     assert last.step == 50
     np.testing.assert_array_equal(last.state, cli)
+    # the viewer's frames say MALA's mean acceptance in a field of its own
+    frames = [f for f in host.frames if f.job_kind == "sample"]
+    assert frames and 0.0 < frames[-1].mean_accept <= 1.0 and not frames[-1].metrics
 
 
 def _plain(value, arrays: bool = False) -> bool:

@@ -111,7 +111,7 @@ class SampleJob(Job):
         return make_frame(
             self.job_id, self.kind, self.step, x, e, self.box,
             settings=settings.as_dict(), accept=acc, steps_per_sec=self.steps_per_sec,
-            metrics={"mean_accept": mean_acc} if mean_acc is not None else {},
+            mean_accept=mean_acc,
             label=self.request.purpose,
             levels=level_images(self.sampler.snapshots(), self.box)
             if hasattr(self.sampler, "snapshots") and x.ndim == 4 else [],

@@ -184,7 +184,7 @@ class TrainJob(Job):
         return make_frame(
             self.job_id, self.kind, self.step, xs, e, self.trainer.dataset.value_range,
             settings={**settings.as_dict(), "lr": self._lr}, steps_per_sec=self.steps_per_sec,
-            metrics={**self.metrics, "total": self.total}, label="negatives",
+            metrics=dict(self.metrics), total_steps=self.total, label="negatives",
             levels=level_images(self.trainer.last_levels, self.trainer.dataset.value_range)
             if xs.ndim == 4 else [],
         )
