@@ -2,10 +2,11 @@
 
 One function, :func:`render_view`, turns an engine landscape (a
 :class:`~.landscape_result.LandscapeResult`: the raw energy grid E, −∇E, the data density,
-held-out energies, mode labels) and a *view spec* (temperature T, quantity, contour levels, truth
-on/off) into everything the view shows, a :class:`~.landscape_result.RenderedView`: the heatmap
-of E/T, p_T or log p_T and its colour range, the truth (or data histogram) on the same scale,
-contour segments, and the numbers (log Z_T, NLL, both KLs, mass per mode) at T.
+held-out energies, mode labels) and a :class:`~.landscape_result.ViewSpec` (temperature T,
+quantity, contour levels, truth on/off) into everything the view shows, a
+:class:`~.landscape_result.RenderedView`: the heatmap of E/T, p_T or log p_T and its colour
+range, the truth (or data histogram) on the same scale, contour segments, and the numbers
+(log Z_T, NLL, both KLs, mass per mode) at T.
 
 It runs in both threads, which is why it is numpy only (no torch, no Qt) and lives here:
 
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ebm_studio.core.landscape_result import LandscapeNumbers, LandscapeResult, RenderedView
+from ebm_studio.core.landscape_result import LandscapeNumbers, LandscapeResult, RenderedView, ViewSpec
 
 if TYPE_CHECKING:  # core.landscape imports torch, which the GUI side of this module must not need
     from ebm_studio.core.landscape import Landscape
@@ -269,13 +270,10 @@ def trail_segments(history: list[np.ndarray]) -> np.ndarray:
 # The whole picture at a view spec
 # --------------------------------------------------------------------------------------------
 
-MODES = ("energy", "density", "log_density")
 #: the energy view spans at most this many units of E/T above its minimum
 ENERGY_SPAN = 30.0
 #: contours are traced on about this many nodes per side (every k-th grid node)
 CONTOUR_NODES = 128
-DEFAULT_SPEC = {"temperature": 1.0, "mode": "log_density", "contours": True, "n_levels": 8,
-                "levels": None, "truth": True}
 
 
 def _floor_to(v: float, step: float) -> float:
@@ -293,28 +291,6 @@ def _nice_step(v: float) -> float:
     raw = 0.05 * v
     base = 10.0 ** math.floor(math.log10(raw))
     return next(m * base for m in (1.0, 2.0, 5.0, 10.0) if m * base >= raw)
-
-
-def clean_spec(spec: dict) -> dict:
-    """A validated copy of a view spec (``ValueError`` on bad values); missing keys get defaults."""
-    out = dict(DEFAULT_SPEC)
-    out.update({k: v for k, v in spec.items() if k in DEFAULT_SPEC})
-    t = float(out["temperature"])
-    if not (math.isfinite(t) and t > 0):
-        raise ValueError(f"temperature must be positive, got {out['temperature']!r}")
-    if out["mode"] not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {out['mode']!r}")
-    n = int(out["n_levels"])
-    if not 1 <= n <= 100:
-        raise ValueError(f"n_levels must lie in 1..100, got {out['n_levels']!r}")
-    levels = out["levels"]
-    if levels is not None:
-        levels = [float(v) for v in levels]
-        if not all(math.isfinite(v) for v in levels):
-            raise ValueError("contour levels must be finite numbers")
-    out.update(temperature=t, n_levels=n, levels=levels, contours=bool(out["contours"]),
-               truth=bool(out["truth"]))
-    return out
 
 
 def numbers_at(result: LandscapeResult, temperature: float, log_p: np.ndarray,
@@ -351,15 +327,14 @@ def numbers_at(result: LandscapeResult, temperature: float, log_p: np.ndarray,
     )
 
 
-def render_view(result: LandscapeResult, spec: dict) -> RenderedView:
+def render_view(result: LandscapeResult, spec: ViewSpec) -> RenderedView:
     """Everything the view draws for ``result`` at ``spec`` (see the module docstring)."""
-    spec = clean_spec(spec)
     t0 = time.perf_counter()
     ls = result.landscape
     grid = ls.grid
     xs, ys = grid.xs, grid.ys
-    t = spec["temperature"]
-    mode = spec["mode"]
+    t = spec.temperature
+    mode = spec.mode
     u = potential(ls.energy, t, ref_term(xs, ys, result.ref_sigma))
     log_p, log_z = normalise(u, grid.cell_area)
     # Colour ranges are rounded outwards to "nice" steps: a training refresh then usually keeps
@@ -398,18 +373,18 @@ def render_view(result: LandscapeResult, spec: dict) -> RenderedView:
                  "log_density": lambda: lh}[mode]()
     levels = np.zeros(0)
     segs = truth_segs = None
-    if spec["contours"]:
-        levels = np.asarray(spec["levels"]) if spec["levels"] else nice_levels(lo, hi, spec["n_levels"])
+    if spec.contours:
+        levels = np.asarray(spec.levels) if spec.levels else nice_levels(lo, hi, spec.n_levels)
         # contours from about 128² nodes: as smooth on screen, half the segments to stroke
         k = max(1, grid.n // CONTOUR_NODES)
         segs = contour_segments(img[::k, ::k], xs[::k], ys[::k], levels)
         # a histogram's blocky bins make meaningless wiggly contours: exact truth only
-        if truth_kind == "exact" and spec["truth"]:
+        if truth_kind == "exact" and spec.truth:
             truth_segs = contour_segments(truth[::k, ::k], xs[::k], ys[::k], levels)
     # what the truth picture depends on: unchanged between training refreshes (same data, and
     # colour ranges rounded to steps), so the view can skip repainting it
     truth_key = (id(truth_lp) if truth_lp is not None else id(hist), mode, float(lo), float(hi),
-                 tuple(np.round(levels, 12)), spec["truth"],
+                 tuple(np.round(levels, 12)), spec.truth,
                  round(log_z, 9) if mode == "energy" else None)
     return RenderedView(
         spec=spec,

@@ -1,6 +1,6 @@
 """What a 2-D landscape refresh hands the GUI: typed, frozen, plain numpy and floats.
 
-Three types, from the engine's raw material to the finished picture:
+Three types, from the engine's raw material to the finished picture, and the view's choices:
 
 - :class:`LandscapeResult`: one refresh of the engine (``Engine.landscape_ready``): the grid
   energies (a :class:`~ebm_studio.core.landscape.Landscape`) plus everything the view needs to
@@ -9,7 +9,9 @@ Three types, from the engine's raw material to the finished picture:
 - :class:`RenderedView`: the picture at one view spec (:func:`.landscape_render.render_view`):
   heatmaps, colour range, contours, titles and the numbers;
 - :class:`LandscapeNumbers`: the numbers panel at one temperature (log Z_T, NLL, both KLs, mass
-  per mode).
+  per mode);
+- :class:`ViewSpec`: what the picture depends on besides those arrays (temperature, quantity,
+  contours, truth on/off), which the view sends the engine so its refreshes arrive rendered.
 
 They live in ``core`` (not with the worker's protocol, which re-exports them) because
 ``core.landscape_render`` builds and reads them in both threads, and ``core`` imports nothing of the
@@ -19,6 +21,7 @@ arrays compare by identity (``eq=False``), since ``==`` on arrays is not a truth
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,48 @@ import numpy as np
 
 if TYPE_CHECKING:  # core.landscape imports torch; only its type is needed here
     from ebm_studio.core.landscape import Landscape
+
+
+#: what the heatmap can show: E/T (plus the reference term), p_T or log p_T
+MODES = ("energy", "density", "log_density")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What the landscape picture depends on besides the engine's arrays: the view's display
+    choices. Validated when made (``ValueError`` naming the bad value)."""
+
+    #: the temperature T of p_T ∝ exp(−E/T)
+    temperature: float = 1.0
+    #: the heatmap's quantity, one of :data:`MODES`
+    mode: str = "log_density"
+    #: draw contour lines
+    contours: bool = True
+    #: how many automatic contour levels, evenly spaced inside the colour range (1–100)
+    n_levels: int = 8
+    #: the user's own contour levels (None: automatic)
+    levels: tuple[float, ...] | None = None
+    #: show the truth (or the data histogram) beside the model
+    truth: bool = True
+
+    def __post_init__(self) -> None:
+        # frozen: normalise through object.__setattr__, so equal choices compare equal
+        t = float(self.temperature)
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        n = int(self.n_levels)
+        if not 1 <= n <= 100:
+            raise ValueError(f"n_levels must lie in 1..100, got {self.n_levels!r}")
+        levels = self.levels
+        if levels is not None:
+            levels = tuple(float(v) for v in levels)
+            if not all(math.isfinite(v) for v in levels):
+                raise ValueError("contour levels must be finite numbers")
+        for name, value in (("temperature", t), ("n_levels", n), ("levels", levels),
+                            ("contours", bool(self.contours)), ("truth", bool(self.truth))):
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -66,8 +111,8 @@ class LandscapeNumbers:
 class RenderedView:
     """Everything the landscape view draws at one view spec (see ``render_view``)."""
 
-    #: the validated view spec this picture was rendered for (``landscape_render.clean_spec``)
-    spec: dict[str, Any]
+    #: the view spec this picture was rendered for
+    spec: ViewSpec
     #: the model's heatmap (n, n) float32, indexed [ix, iy]: E/T (+ reference), p_T or log p_T
     image: np.ndarray
     #: the colour scale (lo, hi) shared by both heatmaps, rounded outwards to "nice" steps
@@ -155,4 +200,4 @@ class LandscapeResult:
         return self.heldout_mean_energy / self.temperature + self.heldout_mean_ref + self.landscape.log_z
 
 
-__all__ = ["LandscapeNumbers", "LandscapeResult", "RenderedView"]
+__all__ = ["MODES", "LandscapeNumbers", "LandscapeResult", "RenderedView", "ViewSpec"]

@@ -66,6 +66,7 @@ from ebm_studio.worker.api import (
     RequestModelInfo,
     RequestRefused,
     SetLandscapeView,
+    ViewSpec,
 )
 from ebm_studio.ui.landscape_controls import TIPS, LandscapeControls
 from ebm_studio.ui.session import Session
@@ -383,16 +384,16 @@ class LandscapeView(LandscapeControls, QWidget):
             self.levels_edit.setStyleSheet("")
             self.levels_edit.setToolTip(TIPS["levels"])
 
-    def view_spec(self) -> dict:
+    def view_spec(self) -> ViewSpec:
         """What the picture depends on besides the engine's arrays (see ``render_view``)."""
-        return lm.clean_spec({
-            "temperature": self.temperature.value(),
-            "mode": self.mode_box.currentData(),
-            "contours": self.contours_box.isChecked(),
-            "n_levels": self.contour_n.value(),
-            "levels": self._typed_levels(),
-            "truth": self.truth_box.isChecked(),
-        })
+        return ViewSpec(
+            temperature=self.temperature.value(),
+            mode=self.mode_box.currentData(),
+            contours=self.contours_box.isChecked(),
+            n_levels=self.contour_n.value(),
+            levels=self._typed_levels(),
+            truth=self.truth_box.isChecked(),
+        )
 
     def _spec_changed(self) -> None:
         """Redraw now (locally) and tell the engine soon (coalesced), so that later refreshes
@@ -419,7 +420,7 @@ class LandscapeView(LandscapeControls, QWidget):
             self.engine_renders += 1
         grid = r.landscape.grid
         self.log_p = v.log_p
-        show_truth = spec["truth"] and v.truth_image is not None
+        show_truth = spec.truth and v.truth_image is not None
         self.plots.set_images(v.image, v.truth_image if show_truth else None, v.colour_range,
                               grid.rect, grid.rect, v.truth_key)
         self.plots.home_rect = grid.rect
@@ -436,7 +437,7 @@ class LandscapeView(LandscapeControls, QWidget):
         self._draw_data_points()
         # (the training step is in the numbers panel: a title that changes at every refresh
         # would re-lay out the plots and repaint their axes each time)
-        self._set_titles(f"model {v.label} · T = {spec['temperature']:.3g}", v.truth_title)
+        self._set_titles(f"model {v.label} · T = {spec.temperature:.3g}", v.truth_title)
         self.numbers = v.numbers
         self.numbers_panel.show_numbers(self.numbers)
         self.landscapes_drawn += 1

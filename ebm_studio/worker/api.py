@@ -39,11 +39,13 @@ from typing import Any
 
 import numpy as np
 
-# the landscape's payloads are part of this protocol; core defines them (its renderer builds them)
+# the landscape's payloads and view spec are part of this protocol; core defines them (its
+# renderer builds and reads them)
 from ebm_studio.core.landscape_result import (  # noqa: F401  (re-exported)
     LandscapeNumbers,
     LandscapeResult,
     RenderedView,
+    ViewSpec,
 )
 from ebm_studio.worker.frames import Frame
 from ebm_studio.worker.requests import JobRequest
@@ -152,19 +154,19 @@ class ComputeLandscape(Command):
     """Remember the view's grid and display spec for later refreshes, and compute one now.
 
     ``n``/``grad_n``: grid and gradient-field resolution; ``xlim``/``ylim``: the box (None: the
-    data box); ``view``: the display spec (quantity, temperature, contours…, see
-    ``landscape_render``); ``request_id`` comes back with the landscape."""
+    data box); ``view``: the display spec (quantity, temperature, contours…); ``request_id`` comes
+    back with the landscape."""
 
     n: int | None = None
     grad_n: int | None = None
     xlim: tuple[float, float] | None = None
     ylim: tuple[float, float] | None = None
-    view: dict = field(default_factory=dict)
+    view: ViewSpec = ViewSpec()
     request_id: Any = None
 
     def params(self) -> dict:
         """The request as the landscape service reads it (a None box means the data box)."""
-        p = {"xlim": self.xlim, "ylim": self.ylim, "view": dict(self.view), "request_id": self.request_id}
+        p = {"xlim": self.xlim, "ylim": self.ylim, "view": self.view, "request_id": self.request_id}
         p.update({k: v for k, v in (("n", self.n), ("grad_n", self.grad_n)) if v is not None})
         return p
 
@@ -173,7 +175,7 @@ class ComputeLandscape(Command):
 class SetLandscapeView(Command):
     """Remember the view's display spec, so refreshes during training arrive rendered for it."""
 
-    view: dict
+    view: ViewSpec
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def set_view_spec(engine, cmd: SetLandscapeView) -> None:
     """Remember the view's display spec (temperature, quantity, contours…) for later refreshes,
     which then arrive with the view's picture already rendered (see ``landscape_render``)."""
     try:
-        engine.landscape.set_view_params({"view": dict(cmd.view)})
+        engine.landscape.set_view_params({"view": cmd.view})
     except ValueError as exc:
         _refuse(engine, "landscape", str(exc))
 

@@ -48,8 +48,8 @@ from ebm_studio.core.landscape import (
     mode_masses,
     module_device_dtype,
 )
-from ebm_studio.core.landscape_render import arrows_for, clean_spec, render_view
-from ebm_studio.core.landscape_result import LandscapeResult
+from ebm_studio.core.landscape_render import arrows_for, render_view
+from ebm_studio.core.landscape_result import LandscapeResult, ViewSpec
 from ebm_studio.worker.live import Settings
 from ebm_studio.core.model import ModelState
 
@@ -93,7 +93,10 @@ def clean_params(params: dict) -> dict:
         if key in params:
             out[key] = None if params[key] is None else check_limits(key, params[key])
     if "view" in params:
-        out["view"] = None if params["view"] is None else clean_spec(params["view"])
+        view = params["view"]
+        if view is not None and not isinstance(view, ViewSpec):
+            raise ValueError(f"a view spec must be a ViewSpec, got {type(view).__name__}")
+        out["view"] = view
     if "temperature" in params and params["temperature"] is not None:
         t = float(params["temperature"])
         if not (math.isfinite(t) and t > 0):

@@ -16,7 +16,7 @@ from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
 from ebm_studio.core.energies import ConvEnergy, GaussianEnergy, MLPEnergy, eight_gaussians_energy
 from ebm_studio.core.landscape import Grid, kl_divergence, log_density, log_z
 from ebm_studio.core import landscape_render as lm
-from ebm_studio.worker.api import KLFits
+from ebm_studio.worker.api import KLFits, ViewSpec
 
 MODES = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
 LONG = 60000  # ms: generous, the test machine may be shared
@@ -86,6 +86,13 @@ def test_view_maths_agrees_with_core():
     assert len(lm.contour_segments(np.zeros((4, 4)), np.arange(4), np.arange(4), [1.0])) == 0
     with pytest.raises(ValueError, match="not a number"):
         lm.parse_levels("1, two")
+    # a view spec is checked when made, and equal choices compare equal (the view reuses the
+    # engine's picture exactly when it was rendered for its own spec)
+    assert ViewSpec(temperature=1, levels=[1, 2]) == ViewSpec(levels=(1.0, 2.0))
+    for bad, match in ((dict(mode="nope"), "mode"), (dict(temperature=0.0), "temperature"),
+                       (dict(levels=[1.0, float("nan")]), "finite")):
+        with pytest.raises(ValueError, match=match):
+            ViewSpec(**bad)
 
 
 # --------------------------------------------------------------------------------------------

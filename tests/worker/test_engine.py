@@ -17,7 +17,6 @@ from ebm_studio.core.energies import Energy, GaussianEnergy
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.model import ModelState
 from ebm_studio.core.training import Trainer
-from ebm_studio.core.landscape_render import clean_spec
 from ebm_studio.worker.api import (
     ComputeLandscape,
     DataInfo,
@@ -29,6 +28,7 @@ from ebm_studio.worker.api import (
     OpenCheckpoint,
     RecordingsChanged,
     RenderedView,
+    ViewSpec,
 )
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
@@ -383,7 +383,7 @@ def test_a_data_set_is_answered_with_its_description_or_why_it_failed(host, qtbo
 
 
 def test_a_landscape_arrives_as_frozen_plain_numpy_rendered_for_the_view(host, qtbot):
-    spec = clean_spec({"temperature": 1.0, "mode": "density"})
+    spec = ViewSpec(temperature=1.0, mode="density")
     with qtbot.waitSignal(host.engine.landscape_ready, timeout=20000,
                           check_params_cb=lambda r: r.request_id == "test") as blocker:
         host.send(ComputeLandscape(n=64, grad_n=8, view=spec, request_id="test"))
