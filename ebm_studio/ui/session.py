@@ -34,7 +34,7 @@ class Session(QObject):
     scrub_frame = Signal(object)  # a recorded step asked for by the trajectory scrubber
     event = Signal(object)  # an api.Event
     landscape_ready = Signal(object)  # an api.LandscapeResult
-    metrics = Signal(object)  # list of metric rows of the training run
+    metrics = Signal(object)  # list of metric rows of the training run, {name: value} each
     error = Signal(str)
     saved = Signal(str)
     device_changed = Signal(str)

@@ -74,7 +74,9 @@ class Engine(QObject):
     frame_ready = Signal(str)  # take the frame from ``slots[name].frames``
     scrub_ready = Signal()  # take the recorded frame from ``scrub_frames``
     landscape_ready = Signal(object)  # an api.LandscapeResult (plain numpy)
-    metrics_ready = Signal(object)  # list of metric dicts since the last emission
+    # the training metric rows since the last emission, each {name: value}: by name, because
+    # every method reports its own (the same rows a checkpoint's MetricsLog holds)
+    metrics_ready = Signal(object)
     job_state = Signal(object)  # an api.JobInfo
     error = Signal(str)
     model_changed = Signal(object)  # an api.ModelInfo
