@@ -28,7 +28,7 @@ from ebm_studio.ui.frame_views import EnergyTrace, FrameView
 from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
-from ebm_studio.worker.api import ModelInfo, StartJob
+from ebm_studio.worker.api import MAX_CHAINS, ModelInfo, StartJob
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -91,7 +91,7 @@ class ChainViewer(QWidget):
             self.init_box.addItem(label, k)
         self.init_box.setToolTip(TIPS["init"])
         self.chains_spin = QSpinBox()
-        self.chains_spin.setRange(1, 65536)
+        self.chains_spin.setRange(1, MAX_CHAINS)
         self.chains_spin.setValue(2048)
         self.chains_spin.setKeyboardTracking(False)
         self.chains_spin.setToolTip(TIPS["chains"])

@@ -63,8 +63,9 @@ ANALYTIC_LABELS = {
 DRAWN_STEPS = 1500
 #: the most points a drawing (or a loaded points file) may hold
 MAX_DRAWN = 100_000
-#: the most chains the viewer runs (dropped chains included)
-MAX_CHAINS = 65536
+#: the most chains the viewer runs (dropped chains included): enough to fill a GPU with 2-D
+#: chains; image chains are further bounded by the memory they need (see the sample job)
+MAX_CHAINS = 262_144
 
 
 class Command:

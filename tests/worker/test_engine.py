@@ -403,3 +403,17 @@ def test_a_landscape_arrives_as_frozen_plain_numpy_rendered_for_the_view(host, q
     # the demo model is its data's exact density: at the engine's temperature both NLLs agree
     assert r.temperature == n.temperature == 1.0 and r.nll == pytest.approx(n.nll, rel=1e-12)
     assert n.nll == pytest.approx(n.nll_truth, abs=1e-3) and n.kl_data_model < 1e-3
+
+
+def test_the_viewer_runs_a_hundred_thousand_points_and_refuses_image_chains_beyond_memory(host, qtbot):
+    """2-D chains fill a device (frames carry a histogram, not every point); image chains are
+    refused before allocating when their steps would not fit in memory."""
+    host.update_live(steps_per_frame=1)
+    host.run(JobRequest("sample", {"n_chains": 100_000, "init": "noise"}, seed=1))
+    frame = wait_frames(host, qtbot, 1, lambda f: f.step >= 1, timeout=30000)[-1]
+    assert frame.n_chains == 100_000 and len(frame.points) < 100_000
+    from ebm_studio.worker.jobs.sample_job import check_chain_memory
+
+    with pytest.raises(ValueError, match=r"262,144 chains of 3×64×64 need about \d+\.\d GB.*GB are free"):
+        check_chain_memory(262_144, (3, 64, 64))
+    check_chain_memory(64, (1, 28, 28))  # the viewer's usual run fits anywhere

@@ -12,12 +12,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ebm_studio.core.npz_reading import available_memory
 from ebm_studio.core.samplers import switch_sampler
 from ebm_studio.worker.api import MAX_CHAINS
 from ebm_studio.worker.frames import Frame, level_images, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
 
+
+
+#: bytes a chain's step holds per value of its state: the state, its gradient and noise, the
+#: network's activations and their gradients (a ConvNet's are several times the image), and the
+#: recorded copy
+BYTES_PER_VALUE = 4 * 24
+
+
+def check_chain_memory(n: int, event_shape) -> None:
+    """Refuse ``n`` chains whose steps would not fit in the free memory, before allocating any."""
+    need = n * int(np.prod(event_shape)) * BYTES_PER_VALUE
+    free = available_memory()
+    if free is not None and need > free:
+        shape = "×".join(map(str, event_shape))
+        raise ValueError(f"{n:,} chains of {shape} need about {need / 1e9:.1f} GB while sampling; "
+                         f"{free / 1e9:.1f} GB are free. Run fewer chains.")
 
 
 class SampleJob(Job):
@@ -48,7 +65,8 @@ class SampleJob(Job):
         else:
             n = int(cfg.get("n_chains", 64))
             if not 1 <= n <= MAX_CHAINS:
-                raise ValueError(f"number of chains must lie in 1..{MAX_CHAINS}, got {n}")
+                raise ValueError(f"number of chains must lie in 1..{MAX_CHAINS:,}, got {n:,}")
+            check_chain_memory(n, model.event_shape)
             x0 = model.initial_state(n, init, gen)
         if tuple(x0.shape[1:]) != tuple(model.event_shape):
             raise ValueError(
@@ -136,7 +154,8 @@ class SampleJob(Job):
         x = self.sampler.x
         n = x.shape[0] + new.shape[0]
         if n > MAX_CHAINS:
-            raise ValueError(f"at most {MAX_CHAINS} chains; this would make {n}")
+            raise ValueError(f"at most {MAX_CHAINS:,} chains; this would make {n:,}")
+        check_chain_memory(n, model.event_shape)
         self.sampler.set_state(torch.cat([new.to(x.device), x.detach()]))
         if self.recorder is not None:
             self.recorder = self.engine.trajectories.new_recording(
