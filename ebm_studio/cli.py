@@ -155,10 +155,12 @@ def cmd_train(args) -> int:
     from ebm_studio.core.training import DivergenceError, StepAborted, Trainer
     from ebm_studio.core.metrics_log import MetricsLog
 
-    from ebm_studio.core.threads import choose_threads
+    from ebm_studio.core.threads import ThreadGovernor, choose_threads
 
-    # the cores that are idle now: OpenMP threads competing with another busy process lose badly
+    # the cores that are idle now: OpenMP threads competing with another busy process lose badly;
+    # without --threads, the count follows neighbours that start or stop later in the run too
     torch.set_num_threads(args.threads or choose_threads())
+    governor = None if args.threads else ThreadGovernor(torch.set_num_threads, torch.get_num_threads())
     errors = user_errors()
     resume = load_ckpt(args.resume) if args.resume else None
     try:
@@ -252,6 +254,8 @@ def cmd_train(args) -> int:
     with _ctrl_c() as ctrl_c:
         deadline = t0 + args.seconds if args.seconds else math.inf
         while trainer.step_count < total and not ctrl_c and time.perf_counter() < deadline:
+            if governor is not None:
+                governor.poll()
             try:
                 m = trainer.step(should_stop=ctrl_c.__bool__)
             except StepAborted:  # Ctrl+C inside a long step: the model is as the last step left it

@@ -5,6 +5,11 @@ process's share: on 2 cores with one busy neighbour, 2-thread training ran 2–2
 1 thread (``bench/threads_under_load.py``), while on an idle machine 2 threads are 1.3–1.4× faster
 than 1. So the count follows the cores that are actually idle, measured from ``/proc/stat`` over a
 short window at start-up; where that cannot be read, all cores are used.
+
+A neighbour that starts *after* a run began is caught by :class:`ThreadGovernor`: a long run
+polls it between steps, and every few seconds it works out how many cores *other* processes kept
+busy (all busy time minus this process's own, so the run's spinning threads do not count against
+it) and sets the thread count to the cores left.
 """
 
 from __future__ import annotations
@@ -70,3 +75,62 @@ def choose_threads(reserve: int = 0) -> int:
     idle = idle_cores()
     usable = cores if idle is None else int(math.floor(idle + 0.35))
     return max(1, min(cores, usable) - reserve)
+
+
+def _own_jiffies() -> int | None:
+    """CPU time (user + system, in clock ticks like /proc/stat) this process has used."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class ThreadGovernor:
+    """Keeps torch's thread count at the cores other processes leave free, during a long run.
+
+    ``poll()`` is cheap (a clock read) except every ``interval_s``, when it reads two /proc files;
+    it returns the new count when it changed it, else None. ``set_threads`` is what changes the
+    count (``torch.set_num_threads`` in use; a test passes its own)."""
+
+    def __init__(self, set_threads, threads: int, reserve: int = 0, interval_s: float = 5.0,
+                 clock=time.monotonic, read=None) -> None:
+        self.set_threads = set_threads
+        self.threads = threads
+        self.reserve = reserve
+        self.interval_s = interval_s
+        self.clock = clock
+        self.read = read or (lambda: (_cpu_times(), _own_jiffies()))
+        self._last = self.read()
+        self._last_t = clock()
+
+    def others_busy(self, before, after) -> float | None:
+        """Cores kept busy by other processes between two readings (None where unknown)."""
+        (cpu0, own0), (cpu1, own1) = before, after
+        if cpu0 is None or cpu1 is None or own0 is None or own1 is None:
+            return None
+        d_total = cpu1[1] - cpu0[1]
+        if d_total <= 0:
+            return None
+        busy = d_total - (cpu1[0] - cpu0[0])
+        return max(0.0, usable_cores() * (busy - (own1 - own0)) / d_total)
+
+    def poll(self) -> int | None:
+        now = self.clock()
+        if now - self._last_t < self.interval_s:
+            return None
+        reading = self.read()
+        others = self.others_busy(self._last, reading)
+        self._last, self._last_t = reading, now
+        if others is None:
+            return None
+        cores = usable_cores()
+        # a neighbour at 0.65 of a core or more takes that core: OpenMP peers waiting for a
+        # descheduled thread lose far more than its share
+        want = max(1, min(cores, cores - int(math.floor(others + 0.35))) - self.reserve)
+        if want == self.threads:
+            return None
+        self.threads = want
+        self.set_threads(want)
+        return want

@@ -40,6 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
+from ebm_studio.core.threads import ThreadGovernor
 from ebm_studio.core.warmup import warm_up_in_background
 from ebm_studio.worker.api import (
     DataInfo,
@@ -91,6 +92,7 @@ class Engine(QObject):
     def __init__(self, live: LiveSettings | None = None, device: str = "auto") -> None:
         super().__init__()
         self.live = live or LiveSettings()  # the viewer's (also the landscape's temperature)
+        self.thread_governor: ThreadGovernor | None = None  # made in setup, in the engine thread
         # one place per kind of main job, each with its own live settings, mailbox and timer, so
         # training never ends the viewer's chains and a landscape fit never ends training
         self.slots: dict[str, JobSlot] = {
@@ -136,6 +138,8 @@ class Engine(QObject):
         self.device_changed.emit(device_label(self.device))
         # once the first frames are out, take the first Train click's lazy imports off the click
         QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_in_background)
+        # torch's threads follow the cores other processes leave free (one kept for the GUI)
+        self.thread_governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(), reserve=1)
 
     def emit_event(self, event) -> None:
         """Send an ``api.Event`` (plain data only) to the GUI."""
@@ -289,6 +293,8 @@ class Engine(QObject):
         job = slot.job
         if job is None:
             return
+        if self.thread_governor is not None:
+            self.thread_governor.poll()
         live = slot.live
         t0 = time.perf_counter()
         single = False

@@ -33,3 +33,48 @@ def test_a_busy_neighbour_is_seen():
         busy.kill()
     assert idle_before is not None and idle_during is not None
     assert idle_during <= threads.usable_cores() - 0.6
+
+
+class FakeMachine:
+    """/proc readings of a 2-core machine: jiffies advance as this process and others use them."""
+
+    def __init__(self):
+        self.idle = self.total = self.own = 0
+
+    def tick(self, seconds, own_cores, other_cores):
+        jiffies = 100 * seconds
+        self.total += 2 * jiffies
+        self.own += own_cores * jiffies
+        self.idle += (2 - own_cores - other_cores) * jiffies
+
+    def read(self):
+        return (self.idle, self.total), self.own
+
+
+def test_the_governor_gives_way_to_a_neighbour_that_starts_later_and_takes_the_core_back(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    machine, now, changes = FakeMachine(), [0.0], []
+    gov = threads.ThreadGovernor(changes.append, threads=2, interval_s=5.0, clock=lambda: now[0],
+                                 read=machine.read)
+    for t, own, other in ((5, 2, 0), (10, 1, 1), (15, 1, 1), (20, 1.6, 0.3), (25, 2, 0)):
+        machine.tick(5, own, other)
+        now[0] = t
+        gov.poll()
+    assert changes == [1, 2]  # our own two busy threads never count against us
+    now[0] = 26
+    assert gov.poll() is None  # between intervals only the clock is read
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat") or (os.cpu_count() or 1) < 2,
+                    reason="needs /proc and 2 cores")
+def test_the_governor_sees_a_real_neighbour():
+    gov = threads.ThreadGovernor(lambda n: None, threads=threads.usable_cores(), interval_s=0.0)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.6)
+        others = gov.others_busy(gov._last, gov.read())
+    finally:
+        busy.kill()
+    assert others is not None and others >= 0.6
