@@ -75,7 +75,7 @@ class LangevinBlock:
         self._settings = {k: torch.zeros((), device=dev) for k in ("inv_t", "drift", "noise", "clip", "inv_ref2")}
         self._mask = None if s.mask is None else s.mask.clone()
         self._observed = None if s.mask is None else s._observed.clone()
-        self._generator = torch.Generator(device=dev)
+        self._generator: torch.Generator | None = torch.Generator(device=dev)
 
     def _load(self, s: Sampler) -> None:
         """Copy the sampler's state and live settings into the static tensors."""
@@ -132,7 +132,10 @@ class LangevinBlock:
                 self._body(s)
             torch.cuda.current_stream(s.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            graph.register_generator_state(self._generator)
+            if hasattr(graph, "register_generator_state"):
+                graph.register_generator_state(self._generator)
+            else:  # an older torch graphs only the default generator: the noise comes from it
+                self._generator = None
             with torch.cuda.device(s.device), torch.cuda.graph(graph):
                 self._body(s)
             self._graph = graph  # the warm-up moved the static chains: run() loads them again
@@ -158,7 +161,8 @@ class LangevinBlock:
         self._load(s)
         # the sampler's own stream decides the noise, so a run is reproducible from its seed
         seed = int(torch.randint(0, 2**62, (1,), generator=s.generator, device=s.device))
-        self._generator.manual_seed(seed)
+        if self._generator is not None:
+            self._generator.manual_seed(seed)
         if self._graph is not None:
             self._graph.replay()
         else:
