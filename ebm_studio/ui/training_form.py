@@ -27,10 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from ebm_studio.core.chains import INIT_LABELS
-from ebm_studio.core.config import METHOD_LABELS, PRESETS, ConfigError, TrainConfig
+from ebm_studio.core.config import METHOD_LABELS, PRECISIONS, PRESETS, ConfigError, TrainConfig
 from ebm_studio.core.device import available_devices
 from ebm_studio.core.samplers import SAMPLER_KINDS, SAMPLER_LABELS
 from ebm_studio.ui.widgets import LogSlider
+
+#: the sampler's compute precision as the form names it (see core/precision.py)
+PRECISION_NAMES = {"auto": "auto (bf16 where native)", "fp32": "float32", "bf16": "bfloat16"}
 
 #: fields a running job applies at its next step (see worker/jobs/train_job.py LIVE_KEYS)
 LIVE_FIELDS = ("lr", "step_size", "noise", "temperature")
@@ -92,6 +95,10 @@ TIPS = {
     "device": "Where E_θ, the sampler and Adam compute. Choosing a device moves the engine at once, "
     "as the status bar's device box does; 'auto' keeps the engine's device (CUDA, then MPS, then "
     "CPU by default). Stored in exported TOML files for headless runs.",
+    "precision": "What the network computes in while Langevin or tuned Langevin draws the negatives "
+    "(and later, in the Live tab, for this model): 'auto' takes bfloat16 where the CPU or GPU "
+    "computes it natively (1.2–2.6× faster, samples equal within Monte Carlo error), float32 "
+    "elsewhere; MALA and HMC always use float32.",
     "autosave": "Write a resumable checkpoint every N steps into the autosave folder (atomically, "
     "keeping the newest 3); 0 = only when the run ends.",
     "record": "Record the negatives x⁻ of every K-th training step, to scrub through them in the "
@@ -202,6 +209,10 @@ class SettingsForm(QWidget):
         self.device_box.addItem("auto", "auto")
         for name in available_devices():
             self.device_box.addItem(name, name)
+        self.precision_box = QComboBox()
+        self.precision_box.setObjectName("precision_box")
+        for k in PRECISIONS:
+            self.precision_box.addItem(PRECISION_NAMES[k], k)
         self.autosave = _int(0, 10_000_000, "off")
         self.autosave.setObjectName("autosave_spin")
         self.autosave.setValue(500)
@@ -218,7 +229,8 @@ class SettingsForm(QWidget):
             self.buffer_size: "buffer_size", self.reseed: "reseed", self.lr: "lr",
             self.alpha: "alpha", self.batch: "batch", self.grad_clip: "grad_clip",
             self.data_noise: "data_noise", self.total_steps: "total_steps", self.seed: "seed",
-            self.device_box: "device", self.autosave: "autosave", self.record: "record",
+            self.device_box: "device", self.precision_box: "precision", self.autosave: "autosave",
+            self.record: "record",
             self.method_box: "method", self.levels: "levels", self.level_steps: "level_steps",
         }
         for w, key in tips.items():
@@ -262,7 +274,8 @@ class SettingsForm(QWidget):
         self.labels.update(lab)
         run_box, lab = group("Run", [
             ("Training steps", self.total_steps), ("Seed", self.seed), ("Device", self.device_box),
-            ("Autosave every", self.autosave), ("Record negatives every", self.record),
+            ("Precision", self.precision_box), ("Autosave every", self.autosave),
+            ("Record negatives every", self.record),
         ])
         self.labels.update(lab)
         lay = QVBoxLayout(self)
@@ -347,6 +360,7 @@ class SettingsForm(QWidget):
                              else min(max(value, lo), hi))
             i = self.device_box.findData(cfg.device)
             self.device_box.setCurrentIndex(max(0, i))  # a device this machine lacks: auto
+            self.precision_box.setCurrentIndex(max(0, self.precision_box.findData(s.precision)))
         finally:
             self._filling = False
         self._update_enabled()
@@ -391,6 +405,7 @@ class SettingsForm(QWidget):
         s.clip_grad = self.clip_grad.value() or None
         s.buffer_size = self.buffer_size.value()
         s.reseed_fraction = self.reseed.value()
+        s.precision = self.precision_box.currentData()
         o.lr = self.lr.value()
         o.alpha = self.alpha.value()
         o.batch_size = self.batch.value()

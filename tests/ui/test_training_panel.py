@@ -205,10 +205,17 @@ def test_export_toml_runs_headless(panel, qtbot, tmp_path):
     assert not (tmp_path / "bad.toml").exists()
 
     p.form.hidden.setText("16, 16")
+    p.form.precision_box.setCurrentIndex(p.form.precision_box.findData("fp32"))
     path = tmp_path / "session.toml"
     p.export_config(str(path))
     cfg = TrainConfig.load(path)
     assert cfg.seed == 7 and cfg.model.hidden == [16, 16] and cfg.sampler.steps == 5
+    assert cfg.sampler.precision == "fp32"  # the form's precision travels with the run
+    cfg.sampler.precision = "bf16"
+    p.form.set_config(cfg)
+    assert p.form.precision_box.currentData() == "bf16"
+    cfg.sampler.precision = "fp32"
+    p.form.set_config(cfg)
     assert cfg.to_dict() == p.form.config("8gaussians").to_dict()
     out = tmp_path / "headless.pt"
     assert main(["train", "--config", str(path), "--steps", "3", "--out", str(out)]) == 0
