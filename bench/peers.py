@@ -16,7 +16,9 @@ unmapping and re-faulting each step's tensors, see ``core/allocator.py``; the pe
 Python process), with the minor page faults per step beside the rate. *One process, allocator
 tuned for all*: the implementations interleaved in one process that has that allocator setting,
 which compares the sampling loops alone. Rounds alternate in a rotating order and the best counts,
-so a busy machine slows all alike. The ratio is to the best *peer* (ebmkit, torchebm). An accuracy table follows: on an MLP fitted to a correlated Gaussian energy,
+so a busy machine slows all alike. The ratio is to the best *peer* (ebmkit, torchebm). ``--engine`` adds this core as the app runs it: a viewer job in the engine's
+thread, headless, recording every step, with the app's thread policy (the idle cores but one, kept
+for the window: one thread on 2 cores). An accuracy table follows: on an MLP fitted to a correlated Gaussian energy,
 every implementation's samples are compared in mean and covariance with that MLP's exact density
 (quadrature on a grid), in units of the Monte Carlo standard error; a faster path must not be a
 wrong one. On the ConvNet, the mean energy after the timed steps is printed for each.
@@ -35,6 +37,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -140,7 +143,8 @@ def print_table(title: str, best: dict, peers: set[str], faults: dict | None = N
           + (f" {'faults/step':>12s}" if faults else ""))
     for name, v in best.items():
         ratio = f"{v / top_peer:11.2f}×" if top_peer else "           -"
-        print(f"  {name:22s} {v:14,.0f} {ratio}" + (f" {faults[name]:12,.0f}" if faults else ""))
+        fault = "" if not faults else ("           -" if math.isnan(faults[name]) else f" {faults[name]:12,.0f}")
+        print(f"  {name:22s} {v:14,.0f} {ratio}" + fault)
 
 
 # --- accuracy on a Gaussian ----------------------------------------------------------------------
@@ -218,8 +222,73 @@ def workload(name: str, dev: torch.device) -> tuple[torch.nn.Module, torch.Tenso
     return ConvEnergy(1, 28, 16).to(dev), torch.rand(128, 1, 28, 28, device=dev) * 2 - 1
 
 
+ENGINE = "this core, app engine"
+
+
+def engine_child(args) -> None:
+    """This core as the app runs it: a viewer job in the engine's thread (headless), recording
+    every step as the Live tab does, torch's threads set as the app sets them; the rate is read
+    from the steps its frames report."""
+    import tempfile
+
+    from PySide6.QtCore import QCoreApplication
+
+    from ebm_studio.core.checkpoint import energy_checkpoint, save_checkpoint
+    from ebm_studio.worker.api import OpenCheckpoint
+    from ebm_studio.worker.requests import JobRequest
+    from ebm_studio.worker.thread import EngineHost
+
+    from ebm_studio.core.threads import choose_threads
+
+    tune_allocator()
+    torch.set_num_threads(choose_threads(reserve=1))  # as the app starts
+    app = QCoreApplication.instance() or QCoreApplication([])
+    energy, x = workload(args.workload, torch.device(args.device))
+    _, _, eps = WORKLOADS[args.workload]
+    images = x.ndim == 4
+    data = {"name": "bench", "kind": "images" if images else "points",
+            "value_range": [-1, 1] if images else [-4, 4]}
+    path = save_checkpoint(energy_checkpoint(energy, data=data, sampler={"kind": "langevin", "step_size": eps}),
+                           Path(tempfile.mkdtemp()) / "bench.pt")
+    host = EngineHost(args.device)
+    seen: list[tuple[float, int]] = []
+
+    def take(slot: str) -> None:
+        f = host.take_frame(slot)
+        if f is not None and slot == "viewer":
+            seen.append((time.perf_counter(), f.step))
+
+    host.engine.frame_ready.connect(take)
+    host.start()
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.002)
+
+    host.send(OpenCheckpoint(str(path)))
+    spin(1.0)
+    host.update_live(sampler="langevin", step_size=eps, steps_per_frame=10**6)
+    host.run(JobRequest("sample", {"n_chains": x.shape[0], "init": "noise"}, seed=0))
+    spin(2.0)  # warm-up
+    best = 0.0
+    for _ in range(args.rounds):
+        start = len(seen)
+        spin(1.0)
+        window = seen[start:]
+        if len(window) >= 2:
+            (t0, s0), (t1, s1) = window[0], window[-1]
+            best = max(best, x.shape[0] * (s1 - s0) / (t1 - t0))
+    host.shutdown(3000)
+    print(json.dumps({"rate": best, "faults": float("nan")}))
+
+
 def child(args) -> None:
     """One implementation on one workload in this fresh process: print best rate and faults/step."""
+    if args.child == ENGINE:
+        engine_child(args)
+        return
     if args.child.startswith("this core"):
         tune_allocator()  # as ``ebm-studio`` and the app start
     dev = torch.device(args.device)
@@ -261,6 +330,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--engine", action="store_true",
+                    help="also run this core inside the app's engine (a headless viewer job; needs PySide6)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -278,7 +349,7 @@ def main() -> None:
     if missing:
         print(f"not installed: {', '.join(missing)} (pip install '.[bench]')")
     for which, (title, steps, eps) in WORKLOADS.items():
-        used = as_used(names, which, args)
+        used = as_used(names + ([ENGINE] if args.engine else []), which, args)
         print_table(f"{title} — as each is used (own process; page faults per step)",
                     {n: v[0] for n, v in used.items()}, peers, {n: v[1] for n, v in used.items()})
     tune_allocator()
