@@ -238,10 +238,11 @@ def engine_child(args) -> None:
     from ebm_studio.worker.requests import JobRequest
     from ebm_studio.worker.thread import EngineHost
 
-    from ebm_studio.core.threads import choose_threads
+    from ebm_studio.app import _leave_a_core_for_the_gui
 
     tune_allocator()
-    torch.set_num_threads(choose_threads(reserve=1))  # as the app starts
+    if not args.threads:
+        _leave_a_core_for_the_gui()  # as the app starts: threads and their governor
     app = QCoreApplication.instance() or QCoreApplication([])
     energy, x = workload(args.workload, torch.device(args.device))
     _, _, eps = WORKLOADS[args.workload]

@@ -25,7 +25,7 @@ from ebm_studio.core.training import Trainer
 threads, which, seconds, governed = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
 torch.set_num_threads(threads)
 # as ebm-studio train runs: started with these threads, the governor re-checks the neighbours
-gov = ThreadGovernor(torch.set_num_threads, threads, interval_s=1.0) if governed else None
+gov = ThreadGovernor(torch.set_num_threads, threads) if governed else None
 cfg = preset_2d("8gaussians") if which == "2-D" else preset_digits()
 cfg.device = "cpu"
 if which == "digits":

@@ -13,9 +13,10 @@ def _leave_a_core_for_the_gui() -> None:
     """
     import torch
 
-    from ebm_studio.core.threads import choose_threads
+    from ebm_studio.core.threads import choose_threads, govern_engine_threads
 
     torch.set_num_threads(choose_threads(reserve=1))
+    govern_engine_threads(reserve=1)  # and keep following the idle cores while the app runs
 
 
 def _close_on_ctrl_c(window) -> None:

@@ -125,6 +125,7 @@ class LangevinBlock:
         want = graphs_available(s.device) if self.use_graph is None else self.use_graph
         if not want:
             return
+        private = self._generator
         try:
             side = torch.cuda.Stream(device=s.device)
             side.wait_stream(torch.cuda.current_stream(s.device))
@@ -141,6 +142,7 @@ class LangevinBlock:
             self._graph = graph  # the warm-up moved the static chains: run() loads them again
         except Exception as exc:  # any failure of capture leaves the eager block, which is correct
             self._graph = None
+            self._generator = private  # the eager block draws from the sampler-seeded stream
             self.fallback_reason = f"{type(exc).__name__}: {exc}"
 
     @property
@@ -159,7 +161,8 @@ class LangevinBlock:
             self._capture(s)
             self._key = key
         self._load(s)
-        # the sampler's own stream decides the noise, so a run is reproducible from its seed
+        # the sampler's own stream seeds the noise, so a run is reproducible from its seed (except
+        # in a graph on a torch that cannot register a private generator: see _capture)
         seed = int(torch.randint(0, 2**62, (1,), generator=s.generator, device=s.device))
         if self._generator is not None:
             self._generator.manual_seed(seed)

@@ -9,7 +9,10 @@ short window at start-up; where that cannot be read, all cores are used.
 A neighbour that starts *after* a run began is caught by :class:`ThreadGovernor`: a long run
 polls it between steps, and every few seconds it works out how many cores *other* processes kept
 busy (all busy time minus this process's own, so the run's spinning threads do not count against
-it) and sets the thread count to the cores left.
+it; niced processes do not count, they yield) and sets the thread count to the cores left. A
+changed count changes the order of torch's reductions, so a governed run repeats its seed only up
+to rounding; ``ebm-studio train --threads N`` fixes the count. The app asks its engine to govern
+(:func:`govern_engine_threads`); tests and benches that build an engine directly do not.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) jiffies over the CPUs this process may use, or None where /proc/stat is absent."""
+def _cpu_times(nice_as_idle: bool = False) -> tuple[int, int] | None:
+    """(idle, total) jiffies over the CPUs this process may use, or None where /proc/stat is absent.
+
+    ``nice_as_idle`` counts the time of niced processes as idle: they yield to a run at normal
+    priority, so they do not take a core from it."""
     try:
         allowed = os.sched_getaffinity(0)
     except (AttributeError, OSError):
@@ -51,7 +57,7 @@ def _cpu_times() -> tuple[int, int] | None:
             continue
         # user nice system idle iowait irq softirq steal (guest time is already in user and nice)
         values = [int(v) for v in fields[1:9]]
-        idle += values[3] + (values[4] if len(values) > 4 else 0)
+        idle += values[3] + (values[4] if len(values) > 4 else 0) + (values[1] if nice_as_idle else 0)
         total += sum(values)
     return (idle, total) if total else None
 
@@ -87,6 +93,21 @@ def _own_jiffies() -> int | None:
         return None
 
 
+_engine_reserve: int | None = None
+
+
+def govern_engine_threads(reserve: int | None) -> None:
+    """Have engines started from now on govern their thread count, keeping ``reserve`` cores for
+    others (the window); None: they keep the count they start with."""
+    global _engine_reserve
+    _engine_reserve = reserve
+
+
+def engine_governor_reserve() -> int | None:
+    """The cores an engine keeps free while governing, or None when engines do not govern."""
+    return _engine_reserve
+
+
 class ThreadGovernor:
     """Keeps torch's thread count at the cores other processes leave free, during a long run.
 
@@ -94,14 +115,14 @@ class ThreadGovernor:
     it returns the new count when it changed it, else None. ``set_threads`` is what changes the
     count (``torch.set_num_threads`` in use; a test passes its own)."""
 
-    def __init__(self, set_threads, threads: int, reserve: int = 0, interval_s: float = 5.0,
+    def __init__(self, set_threads, threads: int, reserve: int = 0, interval_s: float = 2.0,
                  clock=time.monotonic, read=None) -> None:
         self.set_threads = set_threads
         self.threads = threads
         self.reserve = reserve
         self.interval_s = interval_s
         self.clock = clock
-        self.read = read or (lambda: (_cpu_times(), _own_jiffies()))
+        self.read = read or (lambda: (_cpu_times(nice_as_idle=True), _own_jiffies()))
         self._last = self.read()
         self._last_t = clock()
 
@@ -121,14 +142,17 @@ class ThreadGovernor:
         if now - self._last_t < self.interval_s:
             return None
         reading = self.read()
-        others = self.others_busy(self._last, reading)
+        stale = now - self._last_t > 3 * self.interval_s  # not polled for long (no job ran)
+        others = None if stale else self.others_busy(self._last, reading)
         self._last, self._last_t = reading, now
         if others is None:
             return None
         cores = usable_cores()
-        # a neighbour at 0.65 of a core or more takes that core: OpenMP peers waiting for a
-        # descheduled thread lose far more than its share
-        want = max(1, min(cores, cores - int(math.floor(others + 0.35))) - self.reserve)
+        # what is measured is the CPU a neighbour *received*, which our own threads push down: a
+        # one-core neighbour beside N of our threads on N cores gets N/(N+1), 0.67 on 2 cores. So
+        # half a core counts as taken: OpenMP peers waiting for a descheduled thread lose far
+        # more than a neighbour's share, while one thread less costs at most one core's
+        want = max(1, min(cores, cores - int(math.floor(others + 0.5))) - self.reserve)
         if want == self.threads:
             return None
         self.threads = want

@@ -28,7 +28,7 @@ from ebm_studio.ui.frame_views import EnergyTrace, FrameView
 from ebm_studio.ui.level_strip import LevelStrip
 from ebm_studio.ui.widgets import LogSlider, format_rate
 from ebm_studio.worker.frames import Frame
-from ebm_studio.worker.api import MAX_CHAINS, ModelInfo, StartJob
+from ebm_studio.worker.api import MAX_CHAINS, MAX_IMAGE_CHAINS, ModelInfo, StartJob
 from ebm_studio.worker.requests import JobRequest
 from ebm_studio.worker.thread import EngineHost
 
@@ -251,6 +251,7 @@ class ChainViewer(QWidget):
             self.step_size.setValue(float(d.get("step_size", 10.0 if images else 0.01)))
             self.noise.setValue(float(d.get("noise", 0.005)))
             self.temperature.setValue(float(d.get("temperature", 1.0)))
+            self.chains_spin.setMaximum(MAX_IMAGE_CHAINS if images else MAX_CHAINS)
             self.chains_spin.setValue(64 if images else 2048)
             init = "buffer" if info.has_buffer else "noise"
             model_has = {"buffer": info.has_buffer, "data": info.has_data}

@@ -98,7 +98,7 @@ TIPS = {
     "precision": "What the network computes in while Langevin or tuned Langevin draws the negatives "
     "(and later, in the Live tab, for this model): 'auto' takes bfloat16 where the CPU or GPU "
     "computes it natively (1.2–2.6× faster, samples equal within Monte Carlo error), float32 "
-    "elsewhere; MALA and HMC always use float32.",
+    "elsewhere; MALA, HMC and diffusion recovery always use float32.",
     "autosave": "Write a resumable checkpoint every N steps into the autosave folder (atomically, "
     "keeping the newest 3); 0 = only when the run ends.",
     "record": "Record the negatives x⁻ of every K-th training step, to scrub through them in the "
@@ -480,6 +480,8 @@ class SettingsForm(QWidget):
             self.total_steps: free,
             self.seed: free,
             self.device_box: free,
+            # only Langevin and tuned Langevin compute in bf16 (diffusion recovery never does)
+            self.precision_box: free and kind in ("langevin", "tuned") and not drl,
             self.autosave: free,
             self.record: free,
         }

@@ -64,8 +64,11 @@ DRAWN_STEPS = 1500
 #: the most points a drawing (or a loaded points file) may hold
 MAX_DRAWN = 100_000
 #: the most chains the viewer runs (dropped chains included): enough to fill a GPU with 2-D
-#: chains; image chains are further bounded by the memory they need (see the sample job)
+#: chains, whose frames carry a histogram and a few highlighted points
 MAX_CHAINS = 262_144
+#: the most image chains: an image frame shows every chain as a tile (4,096 is a 64×64 mosaic);
+#: image chains are also bounded by the memory they need (see the sample job)
+MAX_IMAGE_CHAINS = 4096
 
 
 class Command:

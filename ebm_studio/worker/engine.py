@@ -40,7 +40,7 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
-from ebm_studio.core.threads import ThreadGovernor
+from ebm_studio.core.threads import ThreadGovernor, engine_governor_reserve
 from ebm_studio.core.warmup import warm_up_in_background
 from ebm_studio.worker.api import (
     DataInfo,
@@ -138,8 +138,11 @@ class Engine(QObject):
         self.device_changed.emit(device_label(self.device))
         # once the first frames are out, take the first Train click's lazy imports off the click
         QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_in_background)
-        # torch's threads follow the cores other processes leave free (one kept for the GUI)
-        self.thread_governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(), reserve=1)
+        # in the app, torch's threads follow the cores other processes leave free
+        reserve = engine_governor_reserve()
+        if reserve is not None:
+            self.thread_governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(),
+                                                  reserve=reserve)
 
     def emit_event(self, event) -> None:
         """Send an ``api.Event`` (plain data only) to the GUI."""

@@ -32,4 +32,6 @@ def test_a_tuned_process_samples_without_page_faults_every_step():
         out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         faults[mode] = float(out.stdout.split()[-1])
-    assert faults["plain"] > 50 and faults["tuned"] < faults["plain"] / 5, faults
+    if faults["plain"] <= 50:
+        pytest.skip(f"this environment's allocator already reuses memory ({faults})")
+    assert faults["tuned"] < min(25.0, faults["plain"] / 5), faults

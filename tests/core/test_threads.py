@@ -65,6 +65,34 @@ def test_the_governor_gives_way_to_a_neighbour_that_starts_later_and_takes_the_c
     assert gov.poll() is None  # between intervals only the clock is read
 
 
+def test_a_one_core_neighbour_squeezed_by_our_threads_still_takes_its_core(monkeypatch):
+    """Beside our 2 threads on 2 cores a full-time neighbour *receives* only 2/3 of a core."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    machine, now, changes = FakeMachine(), [0.0], []
+    gov = threads.ThreadGovernor(changes.append, threads=2, interval_s=2.0, clock=lambda: now[0],
+                                 read=machine.read)
+    machine.tick(2, 4 / 3, 2 / 3)
+    now[0] = 2
+    gov.poll()
+    assert changes == [1]
+    machine.tick(60, 1, 0)  # nobody polled for a minute (no job ran), then the neighbour left
+    now[0] = 62
+    assert gov.poll() is None  # a stale window decides nothing
+    machine.tick(2, 1, 0)
+    now[0] = 64
+    gov.poll()
+    assert changes == [1, 2]
+
+
+def test_engines_govern_only_when_the_app_asks():
+    assert threads.engine_governor_reserve() is None
+    threads.govern_engine_threads(1)
+    try:
+        assert threads.engine_governor_reserve() == 1
+    finally:
+        threads.govern_engine_threads(None)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat") or (os.cpu_count() or 1) < 2,
                     reason="needs /proc and 2 cores")
 def test_the_governor_sees_a_real_neighbour():

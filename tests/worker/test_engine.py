@@ -405,15 +405,26 @@ def test_a_landscape_arrives_as_frozen_plain_numpy_rendered_for_the_view(host, q
     assert n.nll == pytest.approx(n.nll_truth, abs=1e-3) and n.kl_data_model < 1e-3
 
 
-def test_the_viewer_runs_a_hundred_thousand_points_and_refuses_image_chains_beyond_memory(host, qtbot):
-    """2-D chains fill a device (frames carry a histogram, not every point); image chains are
-    refused before allocating when their steps would not fit in memory."""
+def test_the_viewer_runs_a_hundred_thousand_points_and_refuses_image_chains_beyond_memory(
+        host, qtbot, monkeypatch):
+    """2-D chains fill a device (frames carry a histogram and a few highlighted points); image
+    chains, drawn as tiles, stop at 4,096 and at the free memory, refused before allocating."""
+    from ebm_studio.worker.frames import HIGHLIGHT
+    from ebm_studio.worker.jobs import sample_job
+
     host.update_live(steps_per_frame=1)
     host.run(JobRequest("sample", {"n_chains": 100_000, "init": "noise"}, seed=1))
     frame = wait_frames(host, qtbot, 1, lambda f: f.step >= 1, timeout=30000)[-1]
-    assert frame.n_chains == 100_000 and len(frame.points) < 100_000
-    from ebm_studio.worker.jobs.sample_job import check_chain_memory
-
-    with pytest.raises(ValueError, match=r"262,144 chains of 3×64×64 need about \d+\.\d GB.*GB are free"):
-        check_chain_memory(262_144, (3, 64, 64))
-    check_chain_memory(64, (1, 28, 28))  # the viewer's usual run fits anywhere
+    assert frame.n_chains == 100_000 and len(frame.points) == HIGHLIGHT
+    assert frame.hist.sum() > 0.9 * 100_000  # the histogram counts (nearly) every chain
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(sample_job, "available_memory", lambda: 2 * 10**9)
+    with pytest.raises(ValueError, match=r"4,000 chains of 3×64×64 need about 4\.7 GB.*2\.0 GB are free"):
+        sample_job.check_chain_count(4000, (3, 64, 64), cpu)
+    with pytest.raises(ValueError, match=r"image chains must lie in 1\.\.4,096, got 5,000"):
+        sample_job.check_chain_count(5000, (1, 28, 28), cpu)
+    with pytest.raises(ValueError, match=r"chains must lie in 1\.\.262,144"):
+        sample_job.check_chain_count(300_000, (2,), cpu)
+    sample_job.check_chain_count(64, (1, 28, 28), cpu)  # the viewer's usual run fits
+    monkeypatch.setattr(sample_job, "available_memory", lambda: None)  # unknown: only the limits
+    sample_job.check_chain_count(4096, (3, 64, 64), cpu)

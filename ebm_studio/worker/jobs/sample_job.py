@@ -14,7 +14,7 @@ import torch
 
 from ebm_studio.core.npz_reading import available_memory
 from ebm_studio.core.samplers import switch_sampler
-from ebm_studio.worker.api import MAX_CHAINS
+from ebm_studio.worker.api import MAX_CHAINS, MAX_IMAGE_CHAINS
 from ebm_studio.worker.frames import Frame, level_images, make_frame
 from ebm_studio.worker.jobs.base import Job
 from ebm_studio.worker.live import Settings
@@ -27,13 +27,31 @@ from ebm_studio.worker.live import Settings
 BYTES_PER_VALUE = 4 * 24
 
 
-def check_chain_memory(n: int, event_shape) -> None:
-    """Refuse ``n`` chains whose steps would not fit in the free memory, before allocating any."""
-    need = n * int(np.prod(event_shape)) * BYTES_PER_VALUE
-    free = available_memory()
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free where the chains live: the GPU's memory on CUDA, the machine's elsewhere."""
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        except (RuntimeError, AssertionError):
+            return None
+    return available_memory()
+
+
+def check_chain_count(n: int, event_shape, device: torch.device, added: int | None = None) -> None:
+    """Refuse ``n`` chains beyond the viewer's limits or (the ``added`` new ones, when chains
+    join a run) beyond the free memory, before allocating any."""
+    images = len(event_shape) == 3
+    limit = MAX_IMAGE_CHAINS if images else MAX_CHAINS
+    if not 1 <= n <= limit:
+        raise ValueError(f"the number of {'image ' if images else ''}chains must lie in 1..{limit:,}, "
+                         f"got {n:,}")
+    new = n if added is None else added
+    need = new * int(np.prod(event_shape)) * BYTES_PER_VALUE
+    free = free_memory(device)
     if free is not None and need > free:
         shape = "×".join(map(str, event_shape))
-        raise ValueError(f"{n:,} chains of {shape} need about {need / 1e9:.1f} GB while sampling; "
+        raise ValueError(f"{new:,} chains of {shape} need about {need / 1e9:.1f} GB while sampling; "
                          f"{free / 1e9:.1f} GB are free. Run fewer chains.")
 
 
@@ -62,11 +80,10 @@ class SampleJob(Job):
             self.step = int(branch[1])
         elif self.request.init_state is not None:
             x0 = torch.from_numpy(self.request.init_state)
+            check_chain_count(x0.shape[0], model.event_shape, self.engine.device)
         else:
             n = int(cfg.get("n_chains", 64))
-            if not 1 <= n <= MAX_CHAINS:
-                raise ValueError(f"number of chains must lie in 1..{MAX_CHAINS:,}, got {n:,}")
-            check_chain_memory(n, model.event_shape)
+            check_chain_count(n, model.event_shape, self.engine.device)
             x0 = model.initial_state(n, init, gen)
         if tuple(x0.shape[1:]) != tuple(model.event_shape):
             raise ValueError(
@@ -153,9 +170,7 @@ class SampleJob(Job):
             raise ValueError("chains cannot be added to a masked (inpainting) run")
         x = self.sampler.x
         n = x.shape[0] + new.shape[0]
-        if n > MAX_CHAINS:
-            raise ValueError(f"at most {MAX_CHAINS:,} chains; this would make {n:,}")
-        check_chain_memory(n, model.event_shape)
+        check_chain_count(n, model.event_shape, self.engine.device, added=new.shape[0])
         self.sampler.set_state(torch.cat([new.to(x.device), x.detach()]))
         if self.recorder is not None:
             self.recorder = self.engine.trajectories.new_recording(
