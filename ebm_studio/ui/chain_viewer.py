@@ -75,6 +75,9 @@ class ChainViewer(QWidget):
         self.trace.setMaximumHeight(220)
         self.accept_label = QLabel("")
         self.step_label = QLabel("step 0")
+        self.step_label.setToolTip(
+            "Steps, chains and speed of the chains shown; bf16 or fp32 is what the network computes "
+            "in while sampling (the model's precision setting, see Training ▸ Run ▸ Precision).")
         self.note_label = QLabel("")
         self.note_label.setObjectName("viewer_note")
         self.note_label.setWordWrap(True)
@@ -287,6 +290,7 @@ class ChainViewer(QWidget):
         self.trace.add(frame.step, frame.energies)
         self.step_label.setText(
             f"step {frame.step:,} · {frame.n_chains:,} chains · {format_rate(frame.steps_per_sec)}"
+            + (f" · {frame.precision}" if frame.precision else "")
         )
         if frame.accept is not None:
             mean = frame.mean_accept

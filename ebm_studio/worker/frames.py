@@ -84,6 +84,7 @@ class Frame:
     total_steps: int | None = None  # training: the run's step budget
     recorded: RecordedAt | None = None  # a recorded step: where from, and when it was asked for
     label: str = ""  # e.g. "recorded step 340 (branch 2)"
+    precision: str = ""  # what the sampler computes the network in ("bf16", "fp32"; "" unknown)
     levels: list[LevelImage] = field(default_factory=list)  # ladder / noise levels (images only)
 
 

@@ -428,3 +428,19 @@ def test_the_viewer_runs_a_hundred_thousand_points_and_refuses_image_chains_beyo
     sample_job.check_chain_count(64, (1, 28, 28), cpu)  # the viewer's usual run fits
     monkeypatch.setattr(sample_job, "available_memory", lambda: None)  # unknown: only the limits
     sample_job.check_chain_count(4096, (3, 64, 64), cpu)
+
+
+def test_viewer_frames_say_what_the_network_computes_in(host, qtbot):
+    from ebm_studio.core.energies import MLPEnergy
+    from ebm_studio.core.precision import native_bf16
+    from ebm_studio.core.samplers import make_sampler
+    from ebm_studio.worker.jobs.sample_job import precision_name
+
+    x = torch.zeros(4, 2)
+    fast = "bf16" if native_bf16("cpu") else "fp32"
+    assert precision_name(make_sampler("langevin", MLPEnergy(), x)) == fast
+    assert precision_name(make_sampler("mala", MLPEnergy(), x)) == "fp32"
+    assert precision_name(object()) == ""  # a level sampler: its levels decide
+    host.run(JobRequest("sample", {"n_chains": 16, "init": "noise"}, seed=1))
+    frame = wait_frames(host, qtbot, 1)[-1]
+    assert frame.precision == "fp32"  # the demo's analytic energy always computes in float32

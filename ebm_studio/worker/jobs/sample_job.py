@@ -55,6 +55,13 @@ def check_chain_count(n: int, event_shape, device: torch.device, added: int | No
                          f"{free / 1e9:.1f} GB are free. Run fewer chains.")
 
 
+def precision_name(sampler) -> str:
+    """``bf16`` or ``fp32`` for what ``sampler`` computes its network in ("" for level samplers,
+    whose levels decide for themselves)."""
+    dtype = getattr(sampler, "compute_dtype", None)
+    return "" if dtype is None else ("bf16" if dtype == torch.bfloat16 else "fp32")
+
+
 class SampleJob(Job):
     kind = "sample"
 
@@ -148,6 +155,7 @@ class SampleJob(Job):
             settings=settings.as_dict(), accept=acc, steps_per_sec=self.steps_per_sec,
             mean_accept=mean_acc,
             label=self.request.purpose,
+            precision=precision_name(self.sampler),
             levels=level_images(self.sampler.snapshots(), self.box)
             if hasattr(self.sampler, "snapshots") and x.ndim == 4 else [],
         )
