@@ -38,15 +38,13 @@ STARTUP_EXAMPLE = "8gaussians"
 
 
 def run_gui(checkpoint: str | None = None) -> int:
-    from ebm_studio.core.allocator import tune_allocator
     from ebm_studio.platform_check import gui_problem
 
     problem = gui_problem()
     if problem:
         print(problem, file=sys.stderr)
         return 1
-    tune_allocator()
-    _leave_a_core_for_the_gui()
+    _leave_a_core_for_the_gui()  # (cli.main tuned the allocator before anything else)
     from PySide6.QtWidgets import QApplication
 
     from ebm_studio.ui.app_window import build_window
