@@ -51,8 +51,8 @@ def check_chain_count(n: int, event_shape, device: torch.device, added: int | No
     free = free_memory(device)
     if free is not None and need > free:
         shape = "×".join(map(str, event_shape))
-        raise ValueError(f"{new:,} chains of {shape} need about {need / 1e9:.1f} GB while sampling; "
-                         f"{free / 1e9:.1f} GB are free. Run fewer chains.")
+        raise ValueError(f"{new:,} chains of {shape} need about {need / 2**30:,.1f} GB while sampling; "
+                         f"{free / 2**30:,.1f} GB are free. Run fewer chains.")
 
 
 def precision_name(sampler) -> str:
