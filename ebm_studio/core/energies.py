@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ebm_studio.core.conv_grad import ConvGradPlan, conv_energy_and_input_grad, stem_weight
 from ebm_studio.core.errors import check_int_at_least, check_positive
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -176,12 +177,19 @@ class ConvEnergy(Energy):
             wrap(nn.Linear(c[3], 1)),
         )
         self.to(memory_format=torch.channels_last)
+        self._grad_plan = ConvGradPlan()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = stem_conv(self.features[0], x)
         for layer in self.features[1:]:
             h = layer(h)
         return self.head(h).squeeze(-1)
+
+    def energy_and_input_grad(
+        self, x: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """E(x) and ∇ₓE(x) without an autograd graph (what samplers need); see ``conv_grad.py``."""
+        return conv_energy_and_input_grad(self, self._grad_plan, x, dtype)
 
     def describe(self) -> dict:
         return {
@@ -203,9 +211,7 @@ def stem_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     a stride-1 conv whose input gradient is cheap: a Langevin step on digits is ~25 % faster. The
     parameters stay those of ``conv``, so checkpoints and spectral norm are unchanged.
     """
-    w = F.pad(conv.weight, (0, 1, 0, 1))  # 5×5 → 6×6: kernel tap u ↦ block offset u//2, phase u%2
-    out_ch, in_ch = w.shape[:2]
-    w = w.reshape(out_ch, in_ch, 3, 2, 3, 2).permute(0, 1, 3, 5, 2, 4).reshape(out_ch, 4 * in_ch, 3, 3)
+    w = stem_weight(conv)
     if x.shape[-1] % 2 or x.shape[-2] % 2:  # odd sizes: one more zero row/column, as padding had
         x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
     blocks = F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,106 @@
+"""The ConvNet's closed-form E and ∇ₓE (``core/conv_grad.py``) against autograd on the same module."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from ebm_studio.core import samplers
+from ebm_studio.core.conv_grad import block_maps, dense_used
+from ebm_studio.core.energies import ConvEnergy
+from ebm_studio.core.samplers import energy_and_grad, make_sampler
+
+
+def autograd(energy: ConvEnergy, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    samplers.USE_CLOSED_FORM = False
+    try:
+        return energy_and_grad(energy, x)
+    finally:
+        samplers.USE_CLOSED_FORM = True
+
+
+CASES = [  # (channels, size, width, spectral norm): the dense last layer is used in the first three
+    (1, 28, 8, False),
+    (3, 32, 4, False),
+    (1, 17, 4, False),  # odd side: the blocks take a zero row and column
+    (3, 64, 4, False),  # large last layer: stays a convolution
+    (1, 28, 4, True),
+    (3, 23, 4, True),
+]
+
+
+@pytest.mark.parametrize("channels,size,width,sn", CASES)
+@pytest.mark.parametrize("training", [True, False])
+def test_closed_form_matches_autograd(channels, size, width, sn, training):
+    torch.manual_seed(size + width)
+    energy = ConvEnergy(channels, size, width, spectral_norm=sn, min_size=8).train(training)
+    twin = copy.deepcopy(energy)  # spectral norm iterates once per call in training mode: each its own
+    x = torch.rand(6, channels, size, size) * 2 - 1
+    e, g = energy.energy_and_input_grad(x)
+    e_ref, g_ref = autograd(twin, x)
+    assert e.shape == (6,) and g.shape == x.shape and e.dtype == g.dtype == torch.float32
+    torch.testing.assert_close(e, e_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6 * float(g_ref.abs().max()))
+    assert dense_used(energy) == (not sn and size <= 32)
+
+
+def test_block_maps_are_inverse_permutations():
+    gather, scatter = block_maps(3, 7, 6, torch.device("cpu"))
+    image = torch.arange(3 * 7 * 6)
+    cells = torch.cat([image, torch.tensor([-1])])[gather]
+    # the order pixel_unshuffle gives a zero-padded image, channels last
+    padded = F.pad(image.view(1, 3, 7, 6).float(), (0, 0, 0, 1), value=-1)
+    expected = F.pixel_unshuffle(padded, 2).permute(0, 2, 3, 1).reshape(-1).long()
+    assert torch.equal(cells, expected)
+    assert torch.equal(cells[scatter], image)
+
+
+def test_the_sampler_takes_the_closed_form_and_follows_autograd_chains():
+    torch.manual_seed(0)
+    energy = ConvEnergy(1, 28, 8)
+    x0 = torch.rand(8, 1, 28, 28)
+    runs = []
+    for closed in (True, False):
+        samplers.USE_CLOSED_FORM = closed
+        try:
+            runs.append(make_sampler("langevin", energy, x0, step_size=1e-3, seed=4, precision="fp32").run(20).x)
+        finally:
+            samplers.USE_CLOSED_FORM = True
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-4, atol=1e-5)
+
+
+def test_changed_weights_are_seen_at_once():
+    """The prepared weights are cached per parameter version: an optimiser step, a loaded state and
+    a copy must all be reflected in the next gradient."""
+    torch.manual_seed(1)
+    energy = ConvEnergy(1, 28, 4)
+    x = torch.rand(5, 1, 28, 28)
+    energy.energy_and_input_grad(x)  # fills the cache
+    opt = torch.optim.Adam(energy.parameters(), lr=0.05)
+    energy(torch.rand(5, 1, 28, 28)).mean().backward()
+    opt.step()
+    torch.testing.assert_close(energy.energy_and_input_grad(x)[1], autograd(energy, x)[1], rtol=1e-4, atol=1e-7)
+
+    other = ConvEnergy(1, 28, 4)
+    energy.load_state_dict(other.state_dict())
+    torch.testing.assert_close(energy.energy_and_input_grad(x)[0], other(x), rtol=1e-5, atol=1e-6)
+
+    clone = copy.deepcopy(energy)
+    buffer = io.BytesIO()
+    torch.save(energy, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    for twin in (clone, loaded):
+        torch.testing.assert_close(twin.energy_and_input_grad(x)[1], energy.energy_and_input_grad(x)[1])
+
+
+def test_the_closed_form_leaves_no_graph_and_no_gradients():
+    energy = ConvEnergy(1, 28, 4)
+    x = torch.rand(3, 1, 28, 28, requires_grad=True)
+    e, g = energy.energy_and_input_grad(x)
+    assert not e.requires_grad and not g.requires_grad
+    assert all(p.grad is None for p in energy.parameters())
