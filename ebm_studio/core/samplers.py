@@ -73,6 +73,8 @@ class StepResult:
     accept_rate: float | None = None  # fraction of chains that accepted this step (MALA/HMC)
 
 
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
 #: use closed-form input gradients where an energy has them (a switch for benchmarks and tests)
 USE_CLOSED_FORM = True
 
@@ -339,13 +341,19 @@ class Sampler(SamplerSettings):
     def _drift_and_noise(self, drift: float, noise: float) -> torch.Tensor:
         """x − drift·∇U(x) + noise·ξ at the current state (before the box and the fixed entries)."""
         _, ge = self._current()
-        if self._ref_sigma is None and self._clip_grad is None and self._mask is None:
+        coef = -drift / self._temperature
+        # fused passes take float32 factors; absurd settings take the plain path and overflow there
+        fused = abs(coef) < _FLOAT32_MAX and noise < _FLOAT32_MAX
+        if fused and self._ref_sigma is None and self._clip_grad is None and self._mask is None:
             # ∇U = ∇E/T: one fused pass instead of a division, a product and a difference
-            x = torch.add(self._x, ge, alpha=-drift / self._temperature)
+            x = torch.add(self._x, ge, alpha=coef)
         else:
             x = self._x - drift * self._grad_u(self._x, ge)
         if noise > 0:
-            x.add_(self._randn(), alpha=noise)  # x is a fresh tensor: adding in place is safe
+            if fused:
+                x.add_(self._randn(), alpha=noise)  # x is a fresh tensor: adding in place is safe
+            else:
+                x = x + noise * self._randn()
         return x
 
     def _randn(self) -> torch.Tensor:
