@@ -85,16 +85,17 @@ def main() -> int:
                     help="also train a 2-D model in the Training tab; the viewer samples the model "
                          "being trained beside the run (2-D case only)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: as the app sets them, all cores but one)")
+                    help="the engine's torch threads (default: as the app sets them)")
     args = ap.parse_args()
     from ebm_studio.app import _leave_a_core_for_the_gui
     from ebm_studio.core.allocator import tune_allocator
+    from ebm_studio.core.threads import engine_start_threads, govern_engine_threads, usable_cores
     from ebm_studio.ui.app_window import build_window
 
     tune_allocator()
     _leave_a_core_for_the_gui()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads:  # the engine's threads, kept: the governor leaves the other cores alone
+        govern_engine_threads(reserve=max(0, usable_cores() - args.threads), threads=args.threads)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp())
@@ -113,7 +114,7 @@ def main() -> int:
     window.resize(1280, 800)
     window.show()
     spin(app, 1.0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.seconds:.0f} s per case; "
+    print(f"torch {torch.__version__}, {engine_start_threads()} engine threads; {args.seconds:.0f} s per case; "
           "5 ms probe timer in the GUI thread")
     print(f"{'case':32s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'frames/s':>9s} {'chain-steps/s':>14s}")
     cases = [("ConvNet 28x28, 64 chains", conv, 64), ("2-D MLP, 4096 particles", mlp, 4096)]

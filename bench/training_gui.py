@@ -70,8 +70,10 @@ def in_window(app: QApplication, seconds: float) -> tuple[float, float, dict, di
 def headless(config: dict, seconds: float) -> float:
     from ebm_studio.core.config import TrainConfig
     from ebm_studio.core.datasets import load_dataset
+    from ebm_studio.core.threads import engine_start_threads, pin_torch_threads
     from ebm_studio.core.training import Trainer
 
+    pin_torch_threads(engine_start_threads())  # the engine's count, here in this thread
     cfg = TrainConfig.from_dict(config)
     trainer = Trainer(cfg, load_dataset(cfg.data.name), device="cpu")
     end = time.perf_counter() + 2.0
@@ -95,7 +97,7 @@ def main() -> None:
     _leave_a_core_for_the_gui()  # as the app does
     rate_gui, share, paints, config = in_window(app, args.seconds)
     rate_bare = headless(config, args.seconds)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, 2-D quick preset")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads (the engine's), 2-D quick preset")
     print(f"in the window : {rate_gui:7.2f} steps/s   (GUI thread used {share:.0%} of a core)")
     print(f"headless      : {rate_bare:7.2f} steps/s")
     print(f"window/headless: {rate_gui / rate_bare:.2f}")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import sys
 
 
+#: cores the engine leaves to the GUI thread (beyond those other processes keep busy)
+ENGINE_RESERVE = 1
+
+
 def _leave_a_core_for_the_gui() -> None:
-    """Give torch the idle cores but one: the GUI thread keeps a core of its own while the engine samples.
+    """Keep torch off the GUI thread's cores: that thread runs torch serially, and the engine thread
+    takes the idle cores but ``ENGINE_RESERVE`` (and keeps following them while the app runs).
 
-    On a 2-core machine torch's two spinning intra-op threads left the GUI thread waiting for a
-    core, and small batches (a few hundred 2-D points) ran far slower with 2 threads than with 1.
+    The GUI thread must never own an OpenMP team (see ``core/threads.keep_torch_serial_here``).
     """
-    import torch
+    from ebm_studio.core.threads import govern_engine_threads, keep_torch_serial_here
 
-    from ebm_studio.core.threads import choose_threads, govern_engine_threads
-
-    torch.set_num_threads(choose_threads(reserve=1))
-    govern_engine_threads(reserve=1)  # and keep following the idle cores while the app runs
+    keep_torch_serial_here()
+    govern_engine_threads(reserve=ENGINE_RESERVE)
 
 
 def _close_on_ctrl_c(window) -> None:

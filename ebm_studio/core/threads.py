@@ -21,6 +21,8 @@ import math
 import os
 import time
 
+import torch
+
 
 def usable_cores() -> int:
     """The CPUs this process may run on (an affinity mask or a container can allow fewer than exist)."""
@@ -83,6 +85,29 @@ def choose_threads(reserve: int = 0) -> int:
     return max(1, min(cores, usable) - reserve)
 
 
+def pin_torch_threads(n: int) -> None:
+    """Give the *calling* thread ``n`` torch threads, fixed from now on whatever others set.
+
+    torch keeps one count per thread, taken from the last ``set_num_threads`` of any thread at the
+    thread's first use of torch and its own calls after that; reading the count is a first use, so
+    setting and reading it here fixes it for this thread.
+    """
+    torch.set_num_threads(max(1, int(n)))
+    torch.get_num_threads()
+
+
+def keep_torch_serial_here() -> None:
+    """Pin the calling thread (the GUI's) to one torch thread, before it runs any torch op.
+
+    Every thread that runs a parallel torch op gets an OpenMP team of its own, and the team stays.
+    Once the teams' threads outnumber the cores, libgomp stops spinning at its barriers and puts
+    waiting threads to sleep: the engine thread's parallel ops then ran 1.5–1.8× slower for the
+    rest of the process after a single large op in the GUI thread (2 cores, digits ConvNet). With
+    the GUI thread serial, the engine's team is the only one.
+    """
+    pin_torch_threads(1)
+
+
 def _own_jiffies() -> int | None:
     """CPU time (user + system, in clock ticks like /proc/stat) this process has used."""
     try:
@@ -94,18 +119,26 @@ def _own_jiffies() -> int | None:
 
 
 _engine_reserve: int | None = None
+_engine_threads: int | None = None
 
 
-def govern_engine_threads(reserve: int | None) -> None:
-    """Have engines started from now on govern their thread count, keeping ``reserve`` cores for
-    others (the window); None: they keep the count they start with."""
-    global _engine_reserve
+def govern_engine_threads(reserve: int | None, threads: int | None = None) -> None:
+    """Have engines started from now on pin ``threads`` torch threads in their own thread (default:
+    the idle cores but ``reserve``, measured now) and then govern the count, keeping ``reserve``
+    cores for others (the window); None: they keep the count they start with."""
+    global _engine_reserve, _engine_threads
     _engine_reserve = reserve
+    _engine_threads = None if reserve is None else (threads or choose_threads(reserve))
 
 
 def engine_governor_reserve() -> int | None:
     """The cores an engine keeps free while governing, or None when engines do not govern."""
     return _engine_reserve
+
+
+def engine_start_threads() -> int | None:
+    """The torch threads a governing engine starts with (None when engines do not govern)."""
+    return _engine_threads
 
 
 class ThreadGovernor:

@@ -40,7 +40,12 @@ from ebm_studio.core.datasets import Dataset, DatasetError, load_dataset
 from ebm_studio.core.device import device_label, resolve_device
 from ebm_studio.core.metrics_log import MetricsLog
 from ebm_studio.core.trajectory import TrajectoryStore
-from ebm_studio.core.threads import ThreadGovernor, engine_governor_reserve
+from ebm_studio.core.threads import (
+    ThreadGovernor,
+    engine_governor_reserve,
+    engine_start_threads,
+    pin_torch_threads,
+)
 from ebm_studio.core.warmup import warm_up_in_background
 from ebm_studio.worker.api import (
     DataInfo,
@@ -141,6 +146,8 @@ class Engine(QObject):
         # in the app, torch's threads follow the cores other processes leave free
         reserve = engine_governor_reserve()
         if reserve is not None:
+            # this thread's own count: the GUI thread keeps its one (see core/threads.py)
+            pin_torch_threads(engine_start_threads())
             self.thread_governor = ThreadGovernor(torch.set_num_threads, torch.get_num_threads(),
                                                   reserve=reserve)
 

@@ -85,12 +85,39 @@ def test_a_one_core_neighbour_squeezed_by_our_threads_still_takes_its_core(monke
 
 
 def test_engines_govern_only_when_the_app_asks():
-    assert threads.engine_governor_reserve() is None
-    threads.govern_engine_threads(1)
+    assert threads.engine_governor_reserve() is None and threads.engine_start_threads() is None
+    threads.govern_engine_threads(1, threads=3)
     try:
-        assert threads.engine_governor_reserve() == 1
+        assert threads.engine_governor_reserve() == 1 and threads.engine_start_threads() == 3
     finally:
         threads.govern_engine_threads(None)
+    assert threads.engine_start_threads() is None
+
+
+def test_a_pinned_thread_keeps_its_count_whatever_another_sets():
+    """The GUI thread stays serial while the engine thread takes more (each thread its own count)."""
+    import threading
+
+    import torch
+
+    seen = {}
+
+    def other() -> None:
+        threads.pin_torch_threads(2)
+        seen["other"] = torch.get_num_threads()
+
+    def gui() -> None:
+        threads.keep_torch_serial_here()
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        torch.ones(10).sum()
+        seen["gui"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=gui)  # a thread of its own: the test leaves this one alone
+    worker.start()
+    worker.join()
+    assert seen == {"other": 2, "gui": 1}
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat") or (os.cpu_count() or 1) < 2,
