@@ -36,7 +36,7 @@ DENSE_LIMIT = 2.0
 def _conv_input_grad(g: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, stride: int,
                      padding: int) -> torch.Tensor:
     """∂/∂inp of Σ g · conv2d(inp, weight): the convolution's input gradient and nothing else."""
-    return torch.ops.aten.convolution_backward(
+    return torch.ops.aten.convolution_backward.default(
         g, inp, weight, None, [stride, stride], [padding, padding], [1, 1], False, [0, 0], 1,
         [True, False, False])[0]
 
@@ -104,6 +104,9 @@ class ConvGradPlan:
         self._maps: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._weights_key: tuple | None = None
         self._weights: dict | None = None
+        # the energy's parameters and whether any layer is parametrized (fixed once it is built)
+        self._params: list[torch.Tensor] | None = None
+        self._parametrized = False
 
     # a copied or pickled energy starts with an empty plan: the cache is tied to these tensors
     def __deepcopy__(self, memo: dict) -> "ConvGradPlan":
@@ -124,9 +127,11 @@ class ConvGradPlan:
 
     def weights(self, energy: nn.Module, dtype: torch.dtype, device: torch.device) -> dict:
         """The layers' weights prepared for ``dtype`` (cached while the parameters are unchanged)."""
-        cacheable = not _parametrized(energy) and not _capturing(device)
+        if self._params is None:
+            self._params, self._parametrized = list(energy.parameters()), _parametrized(energy)
+        cacheable = not self._parametrized and not _capturing(device)
         if cacheable:
-            key = (dtype, device, tuple((p.data_ptr(), p._version) for p in energy.parameters()))
+            key = (dtype, device, [(p.data_ptr(), p._version) for p in self._params])
             if key == self._weights_key:
                 return self._weights
         with torch.no_grad():
@@ -161,7 +166,7 @@ def _prepare(energy: nn.Module, dtype: torch.dtype, dense_allowed: bool) -> dict
     return {
         "convs": [(w.to(dtype).contiguous(memory_format=CHANNELS_LAST), b.to(dtype), s) for w, b, s in layers],
         "dense": dense,
-        "hidden": (head_w[0].to(dtype), linears[0].bias.to(dtype)),
+        "hidden": (head_w[0], linears[0].bias),
         "out": (head_w[1], linears[1].bias),
     }
 
@@ -170,8 +175,8 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
                                dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """E(x) (float32, shape (N,)) and ∇ₓE(x) (float32, shape of x) of ``energy``, without autograd.
 
-    With ``dtype=torch.bfloat16`` the network runs in bf16 as under autocast, except the last
-    product (E itself), which stays float32; the gradient comes back float32.
+    With ``dtype=torch.bfloat16`` the convolutions run in bf16 as under autocast, the small head
+    in float32; E and the gradient come back float32.
     """
     n, channels, height, width = x.shape
     gather, scatter = plan.maps((channels, height, width), x.device)
@@ -196,20 +201,22 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
             z = torch.addmm(dense[1], h.permute(0, 2, 3, 1).reshape(n, -1), dense[0])
             pre.append(z)
             h = F.silu(z)
+        # the head is float32 in any dtype: its products are tiny, and small bf16 products are
+        # no faster than float32 ones
         w1, b1 = w["hidden"]
-        z1 = torch.addmm(b1, h.flatten(1), w1.t())
+        z1 = torch.addmm(b1, h.flatten(1).float(), w1.t())
         w2, b2 = w["out"]
-        e = torch.addmm(b2, F.silu(z1).float(), w2.t()).squeeze(-1)
+        e = torch.addmm(b2, F.silu(z1), w2.t()).squeeze(-1)
 
-        g = torch.ops.aten.silu_backward(w2.to(dtype).expand(n, -1), z1) @ w1
+        g = (torch.ops.aten.silu_backward.default(w2.expand(n, -1), z1) @ w1).to(dtype)
         if dense is not None:
-            g = torch.ops.aten.silu_backward(g, pre.pop()) @ dense[0].t()
+            g = torch.ops.aten.silu_backward.default(g, pre.pop()) @ dense[0].t()
             below = inputs.pop()
             g = g.view(n, below.shape[2], below.shape[3], below.shape[1]).permute(0, 3, 1, 2)
         else:
             g = g.view(pre[-1].shape)
         for (weight, _, stride), z, inp in zip(reversed(w["convs"]), reversed(pre), reversed(inputs)):
-            g = _conv_input_grad(torch.ops.aten.silu_backward(g, z), inp, weight, stride, 1)
+            g = _conv_input_grad(torch.ops.aten.silu_backward.default(g, z), inp, weight, stride, 1)
         cells = g.contiguous(memory_format=CHANNELS_LAST).permute(0, 2, 3, 1).reshape(n, -1).float()
         grad = torch.gather(cells, 1, scatter.expand(n, -1)).view(x.shape)
     return e, grad
