@@ -104,3 +104,26 @@ def test_the_closed_form_leaves_no_graph_and_no_gradients():
     e, g = energy.energy_and_input_grad(x)
     assert not e.requires_grad and not g.requires_grad
     assert all(p.grad is None for p in energy.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_a_graphed_block_reads_the_weights_as_they_are_at_replay():
+    """Inside a CUDA graph nothing is cached: an optimiser's in-place step between two replays must
+    reach the second one (the graph's structure, and so the graph itself, stays the same)."""
+    from ebm_studio.core.langevin_block import LangevinBlock
+
+    torch.manual_seed(0)
+    energy = ConvEnergy(1, 28, 8).cuda()
+    s = make_sampler("langevin", energy, torch.rand(16, 1, 28, 28, device="cuda"), step_size=1e-3, seed=1,
+                     precision="fp32")
+    block = LangevinBlock(steps=2)
+    block.run(s)
+    assert block.graphed, block.fallback_reason
+    graph = block._graph
+    with torch.no_grad():
+        for p in energy.parameters():
+            p.mul_(1.5)
+    block.run(s)
+    assert block._graph is graph
+    e_ref, g_ref = autograd(energy, s.x)
+    torch.testing.assert_close(s.current_energy(), e_ref, rtol=1e-4, atol=1e-4)
