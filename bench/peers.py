@@ -5,7 +5,8 @@ width 16 at 128 chains. Each implementation runs unadjusted Langevin x ← x −
 *same* module:
 
 - ``this core``: ``make_sampler("langevin", energy, x0, step_size=ε).run(n)``, the default path
-  (bf16 inside the network where the CPU has native bf16, see ``core/precision.py``);
+  (E and ∇E in closed form, without autograd, see ``energies.py`` and ``conv_grad.py``; bf16 inside
+  the network where the CPU has native bf16, see ``core/precision.py``);
 - ``this core, fp32``: the same with ``precision="fp32"``;
 - ``plain frozen loop``: parameters frozen, ``torch.autograd.grad`` on x, written out by hand;
 - ``ebmkit`` and ``torchebm``: their Langevin samplers, parameters mapped to the same update.
