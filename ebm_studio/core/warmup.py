@@ -10,7 +10,6 @@ for it, instead of ending it in the middle of torch's C++ code.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 
@@ -29,10 +28,8 @@ def warm_up() -> None:
     t0 = time.perf_counter()
     param = torch.zeros(1, requires_grad=True)
     torch.optim.Adam([param], lr=1e-3)
-    # the imports left several hundred thousand long-lived objects (modules, functions, types)
-    # that every full collection would traverse again: 50 ms pauses of the window's thread, which
-    # collects while an engine runs (see worker/gui_gc.py). Frozen, collections skip them
-    gc.freeze()
+    # (the window's thread then freezes the imports' objects out of garbage collection: see
+    # worker/gui_gc.py, which collects there, and only there, while an engine runs)
     warm_up_seconds = time.perf_counter() - t0
     _done.set()
 

@@ -21,6 +21,9 @@ SCRIPT = textwrap.dedent("""
     while not warmup.warmed_up(0.01) and time.perf_counter() - t0 < 60:
         app.processEvents()
     after = "torch._dynamo" in sys.modules
+    from ebm_studio.worker.gui_gc import gui_collector
+    while not gui_collector().frozen and time.perf_counter() - t0 < 60:
+        app.processEvents()  # the window's thread freezes the imports at its next collection
     t1 = time.perf_counter()
     import torch
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
