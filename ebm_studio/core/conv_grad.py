@@ -104,9 +104,6 @@ class ConvGradPlan:
         self._maps: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._weights_key: tuple | None = None
         self._weights: dict | None = None
-        # the energy's parameters and whether any layer is parametrized (fixed once it is built)
-        self._params: list[torch.Tensor] | None = None
-        self._parametrized = False
 
     # a copied or pickled energy starts with an empty plan: the cache is tied to these tensors
     def __deepcopy__(self, memo: dict) -> "ConvGradPlan":
@@ -127,11 +124,12 @@ class ConvGradPlan:
 
     def weights(self, energy: nn.Module, dtype: torch.dtype, device: torch.device) -> dict:
         """The layers' weights prepared for ``dtype`` (cached while the parameters are unchanged)."""
-        if self._params is None:
-            self._params, self._parametrized = list(energy.parameters()), _parametrized(energy)
-        cacheable = not self._parametrized and not _capturing(device)
+        cacheable = not _parametrized(energy) and not _capturing(device)
         if cacheable:
-            key = (dtype, device, [(p.data_ptr(), p._version) for p in self._params])
+            # a parameter replaced (assigned, or loaded with assign=True) is a new object; one
+            # changed in place has a new version. Writes through ``.data`` bypass both: after one,
+            # call ``forget_weights``
+            key = (dtype, device, [(id(p), p.data_ptr(), p._version) for p in energy.parameters()])
             if key == self._weights_key:
                 return self._weights
         with torch.no_grad():
@@ -139,6 +137,10 @@ class ConvGradPlan:
         if cacheable:
             self._weights_key, self._weights = key, prepared
         return prepared
+
+    def forget_weights(self) -> None:
+        """Drop the prepared weights (after changing parameters in a way their versions miss)."""
+        self._weights_key = self._weights = None
 
 
 def _parametrized(module: nn.Module) -> bool:

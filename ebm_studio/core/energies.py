@@ -127,7 +127,8 @@ class MLPEnergy(Energy):
 
 
 class ConvEnergy(Energy):
-    """A ConvNet energy for images (1 or 3 channels, 16–64 px): four strided convs, SiLU, linear head.
+    """A ConvNet energy for images (1 or 3 channels, 16–64 px; a ladder's coarse levels go down to
+    ``min_size``): four strided convs, SiLU, linear head.
 
     The layout is the small CNN of the UvA EBM tutorial: a 5×5 stride-2 stem, three 3×3 stride-2
     convs with (w, 2w, 2w, 2w) channels, flatten, two linear layers. Striding from the first layer

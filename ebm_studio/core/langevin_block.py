@@ -49,6 +49,7 @@ class LangevinBlock:
         self.use_graph = use_graph
         self._key: tuple | None = None
         self._graph = None
+        self._energy = None
         #: why the last capture failed (the block then runs eagerly)
         self.fallback_reason: str | None = None
 
@@ -69,6 +70,9 @@ class LangevinBlock:
     def _prepare(self, s: Sampler) -> None:
         """Static tensors for the chains, gradient and settings of samplers of this structure."""
         dev = s.device
+        # held while its graph may replay: the graph reads tensors the energy owns (weights, index
+        # maps), and the structure key knows the energy only by id, which a freed one passes on
+        self._energy = s.energy
         self._x = torch.empty_like(s.x)
         self._g = torch.empty_like(s.x)
         self._e = torch.empty(s.x.shape[0], device=dev)

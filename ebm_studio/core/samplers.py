@@ -103,6 +103,8 @@ def energy_and_grad(
     """
     chunks = x.split(chunk) if x.shape[0] > chunk else (x,)
     fast = getattr(energy, "energy_and_input_grad", None) if USE_CLOSED_FORM else None
+    if fast is not None and not _float32_network(energy, x):
+        fast = None  # the closed forms are written for float32 networks; others take autograd
     if fast is not None:
         parts = [fast(xs, dtype) for xs in chunks]
     else:
@@ -111,6 +113,11 @@ def energy_and_grad(
     if len(parts) == 1:
         return parts[0]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _float32_network(energy: Energy, x: torch.Tensor) -> bool:
+    first = next(energy.parameters(), None)
+    return x.dtype == torch.float32 and (first is None or first.dtype == torch.float32)
 
 
 def _autograd_energy_and_grad(

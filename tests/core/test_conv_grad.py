@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ebm_studio.core import samplers
 from ebm_studio.core.conv_grad import block_maps, dense_used
-from ebm_studio.core.energies import ConvEnergy
+from ebm_studio.core.energies import ConvEnergy, MLPEnergy
 from ebm_studio.core.samplers import energy_and_grad, make_sampler
 
 
@@ -89,6 +89,13 @@ def test_changed_weights_are_seen_at_once():
     energy.load_state_dict(other.state_dict())
     torch.testing.assert_close(energy.energy_and_input_grad(x)[0], other(x), rtol=1e-5, atol=1e-6)
 
+    energy.load_state_dict(ConvEnergy(1, 28, 4).state_dict(), assign=True)  # new parameter objects
+    torch.testing.assert_close(energy.energy_and_input_grad(x)[1], autograd(energy, x)[1], rtol=1e-4, atol=1e-7)
+    with torch.no_grad():
+        energy.head[1].weight.data.mul_(2.0)  # through .data: no new version, so say so
+    energy._grad_plan.forget_weights()
+    torch.testing.assert_close(energy.energy_and_input_grad(x)[0], autograd(energy, x)[0], rtol=1e-5, atol=1e-6)
+
     clone = copy.deepcopy(energy)
     buffer = io.BytesIO()
     torch.save(energy, buffer)
@@ -96,6 +103,14 @@ def test_changed_weights_are_seen_at_once():
     loaded = torch.load(buffer, weights_only=False)
     for twin in (clone, loaded):
         torch.testing.assert_close(twin.energy_and_input_grad(x)[1], energy.energy_and_input_grad(x)[1])
+
+
+def test_float64_networks_take_autograd():
+    for energy, x in ((ConvEnergy(1, 16, 4).double(), torch.rand(3, 1, 16, 16, dtype=torch.float64)),
+                      (MLPEnergy(2, (8, 8)).double(), torch.randn(5, 2, dtype=torch.float64))):
+        e, g = energy_and_grad(energy, x)  # (energies come back float32 on every path)
+        assert g.dtype == torch.float64 and g.shape == x.shape
+        torch.testing.assert_close(e, energy(x).detach().float())
 
 
 def test_the_closed_form_leaves_no_graph_and_no_gradients():
