@@ -43,6 +43,7 @@ def in_window(app: QApplication, seconds: float) -> tuple[float, float, dict, di
 
     paints = count_paints()
     window = build_window(start_demo=False)
+    window.ask_unsaved = lambda steps: "discard"  # the bench's run is not worth a modal box
     window.resize(1600, 1000)
     window.show()
     panel = window.panels["training"]
@@ -89,12 +90,18 @@ def headless(config: dict, seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="the engine's torch threads (default: as the app sets them)")
     args = ap.parse_args()
     os.environ.setdefault("EBM_STUDIO_AUTOSAVE_DIR", tempfile.mkdtemp(prefix="ebm-bench-"))
     app = QApplication.instance() or QApplication([])
     from ebm_studio.app import _leave_a_core_for_the_gui
 
     _leave_a_core_for_the_gui()  # as the app does
+    if args.threads:  # the engine's threads, kept: the governor leaves the other cores alone
+        from ebm_studio.core.threads import govern_engine_threads, usable_cores
+
+        govern_engine_threads(reserve=max(0, usable_cores() - args.threads), threads=args.threads)
     rate_gui, share, paints, config = in_window(app, args.seconds)
     rate_bare = headless(config, args.seconds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads (the engine's), 2-D quick preset")
