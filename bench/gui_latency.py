@@ -89,13 +89,13 @@ def main() -> int:
     args = ap.parse_args()
     from ebm_studio.app import _leave_a_core_for_the_gui
     from ebm_studio.core.allocator import tune_allocator
-    from ebm_studio.core.threads import engine_start_threads, govern_engine_threads, usable_cores
+    from ebm_studio.core.threads import engine_start_threads, keep_engine_threads
     from ebm_studio.ui.app_window import build_window
 
     tune_allocator()
     _leave_a_core_for_the_gui()
     if args.threads:  # the engine's threads, kept: the governor leaves the other cores alone
-        govern_engine_threads(reserve=max(0, usable_cores() - args.threads), threads=args.threads)
+        keep_engine_threads(args.threads)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp())

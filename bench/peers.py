@@ -240,12 +240,12 @@ def engine_child(args) -> None:
     from ebm_studio.worker.thread import EngineHost
 
     from ebm_studio.app import _leave_a_core_for_the_gui
-    from ebm_studio.core.threads import govern_engine_threads, usable_cores
+    from ebm_studio.core.threads import keep_engine_threads
 
     tune_allocator()
     _leave_a_core_for_the_gui()  # as the app starts: threads and their governor
     if args.threads:
-        govern_engine_threads(reserve=max(0, usable_cores() - args.threads), threads=args.threads)
+        keep_engine_threads(args.threads)
     app = QCoreApplication.instance() or QCoreApplication([])
     energy, x = workload(args.workload, torch.device(args.device))
     _, _, eps = WORKLOADS[args.workload]

@@ -99,9 +99,9 @@ def main() -> None:
 
     _leave_a_core_for_the_gui()  # as the app does
     if args.threads:  # the engine's threads, kept: the governor leaves the other cores alone
-        from ebm_studio.core.threads import govern_engine_threads, usable_cores
+        from ebm_studio.core.threads import keep_engine_threads
 
-        govern_engine_threads(reserve=max(0, usable_cores() - args.threads), threads=args.threads)
+        keep_engine_threads(args.threads)
     rate_gui, share, paints, config = in_window(app, args.seconds)
     rate_bare = headless(config, args.seconds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads (the engine's), 2-D quick preset")

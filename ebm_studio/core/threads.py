@@ -131,6 +131,13 @@ def govern_engine_threads(reserve: int | None, threads: int | None = None) -> No
     _engine_threads = None if reserve is None else (threads or choose_threads(reserve))
 
 
+def keep_engine_threads(threads: int) -> None:
+    """Have engines started from now on run ``threads`` torch threads, governed but keeping all the
+    other cores free (so an idle machine leaves the count as it is): what a bench that fixes the
+    engine's count asks for."""
+    govern_engine_threads(reserve=max(0, usable_cores() - threads), threads=threads)
+
+
 def engine_governor_reserve() -> int | None:
     """The cores an engine keeps free while governing, or None when engines do not govern."""
     return _engine_reserve

@@ -92,6 +92,12 @@ def test_engines_govern_only_when_the_app_asks():
     finally:
         threads.govern_engine_threads(None)
     assert threads.engine_start_threads() is None
+    threads.keep_engine_threads(1)  # a bench's fixed count: the governor keeps the other cores free
+    try:
+        assert threads.engine_start_threads() == 1
+        assert threads.engine_governor_reserve() == threads.usable_cores() - 1
+    finally:
+        threads.govern_engine_threads(None)
 
 
 def test_a_pinned_thread_keeps_its_count_whatever_another_sets():
