@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ebm_studio.core.errors import check_positive
+from ebm_studio.core.errors import check_int_at_least, check_positive
 
 DEFAULT_BUDGET_BYTES = 256 * 1024**2
 POLICIES = ("thin", "newest")
@@ -122,6 +122,14 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+def check_recording_options(budget_bytes: float, policy: object, every: object,
+                            image_dtype: object) -> tuple[int, str, int, str]:
+    """The options a recording and a store of recordings share, validated: (budget in bytes,
+    policy, base stride, image dtype); ``ValueError`` naming the first bad one."""
+    return (check_budget(budget_bytes), check_choice("policy", policy, POLICIES),
+            check_int_at_least("every", every, 1), check_choice("image_dtype", image_dtype, IMAGE_DTYPES))
 
 
 def check_step(value: object) -> int:

@@ -19,12 +19,10 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from ebm_studio.core.errors import check_int_at_least
 from ebm_studio.core.trajectory_format import (
     DEFAULT_BUDGET_BYTES,
     FORMAT_NAME,
     FORMAT_VERSION,
-    IMAGE_DTYPES,
     KINDS,
     POLICIES,
     STEP_OVERHEAD,
@@ -34,6 +32,7 @@ from ebm_studio.core.trajectory_format import (
     RecordedStep,
     check_budget,
     check_choice,
+    check_recording_options,
     check_step,
     clean_settings,
     decode_state,
@@ -109,10 +108,8 @@ class TrajectoryRecorder:
         image_dtype: str = "uint8",
         kind: str | None = None,
     ) -> None:
-        self._budget = check_budget(budget_bytes)
-        self._policy = check_choice("policy", policy, POLICIES)
-        self._every = check_int_at_least("every", every, 1)
-        self._image_dtype = check_choice("image_dtype", image_dtype, IMAGE_DTYPES)
+        self._budget, self._policy, self._every, self._image_dtype = check_recording_options(
+            budget_bytes, policy, every, image_dtype)
         self._kind: str | None = None if kind is None else check_choice("kind", kind, KINDS)
         self._lock: threading.RLock = threading.RLock()
         self._store: BudgetPool | None = None

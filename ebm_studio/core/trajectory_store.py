@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ebm_studio.core.errors import check_int_at_least
 from ebm_studio.core.trajectory_format import (
     DEFAULT_BUDGET_BYTES,
-    IMAGE_DTYPES,
-    POLICIES,
     check_budget,
-    check_choice,
+    check_recording_options,
     check_step,
     entry_cost,
 )
@@ -44,10 +41,8 @@ class TrajectoryStore:
         every: int = 1,
         image_dtype: str = "uint8",
     ) -> None:
-        self._budget = check_budget(budget_bytes)
-        self.policy = check_choice("policy", policy, POLICIES)
-        self.every = check_int_at_least("every", every, 1)
-        self.image_dtype = check_choice("image_dtype", image_dtype, IMAGE_DTYPES)
+        self._budget, self.policy, self.every, self.image_dtype = check_recording_options(
+            budget_bytes, policy, every, image_dtype)
         self._lock = threading.RLock()
         self._branches: list[TrajectoryRecorder] = []  # creation order = eviction order
         self._active: TrajectoryRecorder | None = None
