@@ -9,6 +9,9 @@ input gradient alone (``convolution_backward`` with only the input mask set). On
 - the input is rearranged into the stem's space-to-depth blocks (see ``energies.stem_conv``) by
   one ``gather`` with a precomputed map, and the stem's gradient back by its inverse map,
   instead of ``pixel_unshuffle``/``pixel_shuffle``, whose strided copies cost 4–5× more;
+- a stride-2 convolution's input gradient, where it has few input channels, is one stride-1
+  convolution that yields each 2×2 block of the input at once (see :func:`phase_weight`): oneDNN's
+  strided input gradient runs at a third of its forward speed there, a stride-1 forward at full;
 - the last convolution, where its output is only a few pixels, is a dense matrix (its Jacobian)
   when that costs at most twice the convolution's multiply-adds: one matrix product each way
   beats oneDNN's small-spatial kernels;
@@ -31,6 +34,8 @@ CHANNELS_LAST = torch.channels_last
 #: the dense form of the last convolution is used when its matrix has at most this many entries
 #: per multiply-add of the convolution
 DENSE_LIMIT = 2.0
+#: stride-2 convolutions with at most this many input channels take their input gradient by phases
+PHASE_MAX_CHANNELS = 16
 
 
 def _conv_input_grad(g: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, stride: int,
@@ -39,6 +44,50 @@ def _conv_input_grad(g: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, s
     return torch.ops.aten.convolution_backward.default(
         g, inp, weight, None, [stride, stride], [padding, padding], [1, 1], False, [0, 0], 1,
         [True, False, False])[0]
+
+
+def phase_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A 3×3 stride-2 kernel's transpose as a 2×2 stride-1 kernel over the output, one output channel
+    per input channel and 2×2 phase: shape (4·C_in, C_out, 2, 2), channels ordered (p, q, c).
+
+    Output row o of the convolution reads input rows 2o−1, 2o, 2o+1 (taps 0, 1, 2; padding 1), so
+    input row 2b+p gets tap 1 of output row b when p = 0, and tap 2 of row b and tap 0 of row b+1
+    when p = 1; columns alike. Correlating the output gradient (padded by one zero row and column
+    at the end) with this kernel gives the input gradient block by block.
+    """
+    out_ch, in_ch = weight.shape[:2]
+    kernel = weight.new_zeros(2, 2, in_ch, out_ch, 2, 2)
+    for (p, a), ky in _PHASE_TAPS.items():
+        for (q, b), kx in _PHASE_TAPS.items():
+            kernel[p, q, :, :, a, b] = weight[:, :, ky, kx].t()
+    return kernel.reshape(4 * in_ch, out_ch, 2, 2)
+
+
+#: (input phase, output row offset) → the 3×3 kernel's tap that joins them
+_PHASE_TAPS = {(0, 0): 1, (1, 0): 2, (1, 1): 0}
+
+
+def _input_grad_by_phases(g: torch.Tensor, kernel: torch.Tensor, in_shape: tuple[int, int, int]) -> torch.Tensor:
+    """The input gradient of a 3×3 stride-2 padding-1 conv from its output gradient ``g`` and
+    :func:`phase_weight`'s ``kernel``; channels-last like the input."""
+    n, c_out, ho, wo = g.shape
+    c_in, h, w = in_shape
+    padded = g.new_zeros(n, ho + 1, wo + 1, c_out)
+    padded[:, :ho, :wo] = g.permute(0, 2, 3, 1)
+    blocks = F.conv2d(padded.permute(0, 3, 1, 2), kernel)  # (n, 4·c_in, ho, wo), channels last
+    full = (blocks.permute(0, 2, 3, 1).reshape(n, ho, wo, 2, 2, c_in).transpose(2, 3)
+            .reshape(n, 2 * ho, 2 * wo, c_in))
+    if (2 * ho, 2 * wo) != (h, w):  # an odd side: its last block is half outside
+        full = full[:, :h, :w].contiguous()
+    return full.permute(0, 3, 1, 2)
+
+
+def _phase_pays(conv: nn.Conv2d, device: torch.device) -> bool:
+    """Whether ``conv``'s input gradient goes by phases: CPU only (oneDNN's strided input gradient
+    is the slow one), a 3×3 stride-2 padding-1 kernel with few input channels."""
+    return (device.type == "cpu" and conv.kernel_size == (3, 3) and conv.stride == (2, 2)
+            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.in_channels <= PHASE_MAX_CHANNELS)
 
 
 def stem_weight(conv: nn.Conv2d, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,16 +173,19 @@ class ConvGradPlan:
 
     def weights(self, energy: nn.Module, dtype: torch.dtype, device: torch.device) -> dict:
         """The layers' weights prepared for ``dtype`` (cached while the parameters are unchanged)."""
-        cacheable = not _parametrized(energy) and not _capturing(device)
+        layers = _weighted_layers(energy)
+        cacheable = not _parametrized(layers) and not _capturing(device)
         if cacheable:
             # a parameter replaced (assigned, or loaded with assign=True) is a new object; one
             # changed in place has a new version. Writes through ``.data`` bypass both: after one,
-            # call ``forget_weights``
-            key = (dtype, device, [(id(p), p.data_ptr(), p._version) for p in energy.parameters()])
+            # call ``forget_weights``. The layers' own tables are read: ``energy.parameters()``
+            # walks the module tree, which cost 2 % of a step
+            key = (dtype, device, [(id(p), p.data_ptr(), p._version)
+                                   for m in layers for p in m._parameters.values() if p is not None])
             if key == self._weights_key:
                 return self._weights
         with torch.no_grad():
-            prepared = _prepare(energy, dtype, dense_allowed=cacheable)
+            prepared = _prepare(energy, dtype, device, dense_allowed=cacheable)
         if cacheable:
             self._weights_key, self._weights = key, prepared
         return prepared
@@ -143,30 +195,41 @@ class ConvGradPlan:
         self._weights_key = self._weights = None
 
 
-def _parametrized(module: nn.Module) -> bool:
-    return any(getattr(m, "parametrizations", None) for m in module.modules())
+def _weighted_layers(energy: nn.Module) -> list[nn.Module]:
+    return [m for m in (*energy.features, *energy.head) if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _parametrized(layers: list[nn.Module]) -> bool:
+    # a parametrization (spectral norm) registers its table as the submodule ``parametrizations``
+    return any("parametrizations" in m._modules for m in layers)
 
 
 def _capturing(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
-def _prepare(energy: nn.Module, dtype: torch.dtype, dense_allowed: bool) -> dict:
+def _prepare(energy: nn.Module, dtype: torch.dtype, device: torch.device, dense_allowed: bool) -> dict:
     convs = [m for m in energy.features if isinstance(m, nn.Conv2d)]
     linears = [m for m in energy.head if isinstance(m, nn.Linear)]
     weights = [c.weight for c in convs]  # one read each (spectral norm recomputes on read)
     biases = [c.bias for c in convs]
-    layers = [(stem_weight(convs[0], weights[0]), biases[0], 1)]
-    layers += [(w, b, c.stride[0]) for c, w, b in zip(convs[1:], weights[1:], biases[1:])]
+    layers = [(convs[0], stem_weight(convs[0], weights[0]), biases[0], 1)]
+    layers += [(c, w, b, c.stride[0]) for c, w, b in zip(convs[1:], weights[1:], biases[1:])]
     last_in = _last_conv_input(convs, energy.size)
     dense = None
     if dense_allowed and _dense_pays(convs[-1], last_in):
         matrix, bias = _dense_weight(convs[-1], weights[-1], biases[-1], last_in)
         dense = (matrix.to(dtype).contiguous(), bias.to(dtype))
         layers = layers[:-1]
+
+    def cast(w: torch.Tensor) -> torch.Tensor:
+        return w.to(dtype).contiguous(memory_format=CHANNELS_LAST)
+
     head_w = [lin.weight for lin in linears]
     return {
-        "convs": [(w.to(dtype).contiguous(memory_format=CHANNELS_LAST), b.to(dtype), s) for w, b, s in layers],
+        # (weight, bias, stride, the input gradient's kernel by phases or None)
+        "convs": [(cast(w), b.to(dtype), s, cast(phase_weight(w)) if _phase_pays(c, device) else None)
+                  for c, w, b, s in layers],
         "dense": dense,
         "hidden": (head_w[0], linears[0].bias),
         "out": (head_w[1], linears[1].bias),
@@ -192,7 +255,7 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
         h = torch.gather(flat, 1, gather.expand(n, -1)).view(n, hb, wb, 4 * channels)
         h = h.permute(0, 3, 1, 2).to(dtype)
         inputs, pre = [], []
-        for weight, bias, stride in w["convs"]:
+        for weight, bias, stride, _ in w["convs"]:
             inputs.append(h)
             z = F.conv2d(h, weight, bias, stride=stride, padding=1)
             pre.append(z)
@@ -217,8 +280,12 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
             g = g.view(n, below.shape[2], below.shape[3], below.shape[1]).permute(0, 3, 1, 2)
         else:
             g = g.view(pre[-1].shape)
-        for (weight, _, stride), z, inp in zip(reversed(w["convs"]), reversed(pre), reversed(inputs)):
-            g = _conv_input_grad(torch.ops.aten.silu_backward.default(g, z), inp, weight, stride, 1)
+        for (weight, _, stride, phases), z, inp in zip(reversed(w["convs"]), reversed(pre), reversed(inputs)):
+            g = torch.ops.aten.silu_backward.default(g, z)
+            if phases is not None:
+                g = _input_grad_by_phases(g, phases, inp.shape[1:])
+            else:
+                g = _conv_input_grad(g, inp, weight, stride, 1)
         cells = g.contiguous(memory_format=CHANNELS_LAST).permute(0, 2, 3, 1).reshape(n, -1).float()
         grad = torch.gather(cells, 1, scatter.expand(n, -1)).view(x.shape)
     return e, grad
@@ -227,7 +294,7 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
 def dense_used(energy: nn.Module) -> bool:
     """Whether the last convolution of ``energy`` would run as a dense matrix (for tests, benches)."""
     convs = [m for m in energy.features if isinstance(m, nn.Conv2d)]
-    return not _parametrized(energy) and _dense_pays(convs[-1], _last_conv_input(convs, energy.size))
+    return not _parametrized(_weighted_layers(energy)) and _dense_pays(convs[-1], _last_conv_input(convs, energy.size))
 
 
 __all__ = ["ConvGradPlan", "block_maps", "conv_energy_and_input_grad", "dense_used", "stem_weight"]

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from ebm_studio.core import samplers
-from ebm_studio.core.conv_grad import block_maps, dense_used
+from ebm_studio.core.conv_grad import _input_grad_by_phases, block_maps, dense_used, phase_weight
 from ebm_studio.core.energies import ConvEnergy, MLPEnergy
 from ebm_studio.core.samplers import energy_and_grad, make_sampler
 
@@ -30,6 +30,7 @@ CASES = [  # (channels, size, width, spectral norm): the dense last layer is use
     (3, 64, 4, False),  # large last layer: stays a convolution
     (1, 28, 4, True),
     (3, 23, 4, True),
+    (1, 28, 24, False),  # 24 input channels to the stride-2 convs: their input gradients stay oneDNN's
 ]
 
 
@@ -46,6 +47,19 @@ def test_closed_form_matches_autograd(channels, size, width, sn, training):
     torch.testing.assert_close(e, e_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6 * float(g_ref.abs().max()))
     assert dense_used(energy) == (not sn and size <= 32)
+
+
+@pytest.mark.parametrize("side", [14, 7, 8, 5])
+def test_a_strided_input_gradient_by_phases_equals_the_convolutions(side):
+    torch.manual_seed(side)
+    conv = torch.nn.Conv2d(6, 10, 3, stride=2, padding=1)
+    x = torch.randn(3, 6, side, side).contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(conv(x))
+    kernel = phase_weight(conv.weight.detach()).contiguous(memory_format=torch.channels_last)
+    got = _input_grad_by_phases(g.contiguous(memory_format=torch.channels_last), kernel, x.shape[1:])
+    (expected,) = torch.autograd.grad(conv(x.requires_grad_(True)), x, g)
+    assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_block_maps_are_inverse_permutations():
