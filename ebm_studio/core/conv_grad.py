@@ -4,20 +4,24 @@ A Langevin step needs the energy and its input gradient, never the weights' grad
 gets there through a recorded graph, per-op bookkeeping and a gradient for every intermediate.
 Here the forward pass keeps the pre-activations, and the gradient is taken back through the
 layers by hand: the head's two matrix products, the fused SiLU backward, and each convolution's
-input gradient alone (``convolution_backward`` with only the input mask set). On top of that:
+input gradient alone. On top of that:
 
 - the input is rearranged into the stem's space-to-depth blocks (see ``energies.stem_conv``) by
   one ``gather`` with a precomputed map, and the stem's gradient back by its inverse map,
   instead of ``pixel_unshuffle``/``pixel_shuffle``, whose strided copies cost 4–5× more;
-- a stride-2 convolution's input gradient, where it has few input channels, is one stride-1
-  convolution that yields each 2×2 block of the input at once (see :func:`phase_weight`): oneDNN's
-  strided input gradient runs at a third of its forward speed there, a stride-1 forward at full;
+- on CPU, input gradients are taken by forward convolutions where they can be: the stem's
+  (stride 1) by the flipped kernel, and a stride-2 convolution's, where it has few input
+  channels, by one stride-1 convolution that yields each 2×2 block of the input at once (see
+  :func:`phase_weight`): oneDNN's strided input gradient runs at a third of its forward speed
+  there. Other layers use ``convolution_backward`` with only the input mask set;
+- on CPU, forward convolutions take their weights packed once into oneDNN's blocked layout
+  (:class:`Conv`), as inductor does, instead of reordering them on every call;
 - the last convolution, where its output is only a few pixels, is a dense matrix (its Jacobian)
   when that costs at most twice the convolution's multiply-adds: one matrix product each way
   beats oneDNN's small-spatial kernels;
-- the weights in the compute dtype, the rearranged stem and that dense matrix are prepared once
-  per weight version and reused for every step (a training iteration changes them, a sampler
-  run does not).
+- the weights in the compute dtype, the rearranged stem, the backward kernels and that dense
+  matrix are prepared once per weight version and reused for every step (a training iteration
+  changes them, a sampler run does not).
 
 Under spectral normalisation the weights are recomputed on every read (and, in training mode,
 power-iterated): they are read once per call, as ``forward`` does, and nothing is cached.
@@ -25,6 +29,8 @@ Inside a CUDA graph capture nothing is cached either: the graph must re-read liv
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -44,6 +50,43 @@ def _conv_input_grad(g: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, s
     return torch.ops.aten.convolution_backward.default(
         g, inp, weight, None, [stride, stride], [padding, padding], [1, 1], False, [0, 0], 1,
         [True, False, False])[0]
+
+
+class Conv:
+    """One forward convolution of the closed form (stride, padding; no dilation or groups).
+
+    On CPU, with ``pack``, the weight is reordered once per input shape into oneDNN's blocked
+    layout, as inductor does: ``F.conv2d`` reorders it on every call (6–9 µs a conv).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
+                 pack: bool) -> None:
+        self.weight, self.bias, self.stride, self.padding = weight, bias, stride, padding
+        self._packed: dict[torch.Size, torch.Tensor] | None = (
+            {} if pack and weight.device.type == "cpu" and _packing_available() else None)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is None or x.device.type != "cpu":
+            return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        pad, stride = [self.padding] * 2, [self.stride] * 2
+        packed = self._packed.get(x.shape)
+        if packed is None:
+            packed = self._packed[x.shape] = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, pad, stride, [1, 1], 1, list(x.shape))
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, packed, self.bias, pad, stride, [1, 1], 1, "none", [], "")
+
+
+@functools.lru_cache(maxsize=None)
+def _packing_available() -> bool:
+    ops = torch.ops.mkldnn
+    return (torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_convolution_weight")
+            and hasattr(ops, "_convolution_pointwise"))
+
+
+def flipped_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A stride-1 kernel's input gradient as a forward kernel: taps flipped, in and out swapped."""
+    return weight.flip(2, 3).transpose(0, 1)
 
 
 def phase_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -67,14 +110,17 @@ def phase_weight(weight: torch.Tensor) -> torch.Tensor:
 _PHASE_TAPS = {(0, 0): 1, (1, 0): 2, (1, 1): 0}
 
 
-def _input_grad_by_phases(g: torch.Tensor, kernel: torch.Tensor, in_shape: tuple[int, int, int]) -> torch.Tensor:
+def _input_grad_by_phases(g: torch.Tensor, kernel: "torch.Tensor | Conv", in_shape: tuple[int, int, int]
+                          ) -> torch.Tensor:
     """The input gradient of a 3×3 stride-2 padding-1 conv from its output gradient ``g`` and
-    :func:`phase_weight`'s ``kernel``; channels-last like the input."""
+    :func:`phase_weight`'s ``kernel`` (a tensor, or a :class:`Conv` of it); channels-last like the
+    input."""
+    conv = kernel if isinstance(kernel, Conv) else Conv(kernel, None, 1, 0, pack=False)
     n, c_out, ho, wo = g.shape
     c_in, h, w = in_shape
     padded = g.new_zeros(n, ho + 1, wo + 1, c_out)
     padded[:, :ho, :wo] = g.permute(0, 2, 3, 1)
-    blocks = F.conv2d(padded.permute(0, 3, 1, 2), kernel)  # (n, 4·c_in, ho, wo), channels last
+    blocks = conv(padded.permute(0, 3, 1, 2))  # (n, 4·c_in, ho, wo), channels last
     full = (blocks.permute(0, 2, 3, 1).reshape(n, ho, wo, 2, 2, c_in).transpose(2, 3)
             .reshape(n, 2 * ho, 2 * wo, c_in))
     if (2 * ho, 2 * wo) != (h, w):  # an odd side: its last block is half outside
@@ -222,14 +268,23 @@ def _prepare(energy: nn.Module, dtype: torch.dtype, device: torch.device, dense_
         dense = (matrix.to(dtype).contiguous(), bias.to(dtype))
         layers = layers[:-1]
 
-    def cast(w: torch.Tensor) -> torch.Tensor:
-        return w.to(dtype).contiguous(memory_format=CHANNELS_LAST)
+    def conv(w: torch.Tensor, b: torch.Tensor | None, stride: int, padding: int) -> Conv:
+        return Conv(w.to(dtype).contiguous(memory_format=CHANNELS_LAST), None if b is None else b.to(dtype),
+                    stride, padding, pack=dense_allowed)  # packed only where the plan is kept
+
+    def backward(c: nn.Conv2d, w: torch.Tensor, stride: int) -> tuple[str, Conv | None]:
+        """How the input gradient is taken: by a forward conv where that is faster (on CPU: it
+        can be packed, and a strided input gradient is slow), else by the library's own."""
+        if device.type == "cpu" and stride == 1:
+            return "flipped", conv(flipped_weight(w), None, 1, 1)
+        if _phase_pays(c, device):
+            return "phases", conv(phase_weight(w), None, 1, 0)
+        return "library", None
 
     head_w = [lin.weight for lin in linears]
     return {
-        # (weight, bias, stride, the input gradient's kernel by phases or None)
-        "convs": [(cast(w), b.to(dtype), s, cast(phase_weight(w)) if _phase_pays(c, device) else None)
-                  for c, w, b, s in layers],
+        # (the layer, how its input gradient is taken)
+        "convs": [(conv(w, b, s, 1), *backward(c, w, s)) for c, w, b, s in layers],
         "dense": dense,
         "hidden": (head_w[0], linears[0].bias),
         "out": (head_w[1], linears[1].bias),
@@ -255,9 +310,9 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
         h = torch.gather(flat, 1, gather.expand(n, -1)).view(n, hb, wb, 4 * channels)
         h = h.permute(0, 3, 1, 2).to(dtype)
         inputs, pre = [], []
-        for weight, bias, stride, _ in w["convs"]:
+        for layer, _, _ in w["convs"]:
             inputs.append(h)
-            z = F.conv2d(h, weight, bias, stride=stride, padding=1)
+            z = layer(h)
             pre.append(z)
             h = F.silu(z)
         dense = w["dense"]
@@ -280,12 +335,14 @@ def conv_energy_and_input_grad(energy: nn.Module, plan: ConvGradPlan, x: torch.T
             g = g.view(n, below.shape[2], below.shape[3], below.shape[1]).permute(0, 3, 1, 2)
         else:
             g = g.view(pre[-1].shape)
-        for (weight, _, stride, phases), z, inp in zip(reversed(w["convs"]), reversed(pre), reversed(inputs)):
+        for (layer, how, back), z, inp in zip(reversed(w["convs"]), reversed(pre), reversed(inputs)):
             g = torch.ops.aten.silu_backward.default(g, z)
-            if phases is not None:
-                g = _input_grad_by_phases(g, phases, inp.shape[1:])
+            if how == "flipped":
+                g = back(g)
+            elif how == "phases":
+                g = _input_grad_by_phases(g, back, inp.shape[1:])
             else:
-                g = _conv_input_grad(g, inp, weight, stride, 1)
+                g = _conv_input_grad(g, inp, layer.weight, layer.stride, 1)
         cells = g.contiguous(memory_format=CHANNELS_LAST).permute(0, 2, 3, 1).reshape(n, -1).float()
         grad = torch.gather(cells, 1, scatter.expand(n, -1)).view(x.shape)
     return e, grad

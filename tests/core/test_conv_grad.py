@@ -10,7 +10,8 @@ import torch
 from torch.nn import functional as F
 
 from ebm_studio.core import samplers
-from ebm_studio.core.conv_grad import _input_grad_by_phases, block_maps, dense_used, phase_weight
+from ebm_studio.core import conv_grad
+from ebm_studio.core.conv_grad import Conv, _input_grad_by_phases, block_maps, dense_used, flipped_weight, phase_weight
 from ebm_studio.core.energies import ConvEnergy, MLPEnergy
 from ebm_studio.core.samplers import energy_and_grad, make_sampler
 
@@ -60,6 +61,31 @@ def test_a_strided_input_gradient_by_phases_equals_the_convolutions(side):
     (expected,) = torch.autograd.grad(conv(x.requires_grad_(True)), x, g)
     assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("packing", [True, False])
+def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype, packing, monkeypatch):
+    if not packing:  # a torch without oneDNN's packing ops takes F.conv2d
+        monkeypatch.setattr(conv_grad, "_packing_available", lambda: False)
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    weight = torch.randn(8, 4, 3, 3).to(dtype).contiguous(memory_format=cl)
+    bias = torch.randn(8).to(dtype)
+    conv = Conv(weight, bias, 2, 1, pack=True)
+    for n in (5, 2, 5):  # a second shape gets a packing of its own; the first is reused
+        x = torch.randn(n, 4, 9, 9).to(dtype).contiguous(memory_format=cl)
+        torch.testing.assert_close(conv(x), F.conv2d(x, weight, bias, stride=2, padding=1))
+    assert conv._packed is None or len(conv._packed) == 2
+
+
+def test_the_flipped_kernel_gives_a_stride_one_input_gradient():
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(4, 16, 3, padding=1)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    g = torch.randn(2, 16, 6, 6)
+    (expected,) = torch.autograd.grad(conv(x), x, g)
+    torch.testing.assert_close(F.conv2d(g, flipped_weight(conv.weight.detach()), padding=1), expected)
 
 
 def test_block_maps_are_inverse_permutations():
