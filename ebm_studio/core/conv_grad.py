@@ -63,11 +63,18 @@ class Conv:
                  pack: bool) -> None:
         self.weight, self.bias, self.stride, self.padding = weight, bias, stride, padding
         self._packed: dict[torch.Size, torch.Tensor] | None = (
-            {} if pack and weight.device.type == "cpu" and _packing_available() else None)
+            {} if pack and weight.device.type == "cpu" and _packing_available(weight.dtype) else None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is None or x.device.type != "cpu":
-            return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        if self._packed is not None and x.device.type == "cpu":
+            try:
+                return self._packed_conv(x)
+            except RuntimeError:  # a oneDNN build without these kernels: the plain path from now on
+                _PACKING_FAILED.add(self.weight.dtype)
+                self._packed = None
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def _packed_conv(self, x: torch.Tensor) -> torch.Tensor:
         pad, stride = [self.padding] * 2, [self.stride] * 2
         packed = self._packed.get(x.shape)
         if packed is None:
@@ -77,11 +84,24 @@ class Conv:
             x, packed, self.bias, pad, stride, [1, 1], 1, "none", [], "")
 
 
+#: dtypes whose packed convolutions failed once in this process
+_PACKING_FAILED: set[torch.dtype] = set()
+
+
+def _packing_available(dtype: torch.dtype) -> bool:
+    return dtype not in _PACKING_FAILED and _packing_ops(dtype)
+
+
 @functools.lru_cache(maxsize=None)
-def _packing_available() -> bool:
+def _packing_ops(dtype: torch.dtype) -> bool:
     ops = torch.ops.mkldnn
-    return (torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_convolution_weight")
-            and hasattr(ops, "_convolution_pointwise"))
+    if not (torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_convolution_weight")
+            and hasattr(ops, "_convolution_pointwise")):
+        return False
+    if dtype == torch.float32:
+        return True
+    # bf16 kernels need AVX-512 (or AMX); elsewhere F.conv2d takes another path
+    return dtype == torch.bfloat16 and bool(getattr(ops, "_is_mkldnn_bf16_supported", lambda: False)())
 
 
 def flipped_weight(weight: torch.Tensor) -> torch.Tensor:

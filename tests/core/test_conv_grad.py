@@ -67,7 +67,7 @@ def test_a_strided_input_gradient_by_phases_equals_the_convolutions(side):
 @pytest.mark.parametrize("packing", [True, False])
 def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype, packing, monkeypatch):
     if not packing:  # a torch without oneDNN's packing ops takes F.conv2d
-        monkeypatch.setattr(conv_grad, "_packing_available", lambda: False)
+        monkeypatch.setattr(conv_grad, "_packing_available", lambda dtype: False)
     torch.manual_seed(0)
     cl = torch.channels_last
     weight = torch.randn(8, 4, 3, 3).to(dtype).contiguous(memory_format=cl)
@@ -77,6 +77,20 @@ def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype, packing,
         x = torch.randn(n, 4, 9, 9).to(dtype).contiguous(memory_format=cl)
         torch.testing.assert_close(conv(x), F.conv2d(x, weight, bias, stride=2, padding=1))
     assert conv._packed is None or len(conv._packed) == 2
+
+
+def test_a_packed_convolution_that_fails_falls_back_for_good(monkeypatch):
+    monkeypatch.setattr(conv_grad, "_PACKING_FAILED", set())
+    monkeypatch.setattr(conv_grad, "_packing_ops", lambda dtype: True)
+
+    def broken(self, x):
+        raise RuntimeError("no such kernel in this oneDNN build")
+
+    monkeypatch.setattr(Conv, "_packed_conv", broken)
+    weight, x = torch.randn(8, 4, 3, 3), torch.randn(2, 4, 7, 7)
+    conv = Conv(weight, None, 1, 1, pack=True)
+    torch.testing.assert_close(conv(x), F.conv2d(x, weight, padding=1))
+    assert conv._packed is None and Conv(weight, None, 1, 1, pack=True)._packed is None  # none packs again
 
 
 def test_the_flipped_kernel_gives_a_stride_one_input_gradient():
