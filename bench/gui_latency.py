@@ -111,6 +111,7 @@ def main() -> int:
         tmp / "mlp.pt",
     )
     window = build_window(device="cpu")
+    window.ask_unsaved = lambda steps: "discard"  # the bench's runs are not worth a modal box
     window.resize(1280, 800)
     window.show()
     spin(app, 1.0)
