@@ -476,22 +476,23 @@ def cmd_sample(args) -> int:
 
 
 def _run_sampler(sampler, steps: int, recorder, live: dict, stop) -> None:
-    """Advance ``steps`` steps, recording what ``recorder`` wants; once ``stop`` is true (it is the
-    sampler's ``should_stop`` too) the chains stay at the last whole step."""
-    if recorder is None:  # nothing to see between steps: graphed blocks on a GPU (see Sampler.run)
-        sampler.run(steps)
-        return
-    e0 = sampler.current_energy().cpu().numpy()  # cached: the first step needs it anyway
-    recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
+    """Advance ``steps`` steps (fewer once ``stop`` is true), recording what ``recorder`` wants.
+
+    One step at a time, whatever the device: a run with a trajectory and one without must give
+    the same chains for a seed (``Sampler.run``'s graphed blocks on a GPU draw another stream)."""
+    if recorder is not None:
+        e0 = sampler.current_energy().cpu().numpy()  # cached: the first step needs it anyway
+        recorder.record(0, sampler.x.cpu().numpy(), e0, settings=live)
     for _ in range(steps):
         if stop:
             return
         r = sampler.step()
-        if recorder.wants(r.step):
-            recorder.record(r.step, r.x.cpu().numpy(), r.energy.cpu().numpy(),
-                            accept=r.accept_rate, settings=live)
-        else:
-            recorder.note_settings(r.step, live)
+        if recorder is not None:
+            if recorder.wants(r.step):
+                recorder.record(r.step, r.x.cpu().numpy(), r.energy.cpu().numpy(),
+                                accept=r.accept_rate, settings=live)
+            else:
+                recorder.note_settings(r.step, live)
 
 
 def _save_png(x, out: Path, box) -> None:

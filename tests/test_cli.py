@@ -168,6 +168,25 @@ def test_ctrl_c_ends_an_endless_sample_and_keeps_its_chains(tmp_path):
     assert np.load(out)["points"].shape == (16, 2)
 
 
+def test_a_stop_request_ends_sampling_at_once_for_plain_and_level_samplers():
+    from ebm_studio.cli import _run_sampler
+    from ebm_studio.core.ladder import LadderEnergy
+    from ebm_studio.core.level_sampler import make_level_sampler
+    from ebm_studio.core.samplers import make_sampler
+
+    class CtrlC:  # as the CLI's Ctrl+C flag: true once pressed
+        def __bool__(self):
+            return True
+
+    level = make_level_sampler(LadderEnergy(1, [7, 14, 28], width=4), torch.rand(4, 1, 28, 28),
+                               kind="langevin", level_steps=5)
+    plain = make_sampler("langevin", eight_gaussians_energy(), torch.randn(4, 2))
+    for sampler in (level, plain):
+        sampler.should_stop = CtrlC().__bool__
+        _run_sampler(sampler, 30, None, {}, CtrlC())
+        assert sampler.steps_done == 0
+
+
 def test_energy_of_images(tmp_path, capsys):
     torch.manual_seed(0)
     from ebm_studio.core.energies import ConvEnergy

@@ -20,6 +20,7 @@ MMAP_THRESHOLDS = (256 * 1024 * 1024, 32 * 1024 * 1024)
 #: free memory at the top of the heap is returned to the system only beyond this
 TRIM_THRESHOLD = 512 * 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from <malloc.h>
+_tuned = False
 
 
 def tune_allocator() -> bool:
@@ -27,6 +28,7 @@ def tune_allocator() -> bool:
 
     The trim threshold is set only once an mmap threshold was accepted: setting either freezes
     glibc's own adaptive threshold, which alone would be worse than leaving glibc be."""
+    global _tuned
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -35,6 +37,13 @@ def tune_allocator() -> bool:
         libc = ctypes.CDLL("libc.so.6")
         if not any(libc.mallopt(_M_MMAP_THRESHOLD, t) == 1 for t in MMAP_THRESHOLDS):
             return False
-        return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        _tuned = _tuned or libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        return _tuned
     except (OSError, AttributeError):
         return False
+
+
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` took effect in this process (large buffers are then reused
+    from step to step, so a few more of them cost no page faults)."""
+    return _tuned

@@ -9,11 +9,12 @@ input gradient alone. On top of that:
 - the input is rearranged into the stem's space-to-depth blocks (see ``energies.stem_conv``) by
   one ``gather`` with a precomputed map, and the stem's gradient back by its inverse map,
   instead of ``pixel_unshuffle``/``pixel_shuffle``, whose strided copies cost 4–5× more;
-- on CPU, input gradients are taken by forward convolutions where they can be: the stem's
-  (stride 1) by the flipped kernel, and a stride-2 convolution's, where it has few input
-  channels, by one stride-1 convolution that yields each 2×2 block of the input at once (see
-  :func:`phase_weight`): oneDNN's strided input gradient runs at a third of its forward speed
-  there. Other layers use ``convolution_backward`` with only the input mask set;
+- on CPU, in a process whose allocator reuses large buffers (``core/allocator.py``), input
+  gradients are taken by forward convolutions where they can be: the stem's (stride 1) by the
+  flipped kernel, and a stride-2 convolution's, where it has few input channels, by one stride-1
+  convolution that yields each 2×2 block of the input at once (see :func:`phase_weight`):
+  oneDNN's strided input gradient runs at a third of its forward speed there. Other layers, and
+  every layer elsewhere, use ``convolution_backward`` with only the input mask set;
 - on CPU, forward convolutions take their weights packed once into oneDNN's blocked layout
   (:class:`Conv`), as inductor does, instead of reordering them on every call;
 - the last convolution, where its output is only a few pixels, is a dense matrix (its Jacobian)
@@ -35,6 +36,8 @@ import functools
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ebm_studio.core.allocator import allocator_tuned
 
 CHANNELS_LAST = torch.channels_last
 #: the dense form of the last convolution is used when its matrix has at most this many entries
@@ -66,19 +69,26 @@ class Conv:
             {} if pack and weight.device.type == "cpu" and _packing_available(weight.dtype) else None)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is not None and x.device.type == "cpu":
+        packs = self._packed
+        if packs is not None and x.device.type == "cpu":
             try:
-                return self._packed_conv(x)
-            except RuntimeError:  # a oneDNN build without these kernels: the plain path from now on
+                return self._packed_conv(x, packs)
+            except RuntimeError:
+                out = self._plain(x)  # failing too, the fault was not the packing's: it propagates
+                # a oneDNN build without these kernels: the plain path from now on
                 _PACKING_FAILED.add(self.weight.dtype)
                 self._packed = None
+                return out
+        return self._plain(x)
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
-    def _packed_conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _packed_conv(self, x: torch.Tensor, packs: dict[torch.Size, torch.Tensor]) -> torch.Tensor:
         pad, stride = [self.padding] * 2, [self.stride] * 2
-        packed = self._packed.get(x.shape)
+        packed = packs.get(x.shape)
         if packed is None:
-            packed = self._packed[x.shape] = torch.ops.mkldnn._reorder_convolution_weight(
+            packed = packs[x.shape] = torch.ops.mkldnn._reorder_convolution_weight(
                 self.weight, pad, stride, [1, 1], 1, list(x.shape))
         return torch.ops.mkldnn._convolution_pointwise(
             x, packed, self.bias, pad, stride, [1, 1], 1, "none", [], "")
@@ -148,10 +158,15 @@ def _input_grad_by_phases(g: torch.Tensor, kernel: "torch.Tensor | Conv", in_sha
     return full.permute(0, 3, 1, 2)
 
 
-def _phase_pays(conv: nn.Conv2d, device: torch.device) -> bool:
-    """Whether ``conv``'s input gradient goes by phases: CPU only (oneDNN's strided input gradient
-    is the slow one), a 3×3 stride-2 padding-1 kernel with few input channels."""
-    return (device.type == "cpu" and conv.kernel_size == (3, 3) and conv.stride == (2, 2)
+def forward_routes_pay() -> bool:
+    """Whether input gradients take the forward-convolution routes (see ``_prepare``)."""
+    return allocator_tuned()
+
+
+def _phase_pays(conv: nn.Conv2d) -> bool:
+    """Whether ``conv``'s input gradient can go by phases: a 3×3 stride-2 padding-1 kernel with
+    few input channels (with more, oneDNN's own input gradient is as fast)."""
+    return (conv.kernel_size == (3, 3) and conv.stride == (2, 2)
             and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
             and conv.in_channels <= PHASE_MAX_CHANNELS)
 
@@ -251,7 +266,7 @@ class ConvGradPlan:
             if key == self._weights_key:
                 return self._weights
         with torch.no_grad():
-            prepared = _prepare(energy, dtype, device, dense_allowed=cacheable)
+            prepared = _prepare(energy, dtype, device, cached=cacheable)
         if cacheable:
             self._weights_key, self._weights = key, prepared
         return prepared
@@ -274,7 +289,7 @@ def _capturing(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
-def _prepare(energy: nn.Module, dtype: torch.dtype, device: torch.device, dense_allowed: bool) -> dict:
+def _prepare(energy: nn.Module, dtype: torch.dtype, device: torch.device, cached: bool) -> dict:
     convs = [m for m in energy.features if isinstance(m, nn.Conv2d)]
     linears = [m for m in energy.head if isinstance(m, nn.Linear)]
     weights = [c.weight for c in convs]  # one read each (spectral norm recomputes on read)
@@ -283,21 +298,26 @@ def _prepare(energy: nn.Module, dtype: torch.dtype, device: torch.device, dense_
     layers += [(c, w, b, c.stride[0]) for c, w, b in zip(convs[1:], weights[1:], biases[1:])]
     last_in = _last_conv_input(convs, energy.size)
     dense = None
-    if dense_allowed and _dense_pays(convs[-1], last_in):
+    if cached and _dense_pays(convs[-1], last_in):
         matrix, bias = _dense_weight(convs[-1], weights[-1], biases[-1], last_in)
         dense = (matrix.to(dtype).contiguous(), bias.to(dtype))
         layers = layers[:-1]
 
     def conv(w: torch.Tensor, b: torch.Tensor | None, stride: int, padding: int) -> Conv:
         return Conv(w.to(dtype).contiguous(memory_format=CHANNELS_LAST), None if b is None else b.to(dtype),
-                    stride, padding, pack=dense_allowed)  # packed only where the plan is kept
+                    stride, padding, pack=cached)  # packed only where the plan is kept
 
     def backward(c: nn.Conv2d, w: torch.Tensor, stride: int) -> tuple[str, Conv | None]:
-        """How the input gradient is taken: by a forward conv where that is faster (on CPU: it
-        can be packed, and a strided input gradient is slow), else by the library's own."""
-        if device.type == "cpu" and stride == 1:
+        """How the input gradient is taken: by a forward conv where that is faster, else by the
+        library's own. The forward routes pay on a CPU (the kernel is packed, and oneDNN's
+        strided input gradient is slow) where their kernels are kept (not under spectral norm)
+        and the allocator reuses their extra buffers: in a process without that setting each is
+        faulted in anew every step, and the routes cost 8–15 % instead of saving 5–7 %."""
+        if not (cached and device.type == "cpu" and forward_routes_pay()):
+            return "library", None
+        if stride == 1:
             return "flipped", conv(flipped_weight(w), None, 1, 1)
-        if _phase_pays(c, device):
+        if _phase_pays(c):
             return "phases", conv(phase_weight(w), None, 1, 0)
         return "library", None
 

@@ -49,17 +49,21 @@ def histogram2d(
 ) -> np.ndarray:
     """Counts of (N, 2) points on a ``bins × bins`` grid, indexed [ix, iy] (x first, as pyqtgraph).
 
-    The bins of ``np.histogram2d`` (the box's right and top edges fall in the last bins; points
-    outside it and NaNs are left out), counted by one ``bincount``: 15× faster for a 4,096-chain
-    frame, which the viewer makes up to 60 times a second.
+    Bin i holds the points whose fraction of the box, times ``bins``, has floor i (as the PNG
+    export places them): ``np.histogram2d``'s bins but for points within rounding of an inner
+    edge. The box's right and top edges fall in the last bins; points outside it and NaNs are
+    left out. One ``bincount``: 15× faster than ``np.histogram2d`` for a 4,096-chain frame, which
+    the viewer makes up to 60 times a second.
     """
     p = np.asarray(points, dtype=np.float64)
-    if not (xlim[1] > xlim[0] and ylim[1] > ylim[0]):
+    if not (np.isfinite([*xlim, *ylim]).all() and xlim[1] > xlim[0] and ylim[1] > ylim[0]):
+        # numpy widens an empty box and refuses an infinite one, with its own messages
         h, _, _ = np.histogram2d(p[:, 0], p[:, 1], bins=bins, range=[xlim, ylim])
         return h.astype(np.float32)
-    fx = (p[:, 0] - xlim[0]) * (bins / (xlim[1] - xlim[0]))
-    fy = (p[:, 1] - ylim[0]) * (bins / (ylim[1] - ylim[0]))
-    inside = (fx >= 0) & (fx <= bins) & (fy >= 0) & (fy <= bins)
-    ix = np.minimum(fx[inside].astype(np.int64), bins - 1)
-    iy = np.minimum(fy[inside].astype(np.int64), bins - 1)
+    x, y = p[:, 0], p[:, 1]
+    inside = (x >= xlim[0]) & (x <= xlim[1]) & (y >= ylim[0]) & (y <= ylim[1])
+    fx = (x[inside] - xlim[0]) * (bins / (xlim[1] - xlim[0]))
+    fy = (y[inside] - ylim[0]) * (bins / (ylim[1] - ylim[0]))
+    ix = np.minimum(fx.astype(np.int64), bins - 1)
+    iy = np.minimum(fy.astype(np.int64), bins - 1)
     return np.bincount(ix * bins + iy, minlength=bins * bins).reshape(bins, bins).astype(np.float32)

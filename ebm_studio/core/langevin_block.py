@@ -118,7 +118,8 @@ class LangevinBlock:
                 x = x.clamp(*s.clamp)
             if self._mask is not None:
                 x = torch.where(self._mask, x, self._observed)
-            e, g = energy_and_grad(s.energy, x, x.shape[0], s.compute_dtype)
+            # in the sampler's chunks, as its single steps: a large run's activations stay bounded
+            e, g = energy_and_grad(s.energy, x, s.chunk, s.compute_dtype)
         self._x.copy_(x)
         self._g.copy_(g)
         self._e.copy_(e)

@@ -37,7 +37,9 @@ CASES = [  # (channels, size, width, spectral norm): the dense last layer is use
 
 @pytest.mark.parametrize("channels,size,width,sn", CASES)
 @pytest.mark.parametrize("training", [True, False])
-def test_closed_form_matches_autograd(channels, size, width, sn, training):
+@pytest.mark.parametrize("forward_routes", [True, False])
+def test_closed_form_matches_autograd(channels, size, width, sn, training, forward_routes, monkeypatch):
+    monkeypatch.setattr(conv_grad, "forward_routes_pay", lambda: forward_routes)
     torch.manual_seed(size + width)
     energy = ConvEnergy(channels, size, width, spectral_norm=sn, min_size=8).train(training)
     twin = copy.deepcopy(energy)  # spectral norm iterates once per call in training mode: each its own
@@ -63,11 +65,22 @@ def test_a_strided_input_gradient_by_phases_equals_the_convolutions(side):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("forward_routes,sn,expected", [
+    (True, False, ["flipped", "phases", "library"]),  # the 32-channel layer keeps oneDNN's
+    (False, False, ["library"] * 3),  # no allocator setting: the routes' buffers would fault in
+    (True, True, ["library"] * 4),  # spectral norm: nothing is kept, so nothing is built ahead
+])
+def test_input_gradients_take_forward_routes_only_where_they_pay(forward_routes, sn, expected, monkeypatch):
+    monkeypatch.setattr(conv_grad, "forward_routes_pay", lambda: forward_routes)
+    energy = ConvEnergy(1, 28, 16, spectral_norm=sn)
+    prepared = energy._grad_plan.weights(energy, torch.float32, torch.device("cpu"))
+    assert [how for _, how, _ in prepared["convs"]] == expected
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("packing", [True, False])
-def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype, packing, monkeypatch):
-    if not packing:  # a torch without oneDNN's packing ops takes F.conv2d
-        monkeypatch.setattr(conv_grad, "_packing_available", lambda dtype: False)
+def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype):
+    if not conv_grad._packing_ops(dtype):
+        pytest.skip(f"this torch has no packed oneDNN convolutions for {dtype}")
     torch.manual_seed(0)
     cl = torch.channels_last
     weight = torch.randn(8, 4, 3, 3).to(dtype).contiguous(memory_format=cl)
@@ -76,14 +89,14 @@ def test_a_packed_convolution_equals_conv2d_for_every_batch_size(dtype, packing,
     for n in (5, 2, 5):  # a second shape gets a packing of its own; the first is reused
         x = torch.randn(n, 4, 9, 9).to(dtype).contiguous(memory_format=cl)
         torch.testing.assert_close(conv(x), F.conv2d(x, weight, bias, stride=2, padding=1))
-    assert conv._packed is None or len(conv._packed) == 2
+    assert len(conv._packed) == 2
 
 
 def test_a_packed_convolution_that_fails_falls_back_for_good(monkeypatch):
     monkeypatch.setattr(conv_grad, "_PACKING_FAILED", set())
     monkeypatch.setattr(conv_grad, "_packing_ops", lambda dtype: True)
 
-    def broken(self, x):
+    def broken(self, x, packs):
         raise RuntimeError("no such kernel in this oneDNN build")
 
     monkeypatch.setattr(Conv, "_packed_conv", broken)
@@ -91,6 +104,21 @@ def test_a_packed_convolution_that_fails_falls_back_for_good(monkeypatch):
     conv = Conv(weight, None, 1, 1, pack=True)
     torch.testing.assert_close(conv(x), F.conv2d(x, weight, padding=1))
     assert conv._packed is None and Conv(weight, None, 1, 1, pack=True)._packed is None  # none packs again
+
+
+def test_an_error_of_the_plain_path_too_propagates_and_keeps_packing(monkeypatch):
+    monkeypatch.setattr(conv_grad, "_PACKING_FAILED", set())
+    monkeypatch.setattr(conv_grad, "_packing_ops", lambda dtype: True)
+
+    def out_of_memory(self, x, *packs):
+        raise RuntimeError("can't allocate memory")
+
+    monkeypatch.setattr(Conv, "_packed_conv", out_of_memory)
+    monkeypatch.setattr(Conv, "_plain", out_of_memory)
+    conv = Conv(torch.randn(8, 4, 3, 3), None, 1, 1, pack=True)
+    with pytest.raises(RuntimeError, match="allocate"):
+        conv(torch.randn(2, 4, 7, 7))
+    assert conv._packed is not None and not conv_grad._PACKING_FAILED
 
 
 def test_the_flipped_kernel_gives_a_stride_one_input_gradient():
