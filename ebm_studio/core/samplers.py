@@ -275,7 +275,6 @@ class Sampler(SamplerSettings):
         #: polled inside a step's inner loop (HMC leapfrog), so an absurdly long step can be
         #: abandoned: :class:`Stopped` leaves the chains at their last state
         self.should_stop: Callable[[], bool] | None = None
-        self._block = None  # the graphed block ``run`` uses on a GPU, made at its first use
         self.set_state(x0, mask)
 
     # --- state ---------------------------------------------------------------------------------
@@ -397,23 +396,10 @@ class Sampler(SamplerSettings):
     def run(self, n_steps: int) -> StepResult:
         """Advance ``n_steps`` steps and return the last result.
 
-        Where CUDA graphs can be captured, Langevin and tuned Langevin advance in blocks of steps
-        replayed as one graph each (see ``langevin_block.py``): a step of a small energy is far
-        less work for a GPU than launching its kernels. The blocks draw their noise from a stream
-        seeded by this sampler's, so a run stays reproducible from the seed, and check for
-        non-finite energies once per block. Elsewhere the steps are taken one by one.
-        ``should_stop`` is polled between steps (and blocks): :class:`Stopped` leaves the chains
-        at the last whole step.
+        ``should_stop`` is polled between steps: :class:`Stopped` leaves the chains at the last
+        whole step. (On a GPU, ``langevin_block.run_steps`` advances in graphed blocks instead.)
         """
         n_steps = check_int_at_least("n_steps", n_steps, 1)
-        # imported here: the block module builds on this one
-        from ebm_studio.core.langevin_block import LangevinBlock, graphs_available, run_steps
-
-        if LangevinBlock.supports(self) and graphs_available(self.device):
-            if self._block is None:
-                self._block = LangevinBlock()
-            run_steps(self, n_steps, self._block, self.should_stop)
-            return StepResult(self.steps_done, self._x, self._current()[0], None)
         for _ in range(n_steps):
             poll_stop(self.should_stop)
             result = self.step()

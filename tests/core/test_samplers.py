@@ -230,3 +230,14 @@ def test_replay_buffer_reseeds_a_fraction():
     assert int((buf.data == 1.0).all(1).sum()) == 180
     with pytest.raises(ValueError, match="reseed_fraction"):
         ReplayBuffer(10, lambda n: torch.zeros(n, 2), reseed_fraction=1.5)
+
+
+def test_run_stops_between_steps_when_asked():
+    from ebm_studio.core.samplers import Stopped
+
+    s = make_sampler("langevin", gaussian(), torch.zeros(8, 2), step_size=0.01)
+    polls = iter([False, False, False, True])
+    s.should_stop = lambda: next(polls)
+    with pytest.raises(Stopped):
+        s.run(10)
+    assert s.steps_done == 3
