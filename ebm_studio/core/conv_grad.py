@@ -394,4 +394,5 @@ def dense_used(energy: nn.Module) -> bool:
     return not _parametrized(_weighted_layers(energy)) and _dense_pays(convs[-1], _last_conv_input(convs, energy.size))
 
 
-__all__ = ["ConvGradPlan", "block_maps", "conv_energy_and_input_grad", "dense_used", "stem_weight"]
+__all__ = ["Conv", "ConvGradPlan", "block_maps", "conv_energy_and_input_grad", "dense_used", "flipped_weight",
+           "forward_routes_pay", "phase_weight", "stem_weight"]
