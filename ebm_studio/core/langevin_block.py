@@ -18,11 +18,26 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
-from ebm_studio.core.samplers import Sampler, check_finite_energy, energy_and_grad, poll_stop
+from ebm_studio.core.energy_eval import check_finite_energy, energy_and_grad, poll_stop
+
+
+class BlockSampler(Protocol):
+    """What a block reads and writes of a sampler: a ``samplers.Sampler`` whose
+    ``steps_in_blocks`` is true (Langevin, tuned). Not imported: ``samplers`` imports this module."""
+
+    kind: str
+    steps_in_blocks: bool
+    energy: torch.nn.Module
+    x: torch.Tensor
+    device: torch.device
+    generator: torch.Generator
+    steps_done: int
+
+    def _current(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 #: steps per replay: long enough to hide launches, short enough to poll a stop request often
 DEFAULT_BLOCK = 10
@@ -54,11 +69,11 @@ class LangevinBlock:
         self.fallback_reason: str | None = None
 
     @classmethod
-    def supports(cls, sampler: Sampler) -> bool:
-        return isinstance(sampler, Sampler) and sampler.kind in cls.KINDS
+    def supports(cls, sampler: object) -> bool:
+        return bool(getattr(sampler, "steps_in_blocks", False))
 
     # --- the block ---------------------------------------------------------------------------
-    def _structure(self, s: Sampler) -> tuple:
+    def _structure(self, s: BlockSampler) -> tuple:
         # the addresses of the weights too (a graph reads them where they were at capture: a model
         # moved to another device and back lives elsewhere), and training mode (spectral norm
         # iterates only in it)
@@ -67,7 +82,7 @@ class LangevinBlock:
                 s.clamp, s.clip_grad is None, s.ref_sigma is None, s.mask is None,
                 tuple(t.data_ptr() for t in tensors))
 
-    def _prepare(self, s: Sampler) -> None:
+    def _prepare(self, s: BlockSampler) -> None:
         """Static tensors for the chains, gradient and settings of samplers of this structure."""
         dev = s.device
         # held while its graph may replay: the graph reads tensors the energy owns (weights, index
@@ -81,7 +96,7 @@ class LangevinBlock:
         self._observed = None if s.mask is None else s._observed.clone()
         self._generator: torch.Generator | None = torch.Generator(device=dev)
 
-    def _load(self, s: Sampler) -> None:
+    def _load(self, s: BlockSampler) -> None:
         """Copy the sampler's state and live settings into the static tensors."""
         e, g = s._current()
         self._x.copy_(s.x)
@@ -101,7 +116,7 @@ class LangevinBlock:
             self._mask.copy_(s.mask)
             self._observed.copy_(s._observed)
 
-    def _body(self, s: Sampler) -> None:
+    def _body(self, s: BlockSampler) -> None:
         """K steps on the static tensors (what the graph holds; run eagerly where there is none)."""
         st, x, g = self._settings, self._x, self._g
         for _ in range(self.steps):
@@ -124,7 +139,7 @@ class LangevinBlock:
         self._g.copy_(g)
         self._e.copy_(e)
 
-    def _capture(self, s: Sampler) -> None:
+    def _capture(self, s: BlockSampler) -> None:
         self._graph = None
         self.fallback_reason = None
         want = graphs_available(s.device) if self.use_graph is None else self.use_graph
@@ -155,7 +170,7 @@ class LangevinBlock:
         """Whether blocks of the current structure replay a CUDA graph (False: they run eagerly)."""
         return self._graph is not None
 
-    def run(self, s: Sampler) -> None:
+    def run(self, s: BlockSampler) -> None:
         """Advance ``s`` by this block's K steps."""
         if not self.supports(s):
             raise ValueError(f"a Langevin block runs Langevin or tuned samplers, not {s.kind!r}")
@@ -183,7 +198,7 @@ class LangevinBlock:
         s.steps_done += self.steps
 
 
-def run_steps(sampler: Sampler, n: int, block: LangevinBlock | None = None,
+def run_steps(sampler: BlockSampler, n: int, block: LangevinBlock | None = None,
               should_stop: Callable[[], bool] | None = None) -> None:
     """Advance ``sampler`` n steps: through ``block`` in whole blocks where one is given and its
     device can capture graphs, one step at a time otherwise; ``should_stop`` is polled between."""

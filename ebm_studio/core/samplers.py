@@ -25,7 +25,6 @@ Kinds:
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -33,6 +32,15 @@ from typing import Callable, Iterator
 import torch
 
 from ebm_studio.core.energies import Energy
+from ebm_studio.core.energy_eval import (  # noqa: F401  (re-exported: the samplers' public names)
+    DEFAULT_CHUNK,
+    Stopped,
+    check_finite_energy,
+    energy_and_grad,
+    frozen,
+    poll_stop,
+)
+from ebm_studio.core.langevin_block import LangevinBlock, graphs_available, run_steps
 from ebm_studio.core.precision import check_precision, compute_dtype
 from ebm_studio.core.errors import (
     check_finite_tensor,
@@ -49,20 +57,6 @@ SAMPLER_LABELS = {
     "hmc": "HMC (leapfrog)",
 }
 
-#: large particle sets are evaluated in chunks of this many chains (faster on CPU caches)
-DEFAULT_CHUNK = 4096
-
-
-class Stopped(Exception):
-    """``should_stop`` asked to abandon the current step; the chains are left as they were."""
-
-
-def poll_stop(should_stop: Callable[[], bool] | None) -> None:
-    """Raise :class:`Stopped` when ``should_stop`` says so (polled between inner steps)."""
-    if should_stop is not None and should_stop():
-        raise Stopped
-
-
 @dataclass
 class StepResult:
     """What one sampler step produced. Tensors are the sampler's own; copy before keeping."""
@@ -75,61 +69,6 @@ class StepResult:
 
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
-#: use closed-form input gradients where an energy has them (a switch for benchmarks and tests)
-USE_CLOSED_FORM = True
-
-
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """Temporarily stop ``module``'s parameters from requiring gradients."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-def energy_and_grad(
-    energy: Energy, x: torch.Tensor, chunk: int = DEFAULT_CHUNK, dtype: torch.dtype = torch.float32
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) and ∇ₓE(x) for a batch, parameters frozen, evaluated in chunks of ``chunk`` chains.
-
-    An energy with a closed-form ``energy_and_input_grad`` (the MLP, the ConvNet) skips autograd altogether.
-    ``dtype=torch.bfloat16`` runs the network in bf16 (see ``precision.py``); E and ∇E come back
-    float32 either way.
-    """
-    chunks = x.split(chunk) if x.shape[0] > chunk else (x,)
-    fast = getattr(energy, "energy_and_input_grad", None) if USE_CLOSED_FORM else None
-    if fast is not None and not _float32_network(energy, x):
-        fast = None  # the closed forms are written for float32 networks; others take autograd
-    if fast is not None:
-        parts = [fast(xs, dtype) for xs in chunks]
-    else:
-        with frozen(energy):
-            parts = [_autograd_energy_and_grad(energy, xs, dtype) for xs in chunks]
-    if len(parts) == 1:
-        return parts[0]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-
-def _float32_network(energy: Energy, x: torch.Tensor) -> bool:
-    first = next(energy.parameters(), None)
-    return x.dtype == torch.float32 and (first is None or first.dtype == torch.float32)
-
-
-def _autograd_energy_and_grad(
-    energy: Energy, x: torch.Tensor, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.enable_grad(), torch.autocast(x.device.type, dtype, enabled=dtype != torch.float32):
-        x = x.detach().requires_grad_(True)
-        e = energy(x)
-        (g,) = torch.autograd.grad(e.sum(), x)
-    return e.detach().float(), g
-
-
 def as_batch(x0) -> torch.Tensor:
     """``x0`` as a float tensor batch ``(N, ...)`` with N ≥ 1; ``ValueError`` otherwise."""
     if not isinstance(x0, torch.Tensor):
@@ -137,14 +76,6 @@ def as_batch(x0) -> torch.Tensor:
     if x0.ndim < 2 or x0.shape[0] < 1:
         raise ValueError(f"x0 must be a batch (N, ...) with N >= 1, got shape {tuple(x0.shape)}")
     return x0
-
-
-def check_finite_energy(e: torch.Tensor, step: int, grad: torch.Tensor | None = None) -> None:
-    """Raise ``FloatingPointError`` when a sampler's energies (or gradients) stopped being finite."""
-    if not torch.isfinite(e).all() or (grad is not None and not torch.isfinite(grad).all()):
-        raise FloatingPointError(
-            f"the energy became non-finite at step {step} (step size too large for this temperature?)"
-        )
 
 
 def _normalise_mask(mask, x: torch.Tensor) -> torch.Tensor | None:
@@ -232,6 +163,8 @@ class Sampler(SamplerSettings):
     """Base class of all samplers; see the module docstring for the shared behaviour."""
 
     kind = "base"
+    #: whether ``run`` may advance in CUDA-graph blocks (see ``langevin_block.py``)
+    steps_in_blocks = False
     exact = False
 
     def __init__(
@@ -275,6 +208,7 @@ class Sampler(SamplerSettings):
         #: polled inside a step's inner loop (HMC leapfrog), so an absurdly long step can be
         #: abandoned: :class:`Stopped` leaves the chains at their last state
         self.should_stop: Callable[[], bool] | None = None
+        self._block: LangevinBlock | None = None  # made at ``run``'s first use on a GPU
         self.set_state(x0, mask)
 
     # --- state ---------------------------------------------------------------------------------
@@ -396,10 +330,20 @@ class Sampler(SamplerSettings):
     def run(self, n_steps: int) -> StepResult:
         """Advance ``n_steps`` steps and return the last result.
 
-        ``should_stop`` is polled between steps: :class:`Stopped` leaves the chains at the last
-        whole step. (On a GPU, ``langevin_block.run_steps`` advances in graphed blocks instead.)
+        Where CUDA graphs can be captured, Langevin and tuned Langevin advance in blocks of steps
+        replayed as one graph each (see ``langevin_block.py``): a step of a small energy is far
+        less work for a GPU than launching its kernels. The blocks draw their noise from a stream
+        seeded by this sampler's (so a run is reproducible from the seed, though not equal to the
+        same number of ``step`` calls) and check for non-finite energies once per block.
+        Elsewhere the steps are taken one by one. ``should_stop`` is polled between steps (and
+        blocks): :class:`Stopped` leaves the chains at the last whole step.
         """
         n_steps = check_int_at_least("n_steps", n_steps, 1)
+        if self.steps_in_blocks and graphs_available(self.device):
+            if self._block is None:
+                self._block = LangevinBlock()
+            run_steps(self, n_steps, self._block, self.should_stop)
+            return StepResult(self.steps_done, self._x, self._current()[0], None)
         for _ in range(n_steps):
             poll_stop(self.should_stop)
             result = self.step()
@@ -414,6 +358,7 @@ class LangevinSampler(Sampler):
     """Unadjusted Langevin: x ← x − (ε/2)∇U(x) + √ε ξ."""
 
     kind = "langevin"
+    steps_in_blocks = True
 
     def _advance(self) -> None:
         eps = self._step_size
@@ -426,6 +371,7 @@ class TunedLangevinSampler(Sampler):
     """Tuned Langevin: x ← x − α∇U(x) + σξ (α = step_size, σ = noise). A heuristic, not exact."""
 
     kind = "tuned"
+    steps_in_blocks = True
 
     def _advance(self) -> None:
         self._x = self._finish(self._drift_and_noise(self._step_size, self._noise))

@@ -9,19 +9,18 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ebm_studio.core import samplers
-from ebm_studio.core import conv_grad
+from ebm_studio.core import conv_grad, energy_eval
 from ebm_studio.core.conv_grad import Conv, _input_grad_by_phases, block_maps, dense_used, flipped_weight, phase_weight
 from ebm_studio.core.energies import ConvEnergy, MLPEnergy
 from ebm_studio.core.samplers import energy_and_grad, make_sampler
 
 
 def autograd(energy: ConvEnergy, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    samplers.USE_CLOSED_FORM = False
+    energy_eval.USE_CLOSED_FORM = False
     try:
         return energy_and_grad(energy, x)
     finally:
-        samplers.USE_CLOSED_FORM = True
+        energy_eval.USE_CLOSED_FORM = True
 
 
 CASES = [  # (channels, size, width, spectral norm): the dense last layer is used in the first three
@@ -147,11 +146,11 @@ def test_the_sampler_takes_the_closed_form_and_follows_autograd_chains():
     x0 = torch.rand(8, 1, 28, 28)
     runs = []
     for closed in (True, False):
-        samplers.USE_CLOSED_FORM = closed
+        energy_eval.USE_CLOSED_FORM = closed
         try:
             runs.append(make_sampler("langevin", energy, x0, step_size=1e-3, seed=4, precision="fp32").run(20).x)
         finally:
-            samplers.USE_CLOSED_FORM = True
+            energy_eval.USE_CLOSED_FORM = True
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-4, atol=1e-5)
 
 

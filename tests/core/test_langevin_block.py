@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebm_studio.core.energies import ConvEnergy, Energy, MLPEnergy
+import numpy as np
+
+from ebm_studio.core import langevin_block
+from ebm_studio.core.energies import ConvEnergy, Energy, GaussianEnergy, MLPEnergy
 from ebm_studio.core.langevin_block import LangevinBlock, graphs_available, run_steps
 from ebm_studio.core.samplers import make_sampler
 
@@ -103,6 +106,56 @@ def test_on_cuda_the_block_replays_a_graph_that_matches_the_eager_body():
     graph = gb._graph
     gb.run(graphed)
     assert gb._graph is graph
+
+
+def test_run_takes_single_steps_where_there_are_no_graphs():
+    energy, x0 = MLPEnergy(), torch.randn(32, 2)
+    s, twin = (make_sampler("langevin", energy, x0, seed=4) for _ in range(2))
+    s.run(25)
+    for _ in range(25):
+        twin.step()
+    assert s._block is None and torch.equal(s.x, twin.x)
+
+
+def test_run_advances_in_blocks_where_graphs_can_be_had(monkeypatch):
+    # a CPU posing as a graph device: the capture fails, and the blocks run their eager body
+    monkeypatch.setattr(langevin_block, "graphs_available", lambda device: True)
+    from ebm_studio.core import samplers
+
+    monkeypatch.setattr(samplers, "graphs_available", lambda device: True)
+    mean, cov = np.array([1.0, -0.5]), np.array([[1.0, 0.8], [0.8, 1.0]])
+    x0 = torch.randn(4000, 2, generator=torch.Generator().manual_seed(1)) * 3
+    s, again = (make_sampler("langevin", GaussianEnergy(mean, cov), x0, step_size=0.01, seed=7)
+                for _ in range(2))
+    s.run(1500)
+    snaps = [s.run(155).x.clone() for _ in range(4)]  # 155: whole blocks and single steps
+    assert s.steps_done == 1500 + 4 * 155 and s._block is not None and s._block.fallback_reason
+    again.run(1500)
+    assert torch.equal(again.run(155).x, snaps[0])  # the blocks' noise comes from the seed
+    x = torch.stack(snaps).reshape(-1, 2).double().numpy()
+    n_eff = x.shape[0] // 2
+    d = np.diag(cov)
+    bias = 0.01 * np.linalg.eigvalsh(np.linalg.inv(cov)).max() / 4  # ULA's own, as in test_samplers
+    assert np.all(np.abs(x.mean(0) - mean) < 4 * np.sqrt(d / n_eff))
+    assert np.all(np.abs(np.cov(x.T) - cov) < 4 * np.sqrt((cov**2 + np.outer(d, d)) / n_eff) + bias * np.abs(cov))
+
+
+def test_mala_and_level_samplers_never_take_blocks(monkeypatch):
+    from ebm_studio.core import samplers
+
+    monkeypatch.setattr(samplers, "graphs_available", lambda device: True)
+    s = make_sampler("mala", MLPEnergy(), torch.randn(8, 2), seed=1)
+    s.run(20)
+    assert s._block is None and s.steps_done == 20
+    assert not LangevinBlock.supports(object())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_run_replays_graphed_blocks():
+    s = make_sampler("langevin", ConvEnergy(1, 28, width=16).cuda(),
+                     torch.rand(128, 1, 28, 28, device="cuda") * 2 - 1, step_size=1e-3, seed=0)
+    s.run(30)
+    assert s.steps_done == 30 and s._block.graphed, s._block.fallback_reason
 
 
 class Quartic(Energy):
