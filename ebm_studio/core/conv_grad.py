@@ -140,12 +140,10 @@ def phase_weight(weight: torch.Tensor) -> torch.Tensor:
 _PHASE_TAPS = {(0, 0): 1, (1, 0): 2, (1, 1): 0}
 
 
-def _input_grad_by_phases(g: torch.Tensor, kernel: "torch.Tensor | Conv", in_shape: tuple[int, int, int]
-                          ) -> torch.Tensor:
+def _input_grad_by_phases(g: torch.Tensor, conv: Conv, in_shape: tuple[int, int, int]) -> torch.Tensor:
     """The input gradient of a 3×3 stride-2 padding-1 conv from its output gradient ``g`` and
-    :func:`phase_weight`'s ``kernel`` (a tensor, or a :class:`Conv` of it); channels-last like the
+    ``conv``, the stride-1 convolution with :func:`phase_weight`'s kernel; channels-last like the
     input."""
-    conv = kernel if isinstance(kernel, Conv) else Conv(kernel, None, 1, 0, pack=False)
     n, c_out, ho, wo = g.shape
     c_in, h, w = in_shape
     padded = g.new_zeros(n, ho + 1, wo + 1, c_out)

@@ -39,6 +39,7 @@ class BlockSampler(Protocol):
 
     def _current(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 
+
 #: steps per replay: long enough to hide launches, short enough to poll a stop request often
 DEFAULT_BLOCK = 10
 
@@ -54,8 +55,6 @@ class LangevinBlock:
     ``run(sampler)`` advances ``sampler`` by K steps in place (its chains, step count and cache),
     so a caller may interleave blocks with single steps and setting changes.
     """
-
-    KINDS = ("langevin", "tuned")
 
     def __init__(self, steps: int = DEFAULT_BLOCK, use_graph: bool | None = None) -> None:
         if steps < 1:

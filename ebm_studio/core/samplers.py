@@ -69,6 +69,7 @@ class StepResult:
 
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
+
 def as_batch(x0) -> torch.Tensor:
     """``x0`` as a float tensor batch ``(N, ...)`` with N ≥ 1; ``ValueError`` otherwise."""
     if not isinstance(x0, torch.Tensor):

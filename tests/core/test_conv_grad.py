@@ -58,7 +58,8 @@ def test_a_strided_input_gradient_by_phases_equals_the_convolutions(side):
     x = torch.randn(3, 6, side, side).contiguous(memory_format=torch.channels_last)
     g = torch.randn_like(conv(x))
     kernel = phase_weight(conv.weight.detach()).contiguous(memory_format=torch.channels_last)
-    got = _input_grad_by_phases(g.contiguous(memory_format=torch.channels_last), kernel, x.shape[1:])
+    got = _input_grad_by_phases(g.contiguous(memory_format=torch.channels_last),
+                                Conv(kernel, None, 1, 0, pack=False), x.shape[1:])
     (expected,) = torch.autograd.grad(conv(x.requires_grad_(True)), x, g)
     assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
